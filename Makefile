@@ -1,0 +1,64 @@
+# IntradayJules. `make run` sets everything up and runs the lifecycle once; `make test` runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Embedded defaults: project-local Airflow (SQLite), MLflow (SQLite), DVC remote and mail sink.
+export IJULES_PROJECT_DIR := $(CURDIR)
+export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__PARALLELISM := 4
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS := True
+export IJULES_SMTP_PORT ?= 1025
+export AIRFLOW_CONN_SMTP_DEFAULT ?= {"conn_type":"smtp","host":"127.0.0.1","port":$(IJULES_SMTP_PORT),"extra":{"disable_tls":true,"disable_ssl":true,"from_email":"ijules@localhost"}}
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/var/mlflow/mlflow.db
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export GX_ANALYTICS_ENABLED := False
+export DO_NOT_TRACK := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup run test test-fast lint type up down clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## Create .venv and install the lock (torch first)
+
+run: setup  ## Run the whole lifecycle once through Airflow (weekly, then nightly) and summarise it
+	bash scripts/run-lifecycle.sh
+
+test: setup  ## Run the test suite (unit, integration, DAG and end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## ruff, with Airflow's AIR rules on dags/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --preview --select AIR dags
+
+type: setup  ## mypy, strict
+	$(BIN)/mypy
+
+up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail sink in the background
+	bash scripts/services.sh up
+
+down:  ## Stop what `make up` started
+	bash scripts/services.sh down
+
+clean:  ## Remove local state (Airflow, MLflow, DVC remote, mail) but keep .venv
+	bash scripts/services.sh down
+	rm -rf var
