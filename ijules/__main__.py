@@ -1,0 +1,3 @@
+from ijules.cli import main
+
+main()

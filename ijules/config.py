@@ -1,0 +1,393 @@
+"""Run parameters: ``params.yaml`` plus an optional phase overlay, parsed once into frozen models.
+
+``params.yaml`` is the single source of run parameters. Its ``phase`` key (or ``--phase`` on the
+command line) selects ``config/<phase>.yaml``, an overlay merged over it: the master plan's phase
+configurations live there. Every model forbids unknown keys, and keys that belong to work not built
+yet are refused by name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ijules.errors import ConfigError
+
+BASE_PHASE = "base"
+
+# Sections of the master plan that later work implements. A key under one of these prefixes is
+# refused with the name of the work that will implement it, so a phase overlay never half-applies.
+PLANNED_KEYS: dict[str, str] = {
+    "risk": "risk features, the risk penalty and the drawdown limit (market simulator and risk "
+    "engine issues)",
+    "safeguards": "environment safeguards: NaN guard, reward bounds, observation consistency "
+    "(market simulator issue)",
+    "microstructure": "the transaction-cost engine and liquidity model (market simulator issue)",
+    "regime_detection": "regime detection (risk engine issue)",
+    "risk_management": "risk limits and circuit breakers (risk engine issue)",
+    "risk_models": "VaR, expected shortfall and stress tests (risk engine and validation issues)",
+    "curriculum": "the curriculum with advancement gates (training and validation issue)",
+    "portfolio_optimization": "enhanced Kelly sizing and regime adaptation (risk engine issue)",
+    "performance_attribution": "performance attribution (risk engine issue)",
+    "risk_budgeting": "risk budgeting (risk engine issue)",
+    "backtesting": "walk-forward and stress validation (training and validation issue)",
+    "regime_mastery": "phase 6 regime mastery and continuous learning (not scheduled yet)",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ColumnMap(_Frozen):
+    """Canonical column name -> column name in the source file."""
+
+    timestamp: str = "timestamp"
+    symbol: str | None = "symbol"
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str = "volume"
+
+
+class CleaningPolicy(_Frozen):
+    """What ingest may repair before validation; each repair is counted in the ingest report.
+
+    Off by default: dirty data should fail loudly unless someone chose to clean it.
+    """
+
+    drop_duplicates: Literal["none", "keep_first", "keep_last"] = "none"
+    sort: bool = False
+    drop_off_grid: bool = False
+
+
+class DataConfig(_Frozen):
+    """Where the bars come from and how to read them."""
+
+    source: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    symbol: str
+    timezone: str = "UTC"
+    columns: ColumnMap = ColumnMap()
+    frequency: str = "1h"
+    calendar: Literal["continuous", "fx_24x5"] = "continuous"
+    start: str | None = None
+    end: str | None = None
+    cleaning: CleaningPolicy = CleaningPolicy()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown timezone {value!r}") from err
+        return value
+
+    @field_validator("frequency")
+    @classmethod
+    def _valid_frequency(cls, value: str) -> str:
+        try:
+            delta = pd.Timedelta(value)
+        except ValueError as err:
+            raise ValueError(f"not a bar frequency: {value!r} (try '15min' or '1h')") from err
+        if delta <= timedelta(0):
+            raise ValueError(f"bar frequency must be positive, got {value!r}")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _valid_timestamp(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                pd.Timestamp(value)
+            except ValueError as err:
+                raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from err
+        return value
+
+    @property
+    def bar_timedelta(self) -> pd.Timedelta:
+        """The bar frequency as a timedelta."""
+        return pd.Timedelta(self.frequency)
+
+
+class QualityConfig(_Frozen):
+    """Thresholds of the data-quality rules that need one."""
+
+    max_abs_log_return: PositiveFloat = 0.25
+    max_missing_bars: Annotated[int, Field(ge=0)] | None = None
+    example_rows: PositiveInt = 5
+
+
+class FeaturesConfig(_Frozen):
+    """Look-back windows, in bars, of the features."""
+
+    return_windows: tuple[PositiveInt, ...] = (1, 4, 24)
+    volatility_window: Annotated[int, Field(ge=2)] = 24
+    rsi_window: Annotated[int, Field(ge=2)] = 14
+    sma_window: Annotated[int, Field(ge=2)] = 48
+    volume_window: Annotated[int, Field(ge=2)] = 48
+    clip_zscore: PositiveFloat = 5.0
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars needed before every feature is defined."""
+        return max(
+            *self.return_windows,
+            self.volatility_window + 1,
+            self.rsi_window + 1,
+            self.sma_window,
+            self.volume_window,
+        )
+
+
+class SplitConfig(_Frozen):
+    """Chronological train / validation / test windows with an embargo between them."""
+
+    train_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.70
+    validation_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    embargo_bars: Annotated[int, Field(ge=0)] = 48
+
+    @model_validator(mode="after")
+    def _leaves_a_test_window(self) -> SplitConfig:
+        if self.train_fraction + self.validation_fraction >= 1:
+            raise ValueError(
+                "train_fraction + validation_fraction must be below 1 to leave a test window"
+            )
+        return self
+
+
+class EnvironmentConfig(_Frozen):
+    """The trading environment: capital, limits, costs and reward."""
+
+    initial_capital: PositiveFloat = 100_000.0
+    max_position_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    min_cash_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    proportional_cost_bps: Annotated[float, Field(ge=0)] = 5.0
+    min_trade_weight: Annotated[float, Field(ge=0, lt=1)] = 0.02
+    reward_scaling: PositiveFloat = 0.001
+    episode_bars: Annotated[int, Field(ge=16)] = 512
+
+    @property
+    def position_limit(self) -> float:
+        """Largest absolute weight of equity the position may take."""
+        return min(self.max_position_fraction, 1.0 - self.min_cash_reserve_fraction)
+
+
+class TrainingConfig(_Frozen):
+    """RecurrentPPO hyper-parameters and the training budget."""
+
+    total_timesteps: PositiveInt = 16_384
+    n_envs: PositiveInt = 4
+    n_steps: PositiveInt = 256
+    batch_size: PositiveInt = 256
+    n_epochs: PositiveInt = 4
+    learning_rate: PositiveFloat = 3e-4
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    gae_lambda: Annotated[float, Field(gt=0, le=1)] = 0.95
+    clip_range: PositiveFloat = 0.2
+    ent_coef: Annotated[float, Field(ge=0)] = 0.005
+    lstm_hidden_size: PositiveInt = 32
+    net_arch: tuple[PositiveInt, ...] = (64,)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: PositiveInt = 2
+
+
+class GateConfig(_Frozen):
+    """Out-of-sample thresholds a model must meet to become challenger or champion."""
+
+    min_sharpe: float = 0.0
+    max_drawdown: Fraction = 0.10
+    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
+    min_trades: Annotated[int, Field(ge=0)] = 10
+
+
+class RegistryConfig(_Frozen):
+    """MLflow names."""
+
+    model_name: str = "ijules-policy"
+    experiment: str = "ijules"
+
+
+class DriftConfig(_Frozen):
+    """Drift of the newest bars' features against the training window."""
+
+    window_bars: Annotated[int, Field(ge=30)] = 500
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+class NotifyConfig(_Frozen):
+    """Who receives the nightly reports."""
+
+    risk_team: tuple[str, ...] = ("risk-team@example.com",)
+    sender: str = "ijules@localhost"
+
+    @field_validator("risk_team")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one address is needed")
+        for address in value:
+            if not _EMAIL.match(address):
+                raise ValueError(f"not an e-mail address: {address!r}")
+        return value
+
+
+class PathsConfig(_Frozen):
+    """Where each stage reads and writes; dvc.yaml passes the same paths to every command."""
+
+    staged: str = "data/staging/bars.parquet"
+    ingest_report: str = "reports/ingest.json"
+    bars: str = "data/raw/bars.parquet"
+    validation: str = "reports/validation/result.json"
+    features: str = "data/features/features.parquet"
+    feature_meta: str = "data/features/meta.json"
+    model_dir: str = "models"
+    metrics: str = "reports/metrics.json"
+    equity_curve: str = "reports/equity.csv"
+    equity_plot: str = "reports/equity.png"
+    registration: str = "reports/registry.json"
+    drift_html: str = "reports/drift/drift.html"
+    drift_snapshot: str = "reports/drift/snapshot.json"
+    drift_metrics: str = "reports/drift/drift_metrics.json"
+    mailbox: str = "var/mail"
+
+
+class Config(_Frozen):
+    """Every run parameter, resolved from params.yaml and the selected phase overlay."""
+
+    seed: Annotated[int, Field(ge=0)]
+    phase: str = BASE_PHASE
+    data: DataConfig
+    quality: QualityConfig = QualityConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    split: SplitConfig = SplitConfig()
+    environment: EnvironmentConfig = EnvironmentConfig()
+    training: TrainingConfig = TrainingConfig()
+    gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    drift: DriftConfig = DriftConfig()
+    notify: NotifyConfig = NotifyConfig()
+    paths: PathsConfig = PathsConfig()
+
+    def digest(self) -> str:
+        """Return a stable hash of the parameters that shape results (paths excluded)."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"paths"}), sort_keys=True)
+        return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
+
+
+def available_phases(config_dir: Path) -> list[str]:
+    """List the overlays in ``config_dir``."""
+    return sorted(path.stem for path in config_dir.glob("*.yaml"))
+
+
+def load_config(params_path: Path = Path("params.yaml"), phase: str | None = None) -> Config:
+    """Parse ``params_path`` and the selected phase overlay into a frozen :class:`Config`.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the file and the key at fault.
+    """
+    raw = _read_mapping(params_path)
+    _refuse_planned(raw, params_path)
+    selected = phase if phase is not None else raw.get("phase", BASE_PHASE)
+    if not isinstance(selected, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", selected):
+        raise ConfigError(f"{params_path}: phase must be a preset name, got {selected!r}")
+    config_dir = params_path.parent / "config"
+    overlay_path = config_dir / f"{selected}.yaml"
+    if not overlay_path.is_file():
+        known = ", ".join(available_phases(config_dir)) or "none"
+        raise ConfigError(f"unknown phase {selected!r}: no {overlay_path} (known: {known})")
+    overlay = _read_mapping(overlay_path, allow_empty=True)
+    if "phase" in overlay:
+        raise ConfigError(f"{overlay_path}: an overlay cannot set 'phase'")
+    _refuse_planned(overlay, overlay_path)
+    merged = _deep_merge(raw, overlay)
+    merged["phase"] = selected
+    try:
+        # JSON mode keeps strict typing (no "yes" -> True) while accepting YAML lists as tuples.
+        return Config.model_validate_json(json.dumps(merged, default=str))
+    except ValidationError as err:
+        sources = str(params_path) if selected == BASE_PHASE else f"{params_path} + {overlay_path}"
+        raise ConfigError(f"{sources}: {_describe(err)}") from None
+
+
+def _read_mapping(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"parameter file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    if loaded is None and allow_empty:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameters at the top level")
+    return loaded
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, Mapping):
+            keys.extend(_flatten(value, f"{dotted}."))
+    return keys
+
+
+def _refuse_planned(mapping: Mapping[str, Any], source: Path) -> None:
+    for dotted in _flatten(mapping):
+        for prefix, owner in PLANNED_KEYS.items():
+            if dotted == prefix or dotted.startswith(prefix + "."):
+                raise ConfigError(
+                    f"{source}: '{prefix}' is not implemented yet ({owner}); "
+                    "remove it or select another phase"
+                )
+
+
+def _deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for issue in err.errors():
+        where = ".".join(str(part) for part in issue["loc"]) or "(top level)"
+        if issue["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{where}'")
+        elif issue["type"] == "missing":
+            parts.append(f"missing key '{where}'")
+        else:
+            message = issue["msg"].removeprefix("Value error, ")
+            parts.append(f"'{where}': {message} (got {issue.get('input')!r})")
+    return "; ".join(parts)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ijules.config import PLANNED_KEYS, load_config
+from ijules.errors import ConfigError
+from tests.conftest import REPO, write_params
+
+
+def test_repository_params_parse_into_frozen_config() -> None:
+    config = load_config(REPO / "params.yaml")
+    assert config.phase == "base"
+    assert config.environment.position_limit == 1.0
+    with pytest.raises(ValueError, match="frozen"):
+        config.seed = 1  # type: ignore[misc]
+
+
+def test_unknown_key_is_refused_by_its_dotted_name(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'environment\.initial_capitl'"):
+        make_config({"environment": {"initial_capitl": 1.0}})
+
+
+def test_ill_typed_key_is_refused_by_its_dotted_name(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"'training\.total_timesteps'.*'many'"):
+        make_config({"training": {"total_timesteps": "many"}})
+
+
+def test_yes_is_not_a_boolean(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"data\.cleaning\.sort"):
+        make_config({"data": {"cleaning": {"sort": "yes"}}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"environment": {"proportional_cost_bps": -1.0}}, "environment.proportional_cost_bps"),
+        ({"environment": {"max_position_fraction": 1.5}}, "environment.max_position_fraction"),
+        (
+            {"environment": {"min_cash_reserve_fraction": 1.2}},
+            "environment.min_cash_reserve_fraction",
+        ),
+        ({"data": {"timezone": "Mars/Olympus"}}, "data.timezone"),
+        ({"data": {"frequency": "often"}}, "data.frequency"),
+        ({"notify": {"risk_team": ["not-an-address"]}}, "notify.risk_team"),
+    ],
+)
+def test_out_of_range_values_name_their_key(make_config, overrides, key) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        make_config(overrides)
+
+
+def test_split_must_leave_a_test_window(make_config) -> None:
+    with pytest.raises(ConfigError, match="leave a test window"):
+        make_config({"split": {"train_fraction": 0.8, "validation_fraction": 0.2}})
+
+
+def test_cash_reserve_tightens_the_position_limit(make_config) -> None:
+    config = make_config(
+        {"environment": {"max_position_fraction": 0.95, "min_cash_reserve_fraction": 0.1}}
+    )
+    assert config.environment.position_limit == pytest.approx(0.9)
+
+
+def test_phase_overlay_merges_over_params(tmp_path: Path) -> None:
+    params = write_params(tmp_path)
+    (tmp_path / "config" / "tight.yaml").write_text(
+        yaml.safe_dump({"environment": {"initial_capital": 50_000.0}})
+    )
+    config = load_config(params, phase="tight")
+    assert config.phase == "tight"
+    assert config.environment.initial_capital == 50_000.0
+    assert (
+        config.environment.proportional_cost_bps == 5.0
+    )  # untouched keys keep params.yaml's value
+
+
+def test_phase_selected_in_params_is_applied(tmp_path: Path) -> None:
+    params = write_params(tmp_path, {"phase": "tight"})
+    (tmp_path / "config" / "tight.yaml").write_text(yaml.safe_dump({"seed": 99}))
+    assert load_config(params).seed == 99
+
+
+def test_unknown_phase_lists_the_known_ones(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"unknown phase 'phase9'.*phase1_institutional"):
+        make_config(phase="phase9")
+
+
+def test_master_plan_phase_refuses_unimplemented_section_by_name(make_config) -> None:
+    with pytest.raises(
+        ConfigError, match=r"phase3_risk_framework\.yaml: 'risk_management' is not implemented"
+    ):
+        make_config(phase="phase3_risk_framework")
+
+
+def test_planned_key_in_params_is_refused_not_ignored(make_config) -> None:
+    with pytest.raises(ConfigError, match="'curriculum' is not implemented yet"):
+        make_config({"curriculum": {"enabled": True}})
+
+
+@pytest.mark.parametrize("overlay", sorted(p.stem for p in (REPO / "config").glob("*.yaml")))
+def test_every_committed_overlay_uses_known_or_planned_keys_only(
+    tmp_path: Path, overlay: str
+) -> None:
+    """An overlay may only fail for work that is planned: never for a typo."""
+    raw = yaml.safe_load((REPO / "config" / f"{overlay}.yaml").read_text()) or {}
+    implemented = {key: value for key, value in raw.items() if key not in PLANNED_KEYS}
+    (tmp_path / "params").mkdir()
+    params = write_params(tmp_path / "params")
+    (tmp_path / "params" / "config" / "check.yaml").write_text(yaml.safe_dump(implemented))
+    load_config(params, phase="check")
+
+
+def test_phase1_overlay_applies_its_environment_once_risk_is_implemented(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "config" / "phase1_institutional.yaml").read_text())
+    params = write_params(tmp_path)
+    (tmp_path / "config" / "p1.yaml").write_text(
+        yaml.safe_dump({"environment": raw["environment"]})
+    )
+    env = load_config(params, phase="p1").environment
+    assert (env.initial_capital, env.max_position_fraction, env.min_cash_reserve_fraction) == (
+        50_000.0,
+        0.95,
+        0.05,
+    )
+    assert env.position_limit == pytest.approx(0.95)
+
+
+def test_digest_tracks_parameters_but_not_paths(make_config) -> None:
+    base = make_config()
+    moved = make_config({"paths": {"metrics": "elsewhere/metrics.json"}})
+    changed = make_config({"seed": 8})
+    assert base.digest() == moved.digest()
+    assert base.digest() != changed.digest()
+
+
+def test_missing_params_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"parameter file not found: .*nope\.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_is_named_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 1\ndata: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml: line \d+ is not valid YAML"):
+        load_config(bad)
