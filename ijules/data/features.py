@@ -1,0 +1,210 @@
+"""Features: returns, volatility and technical indicators from past bars only, split by time.
+
+Every feature at bar t is a function of bars 0..t (trailing windows and recursive averages), so
+perturbing a later bar never moves it. The train, validation and test windows follow each other
+in time with ``split.embargo_bars`` bars dropped between them. Normalisation statistics are fitted
+on the train window only and travel with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ijules.config import Config, FeaturesConfig, SplitConfig
+from ijules.data.schema import TIMESTAMP
+from ijules.errors import IngestError
+from ijules.io import read_json, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+SPLIT = "split"
+Window = Literal["train", "validation", "test"]
+WINDOWS: tuple[Window, ...] = ("train", "validation", "test")
+_SECONDS_PER_YEAR = 365.25 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-feature mean and standard deviation fitted on the train window."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, values: npt.NDArray[np.float64], clip: float) -> npt.NDArray[np.float32]:
+        """Standardise ``values`` (rows x features) and clip them to +-``clip``."""
+        scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.asarray(np.clip(scaled, -clip, clip), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class WindowSpan:
+    """First and last bar of a window, and its size."""
+
+    start: str
+    end: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Metadata of a feature file: names, normalisation and the time split."""
+
+    feature_names: tuple[str, ...]
+    norm: NormStats
+    windows: dict[str, WindowSpan]
+    bars_per_year: float
+    frequency: str
+    calendar: str
+    symbol: str
+    clip_zscore: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> FeatureSet:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(
+            feature_names=tuple(payload["feature_names"]),
+            norm=NormStats(tuple(payload["norm"]["mean"]), tuple(payload["norm"]["std"])),
+            windows={k: WindowSpan(**v) for k, v in payload["windows"].items()},
+            bars_per_year=float(payload["bars_per_year"]),
+            frequency=str(payload["frequency"]),
+            calendar=str(payload["calendar"]),
+            symbol=str(payload["symbol"]),
+            clip_zscore=float(payload["clip_zscore"]),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureSet:
+        """Read a ``meta.json`` written by :func:`run_features`."""
+        return cls.from_dict(read_json(path))
+
+
+def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> FeatureSet:
+    """Compute features from validated bars and split them by time.
+
+    Writes ``output`` (Parquet: timestamp, close, features, split) and ``meta`` (JSON
+    :class:`FeatureSet`), both atomically.
+    """
+    if not bars.is_file():
+        raise IngestError(f"validated bars not found: {bars} (run `ijules validate` first)")
+    frame = pd.read_parquet(bars)
+    table = compute_features(frame, config.features)
+    warmup = config.features.warmup_bars
+    table = table.iloc[warmup:].reset_index(drop=True)
+    table[SPLIT] = assign_windows(len(table), config.split)
+    names = feature_columns(table)
+    _require_finite(table, names, bars)
+    train = table.loc[table[SPLIT] == "train", list(names)].to_numpy(dtype=np.float64)
+    std = train.std(axis=0)
+    feature_set = FeatureSet(
+        feature_names=names,
+        norm=NormStats(tuple(train.mean(axis=0)), tuple(np.where(std > 0, std, 1.0))),
+        windows={w: _span(table, w) for w in WINDOWS},
+        bars_per_year=bars_per_year(frame[TIMESTAMP]),
+        frequency=config.data.frequency,
+        calendar=config.data.calendar,
+        symbol=config.data.symbol,
+        clip_zscore=config.features.clip_zscore,
+    )
+    kept = table[SPLIT] != "embargo"
+    write_parquet(output, table.loc[kept].reset_index(drop=True))
+    write_json(meta, feature_set.to_dict())
+    log.info(
+        "features: %d bars x %d features (%s)",
+        int(kept.sum()),
+        len(names),
+        ", ".join(f"{w} {feature_set.windows[w].rows}" for w in WINDOWS),
+    )
+    return feature_set
+
+
+def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
+    """Return timestamp, close and the feature columns; row t uses bars 0..t only."""
+    close = bars["close"].astype("float64")
+    log_close = pd.Series(np.log(close.to_numpy()), index=close.index)
+    one_bar = log_close.diff()
+    out = pd.DataFrame({TIMESTAMP: bars[TIMESTAMP], "close": close})
+    for window in cfg.return_windows:
+        out[f"ret_{window}"] = log_close.diff(window)
+    out[f"vol_{cfg.volatility_window}"] = one_bar.rolling(cfg.volatility_window).std()
+    out[f"rsi_{cfg.rsi_window}"] = _rsi(one_bar, cfg.rsi_window)
+    out[f"sma_gap_{cfg.sma_window}"] = close / close.rolling(cfg.sma_window).mean() - 1.0
+    out["range_hl"] = (bars["high"] - bars["low"]) / close
+    log_volume = pd.Series(np.log1p(bars["volume"].to_numpy(dtype=np.float64)), index=bars.index)
+    mean = log_volume.rolling(cfg.volume_window).mean()
+    spread = log_volume.rolling(cfg.volume_window).std()
+    volume_z = (log_volume - mean) / spread
+    # A window of constant volume has no spread: call it average (0), not undefined.
+    out[f"volume_z_{cfg.volume_window}"] = volume_z.where(spread > 0, 0.0).where(spread.notna())
+    hours = bars[TIMESTAMP].dt.hour + bars[TIMESTAMP].dt.minute / 60.0
+    out["hour_sin"] = np.sin(2 * np.pi * hours / 24.0)
+    out["hour_cos"] = np.cos(2 * np.pi * hours / 24.0)
+    return out
+
+
+def feature_columns(table: pd.DataFrame) -> tuple[str, ...]:
+    """Names of the feature columns in a feature table."""
+    return tuple(c for c in table.columns if c not in (TIMESTAMP, "close", SPLIT))
+
+
+def assign_windows(rows: int, split: SplitConfig) -> npt.NDArray[np.str_]:
+    """Label rows train / embargo / validation / embargo / test, in time order."""
+    train_end = int(rows * split.train_fraction)
+    validation_end = train_end + split.embargo_bars + int(rows * split.validation_fraction)
+    test_start = validation_end + split.embargo_bars
+    if train_end < 1 or test_start >= rows or validation_end <= train_end + split.embargo_bars:
+        raise IngestError(
+            f"{rows} bars after warm-up are too few for the split "
+            f"({split.train_fraction:.0%} / {split.validation_fraction:.0%} / rest, "
+            f"embargo {split.embargo_bars} bars)"
+        )
+    labels = np.full(rows, "embargo", dtype=object)
+    labels[:train_end] = "train"
+    labels[train_end + split.embargo_bars : validation_end] = "validation"
+    labels[test_start:] = "test"
+    return labels.astype(str)
+
+
+def bars_per_year(timestamps: pd.Series) -> float:
+    """Estimate bars per year from the data itself, so market closures are accounted for."""
+    span_s = (timestamps.iloc[-1] - timestamps.iloc[0]).total_seconds()
+    if len(timestamps) < 2 or span_s <= 0:
+        raise IngestError("need at least two bars a positive time apart to annualise")
+    return float((len(timestamps) - 1) / (span_s / _SECONDS_PER_YEAR))
+
+
+def _rsi(one_bar: pd.Series, window: int) -> pd.Series:
+    """Wilder's RSI rescaled to [-1, 1]; flat stretches read 0."""
+    gains = one_bar.clip(lower=0.0)
+    losses = -one_bar.clip(upper=0.0)
+    alpha = 1.0 / window
+    avg_gain = gains.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
+    avg_loss = losses.ewm(alpha=alpha, adjust=False, min_periods=window).mean()
+    total = avg_gain + avg_loss
+    return ((avg_gain - avg_loss) / total).where(total > 0, 0.0).where(total.notna())
+
+
+def _require_finite(table: pd.DataFrame, names: tuple[str, ...], source: Path) -> None:
+    values = table[list(names)].to_numpy(dtype=np.float64)
+    bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+    if len(bad_rows):
+        row, col = int(bad_rows[0]), int(bad_cols[0])
+        raise IngestError(
+            f"{source}: {len(bad_rows)} non-finite feature value(s) after warm-up, first "
+            f"{names[col]} at {table[TIMESTAMP].iloc[row].isoformat()}"
+        )
+
+
+def _span(table: pd.DataFrame, window: str) -> WindowSpan:
+    rows = table.loc[table[SPLIT] == window, TIMESTAMP]
+    return WindowSpan(rows.iloc[0].isoformat(), rows.iloc[-1].isoformat(), len(rows))

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ijules.config import FeaturesConfig, SplitConfig
+from ijules.data.features import (
+    FeatureSet,
+    assign_windows,
+    bars_per_year,
+    compute_features,
+    feature_columns,
+    run_features,
+)
+from ijules.errors import IngestError
+
+CFG = FeaturesConfig()
+
+
+@pytest.fixture(scope="module")
+def bars(btc_1h: pd.DataFrame) -> pd.DataFrame:
+    return btc_1h.iloc[:1500].reset_index(drop=True)
+
+
+def test_features_are_finite_after_warm_up(bars) -> None:
+    table = compute_features(bars, CFG)
+    values = table[list(feature_columns(table))].iloc[CFG.warmup_bars :].to_numpy()
+    assert np.isfinite(values).all()
+    assert table[list(feature_columns(table))].iloc[: CFG.warmup_bars - 1].isna().any(axis=1).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(cut=st.integers(min_value=60, max_value=1400), shock=st.floats(min_value=0.5, max_value=2.0))
+def test_changing_future_bars_never_moves_an_earlier_feature(bars, cut, shock) -> None:
+    """A feature at bar t uses bars 0..t only: perturb bars after t and nothing up to t moves."""
+    future = bars.copy()
+    scale = np.linspace(1.0, shock, len(future) - cut - 1)
+    for column in ("open", "high", "low", "close"):
+        future.loc[cut + 1 :, column] = future.loc[cut + 1 :, column].to_numpy() * scale
+    future.loc[cut + 1 :, "volume"] = future.loc[cut + 1 :, "volume"].to_numpy()[::-1]
+    before = compute_features(bars, CFG).iloc[: cut + 1]
+    after = compute_features(future, CFG).iloc[: cut + 1]
+    pd.testing.assert_frame_equal(before, after)
+    assert (
+        not compute_features(future, CFG)
+        .iloc[cut + 1 :]
+        .equals(compute_features(bars, CFG).iloc[cut + 1 :])
+    )
+
+
+def test_windows_are_chronological_with_an_embargo_between_them() -> None:
+    labels = assign_windows(
+        1000, SplitConfig(train_fraction=0.6, validation_fraction=0.2, embargo_bars=10)
+    )
+    assert (labels[:600] == "train").all()
+    assert (labels[600:610] == "embargo").all()
+    assert (labels[610:810] == "validation").all()
+    assert (labels[810:820] == "embargo").all()
+    assert (labels[820:] == "test").all()
+
+
+def test_too_few_bars_for_the_split_is_an_error() -> None:
+    with pytest.raises(IngestError, match="too few for the split"):
+        assign_windows(50, SplitConfig(embargo_bars=48))
+
+
+def test_bars_per_year_follows_the_calendar(btc_1h) -> None:
+    assert bars_per_year(btc_1h["timestamp"]) == pytest.approx(24 * 365.25, rel=1e-6)
+    weekdays = btc_1h.loc[btc_1h["timestamp"].dt.weekday < 5, "timestamp"].reset_index(drop=True)
+    assert bars_per_year(weekdays) == pytest.approx(24 * 365.25 * 5 / 7, rel=0.01)
+
+
+def test_run_features_fits_normalisation_on_the_train_window_only(
+    make_config, btc_1h, tmp_path
+) -> None:
+    config = make_config()
+    raw = tmp_path / "bars.parquet"
+    btc_1h.iloc[:3000].to_parquet(raw, index=False)
+    first = run_features(config, bars=raw, output=tmp_path / "f.parquet", meta=tmp_path / "m.json")
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert set(table["split"]) == {"train", "validation", "test"}  # embargo rows are dropped
+    assert table["timestamp"].is_monotonic_increasing
+    train = table.loc[table["split"] == "train", list(first.feature_names)]
+    np.testing.assert_allclose(first.norm.mean, train.mean().to_numpy())
+
+    shocked = btc_1h.iloc[:3000].copy()
+    shocked.loc[2900:, ["open", "high", "low", "close"]] *= 3.0
+    shocked.to_parquet(raw, index=False)
+    second = run_features(
+        config, bars=raw, output=tmp_path / "f2.parquet", meta=tmp_path / "m2.json"
+    )
+    assert second.norm == first.norm  # the test window moved; train statistics did not
+    assert FeatureSet.load(tmp_path / "m.json") == first
+
+
+def test_missing_input_is_named(make_config, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="validated bars not found"):
+        run_features(
+            make_config(),
+            bars=tmp_path / "none.parquet",
+            output=tmp_path / "f",
+            meta=tmp_path / "m",
+        )
