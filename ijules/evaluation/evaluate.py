@@ -1,0 +1,174 @@
+"""Evaluate: backtest the trained policy on the test window, after costs, beside baselines.
+
+Only the test window is used, and nothing here feeds back into training or its parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ijules.config import Config, EnvironmentConfig
+from ijules.data.features import FeatureSet
+from ijules.env.market_data import MarketData, load_window
+from ijules.env.trading_env import TradingEnv
+from ijules.errors import RegistryError
+from ijules.evaluation.backtest import Backtest, constant, run_backtest
+from ijules.io import read_json, write_json, write_text, write_with
+from ijules.registry.tracking import configure
+from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
+
+log = logging.getLogger(__name__)
+
+AGENT, BUY_AND_HOLD, FLAT = "agent", "buy_and_hold", "flat"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The test-window backtests of the agent and its baselines."""
+
+    window: dict[str, Any]
+    backtests: dict[str, Backtest]
+    bars_per_year: float
+
+    def metrics(self) -> dict[str, Any]:
+        """The content of ``metrics.json``."""
+        payload: dict[str, Any] = {"window": self.window}
+        for name, backtest in self.backtests.items():
+            payload[name] = backtest.metrics(self.bars_per_year).to_dict()
+        return payload
+
+
+def backtest_policy(
+    policy: RecurrentPolicy, market: MarketData, environment: EnvironmentConfig
+) -> Backtest:
+    """Run ``policy`` over the whole of ``market`` with its own frozen normalisation."""
+    env = TradingEnv(market, policy.spec.norm, environment, clip_zscore=policy.spec.clip_zscore)
+    policy.check_compatible(
+        tuple(env.observation_space.shape or ()),
+        tuple(env.action_space.shape or ()),
+        market.feature_names,
+    )
+    policy.reset()
+    return run_backtest(env, policy.act)
+
+
+def evaluate(
+    policy: RecurrentPolicy, market: MarketData, feature_set: FeatureSet, config: Config
+) -> Evaluation:
+    """Backtest the policy, buy-and-hold and flat on the same bars with the same costs."""
+    backtests = {AGENT: backtest_policy(policy, market, config.environment)}
+    for name, weight in ((BUY_AND_HOLD, 1.0), (FLAT, 0.0)):
+        env = TradingEnv(
+            market, feature_set.norm, config.environment, clip_zscore=feature_set.clip_zscore
+        )
+        backtests[name] = run_backtest(env, constant(weight))
+    span = feature_set.windows["test"]
+    window = {
+        "name": "test",
+        "start": span.start,
+        "end": span.end,
+        "bars": span.rows,
+        "bars_per_year": feature_set.bars_per_year,
+        "proportional_cost_bps": config.environment.proportional_cost_bps,
+    }
+    return Evaluation(window, backtests, feature_set.bars_per_year)
+
+
+def run_evaluate(
+    config: Config,
+    *,
+    features: Path,
+    meta: Path,
+    model_dir: Path,
+    metrics: Path,
+    curve: Path,
+    plot: Path,
+) -> dict[str, Any]:
+    """Evaluate out of sample; write metrics, the equity curve and its plot; log them to MLflow."""
+    feature_set = FeatureSet.load(meta)
+    market = load_window(features, feature_set, "test")
+    policy = RecurrentPolicy.load(model_dir)
+    result = evaluate(policy, market, feature_set, config)
+    payload = {"model": {"run_id": read_json(model_dir / POLICY_SPEC)["mlflow"]["run_id"]}}
+    payload.update(result.metrics())
+    write_json(metrics, payload)
+    frame = _curve_frame(result)
+    write_text(curve, frame.to_csv(index=False))
+    write_with(plot, lambda tmp: _plot(frame, tmp))
+    _log_to_run(config, model_dir / POLICY_SPEC, payload, [metrics, plot])
+    agent, hold = payload[AGENT], payload[BUY_AND_HOLD]
+    log.info(
+        "test window: agent Sharpe %.2f return %.2f%%, buy-and-hold Sharpe %.2f return %.2f%%",
+        agent["sharpe"],
+        100 * agent["total_return"],
+        hold["sharpe"],
+        100 * hold["total_return"],
+    )
+    return payload
+
+
+def _curve_frame(result: Evaluation) -> pd.DataFrame:
+    agent = result.backtests[AGENT]
+    frame = pd.DataFrame(
+        {"timestamp": pd.to_datetime(agent.timestamps).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    )
+    for name, backtest in result.backtests.items():
+        frame[name] = np.round(backtest.equity, 2)
+    frame["agent_position"] = np.round(np.append(agent.weights, agent.weights[-1]), 4)
+    return frame
+
+
+def _plot(frame: pd.DataFrame, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    when = pd.to_datetime(frame["timestamp"])
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for name, label in ((AGENT, "agent"), (BUY_AND_HOLD, "buy and hold"), (FLAT, "flat")):
+        top.plot(when, frame[name], label=label, linewidth=1.2)
+    top.set_ylabel("equity (USD, after costs)")
+    top.set_title("Out-of-sample test window")
+    top.legend(loc="best")
+    top.grid(alpha=0.3)
+    bottom.plot(when, frame["agent_position"], color="tab:blue", linewidth=0.8)
+    bottom.set_ylabel("agent weight")
+    bottom.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(target, format="png", dpi=100)
+    plt.close(figure)
+
+
+def _log_to_run(
+    config: Config, spec_path: Path, payload: dict[str, Any], files: list[Path]
+) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run_id = read_json(spec_path)["mlflow"]["run_id"]
+    configure(config.registry.experiment)
+    try:
+        mlflow.get_run(run_id)
+    except MlflowException:
+        raise RegistryError(
+            f"MLflow run {run_id} (from {spec_path}) is not in {mlflow.get_tracking_uri()}; "
+            "retrain, or point MLFLOW_TRACKING_URI at the store that holds it"
+        ) from None
+    numbers = {
+        f"test_{prefix}{key}": float(value)
+        for name, prefix in ((AGENT, ""), (BUY_AND_HOLD, "buy_and_hold_"))
+        for key, value in payload[name].items()
+    }
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(numbers)
+        for file in files:
+            mlflow.log_artifact(str(file), artifact_path="evaluation")
