@@ -1,0 +1,1 @@
+"""Bars in: ingest, validation and features."""
