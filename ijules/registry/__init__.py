@@ -1,0 +1,1 @@
+"""MLflow tracking, the model registry and the promotion gate."""

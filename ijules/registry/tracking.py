@@ -1,0 +1,83 @@
+"""MLflow set-up and lineage: where runs go, and what ties a run to its code, data and params.
+
+Embedded default: a SQLite store at ``var/mlflow/mlflow.db`` with artifacts in
+``var/mlflow/artifacts`` under the project; ``MLFLOW_TRACKING_URI`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ijules.config import Config
+from ijules.io import md5_file
+
+
+def project_root() -> Path:
+    """The project folder: ``IJULES_PROJECT_DIR`` or the working directory."""
+    return Path(os.environ.get("IJULES_PROJECT_DIR", Path.cwd())).resolve()
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI in force."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    return f"sqlite:///{project_root() / 'var' / 'mlflow' / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifact folder for experiments we create: beside a SQLite store, else the server's."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / "artifacts").as_uri()
+
+
+def configure(experiment: str) -> str:
+    """Point MLflow at the store, create ``experiment`` if needed, and return its id."""
+    import mlflow
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(mlflow.create_experiment(experiment, artifact_location=artifact_root(uri)))
+
+
+def git_revision(cwd: Path | None = None) -> str:
+    """Return ``HEAD``'s hash, suffixed ``-dirty`` when tracked files have uncommitted changes."""
+    where = cwd or project_root()
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if status else head
+
+
+def lineage_tags(config: Config, inputs: dict[str, Path]) -> dict[str, str]:
+    """Tags that tie a run to its code revision, its input data (DVC MD5s) and its params."""
+    tags = {
+        "git.revision": git_revision(),
+        "params.md5": config.digest(),
+        "params.phase": config.phase,
+    }
+    for name, path in inputs.items():
+        tags[f"dvc.md5.{name}"] = md5_file(path)
+    return tags
