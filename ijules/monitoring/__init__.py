@@ -1,0 +1,1 @@
+"""Monitoring: drift reports and the risk team's e-mail."""
