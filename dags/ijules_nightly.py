@@ -1,0 +1,67 @@
+"""Nightly monitoring: ingest, validate, features, drift, then e-mail the risk team.
+
+A failed data check stops the run before anything downstream reads the bars; the last good data
+stays in place. The e-mail goes through Airflow's SMTP connection (`smtp_default`) to the
+addresses in params.yaml (`notify.risk_team`), with the Evidently report attached.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airflow.sdk import dag, get_current_context, task
+from wiring import DEFAULT_ARGS, PROJECT_DIR, dvc_stage
+
+
+@task
+def email_risk_team() -> str:
+    """Send the drift and health report; return the path of the attached drift report."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from ijules.config import load_config
+    from ijules.monitoring.report_mail import build_drift_email
+
+    root = Path(PROJECT_DIR)
+    config = load_config(root / "params.yaml")
+    paths = config.paths
+    interval_end = get_current_context().get("data_interval_end")
+    email = build_drift_email(
+        config,
+        drift_metrics=root / paths.drift_metrics,
+        drift_html=root / paths.drift_html,
+        validation=root / paths.validation,
+        metrics=root / paths.metrics,
+        registration=root / paths.registration,
+        interval=None if interval_end is None else interval_end.date().isoformat(),
+    )
+    with SmtpHook(smtp_conn_id="smtp_default") as hook:
+        hook.send_email_smtp(
+            to=list(email.to),
+            from_email=email.sender,
+            subject=email.subject,
+            html_content=email.html,
+            files=[str(path) for path in email.attachments],
+        )
+    return str(email.attachments[0])
+
+
+@dag(
+    dag_id="ijules_nightly",
+    schedule="0 1 * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ijules", "monitoring"],
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+)
+def ijules_nightly() -> None:
+    ingest = dvc_stage("ingest")
+    validate = dvc_stage("validate", retries=0)
+    features = dvc_stage("features")
+    drift = dvc_stage("drift")
+    ingest >> validate >> features >> drift >> email_risk_team()
+
+
+ijules_nightly()
