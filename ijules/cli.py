@@ -1,0 +1,321 @@
+"""The ``ijules`` command line: one subcommand per pipeline stage.
+
+Parameters come from ``params.yaml`` (and the selected phase overlay), parsed once here. Paths
+default to ``params.yaml``'s ``paths`` section; ``dvc.yaml`` passes them explicitly. Stage modules
+are imported inside each command so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from ijules.config import Config, load_config
+from ijules.errors import IjulesError
+
+app = typer.Typer(
+    name="ijules",
+    help="IntradayJules: intraday RL trading with a risk-first MLOps lifecycle.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_QUIET_LOGGERS = (
+    "great_expectations", "mlflow", "alembic", "evidently", "matplotlib", "urllib3",
+    "httpx", "fsspec", "numexpr", "py.warnings",
+)  # fmt: skip
+
+PathOption = Annotated[Path | None, typer.Option(show_default=False)]
+
+
+@dataclass(frozen=True)
+class _Options:
+    params: Path
+    phase: str | None
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    params: Annotated[Path, typer.Option(help="Parameter file.")] = Path("params.yaml"),
+    phase: Annotated[
+        str | None, typer.Option(help="Phase overlay from config/ (overrides params' phase).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    _configure_logging(verbose)
+    ctx.obj = _Options(params, phase)
+
+
+def _config(ctx: typer.Context) -> Config:
+    options: _Options = ctx.obj
+    return load_config(options.params, options.phase)
+
+
+def _path(given: Path | None, default: str) -> Path:
+    return given if given is not None else Path(default)
+
+
+@app.command()
+def config(ctx: typer.Context) -> None:
+    """Print the resolved parameters (params.yaml plus the phase overlay) as YAML."""
+    import yaml
+
+    resolved = _config(ctx)
+    typer.echo(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    source: Annotated[
+        Path | None, typer.Option(help="Bar file or folder (default: data.source).")
+    ] = None,
+    output: PathOption = None,
+    report: PathOption = None,
+) -> None:
+    """Read bars from the source into staging: canonical columns, UTC, cleaning policy applied."""
+    from ijules.data.ingest import run_ingest
+
+    cfg = _config(ctx)
+    result = run_ingest(
+        cfg,
+        source=source,
+        output=_path(output, cfg.paths.staged),
+        report=_path(report, cfg.paths.ingest_report),
+    )
+    typer.echo(f"ingested {result.rows_written} of {result.rows_read} rows from {result.source}")
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    staged: PathOption = None,
+    output: PathOption = None,
+    result: PathOption = None,
+) -> None:
+    """Check staged bars with Great Expectations; publish them to data/raw only if they pass."""
+    from ijules.data.validate import run_validate
+
+    cfg = _config(ctx)
+    report = run_validate(
+        cfg,
+        staged=_path(staged, cfg.paths.staged),
+        output=_path(output, cfg.paths.bars),
+        result=_path(result, cfg.paths.validation),
+    )
+    typer.echo(
+        f"validated {report.rows} bars: {report.successful_expectations} of "
+        f"{report.evaluated_expectations} expectations met, {len(report.warnings)} warning(s)"
+    )
+
+
+@app.command()
+def features(
+    ctx: typer.Context,
+    bars: PathOption = None,
+    output: PathOption = None,
+    meta: PathOption = None,
+) -> None:
+    """Compute past-only features and the train / validation / test split."""
+    from ijules.data.features import run_features
+
+    cfg = _config(ctx)
+    feature_set = run_features(
+        cfg,
+        bars=_path(bars, cfg.paths.bars),
+        output=_path(output, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+    )
+    spans = ", ".join(f"{name} {span.rows}" for name, span in feature_set.windows.items())
+    typer.echo(f"{len(feature_set.feature_names)} features; bars per window: {spans}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    model_dir: PathOption = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu or cuda (overrides training.device).")
+    ] = None,
+) -> None:
+    """Train RecurrentPPO on the train window; log the run and the model to MLflow."""
+    from ijules.training.train import run_train
+
+    cfg = _config(ctx)
+    if device is not None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise IjulesError(f"--device must be auto, cpu or cuda, got {device!r}")
+        cfg = cfg.model_copy(
+            update={"training": cfg.training.model_copy(update={"device": device})}
+        )
+    result = run_train(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+    )
+    typer.echo(
+        f"trained {result.timesteps} steps on {result.device} in {result.seconds:.0f} s; "
+        f"MLflow run {result.run_id}"
+    )
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    model_dir: PathOption = None,
+    metrics: PathOption = None,
+    curve: PathOption = None,
+    plot: PathOption = None,
+) -> None:
+    """Backtest the policy on the test window after costs, beside buy-and-hold and flat."""
+    from ijules.evaluation.evaluate import run_evaluate
+
+    cfg = _config(ctx)
+    payload = run_evaluate(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        metrics=_path(metrics, cfg.paths.metrics),
+        curve=_path(curve, cfg.paths.equity_curve),
+        plot=_path(plot, cfg.paths.equity_plot),
+    )
+    agent, hold = payload["agent"], payload["buy_and_hold"]
+    typer.echo(
+        f"test window: agent Sharpe {agent['sharpe']:.2f}, return {agent['total_return']:.2%}; "
+        f"buy-and-hold Sharpe {hold['sharpe']:.2f}, return {hold['total_return']:.2%}"
+    )
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    model_dir: PathOption = None,
+    metrics: PathOption = None,
+    features: PathOption = None,
+    meta: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Register the model in MLflow; the gate decides between champion, challenger and rejected."""
+    from ijules.registry.register import run_register
+
+    cfg = _config(ctx)
+    result = run_register(
+        cfg,
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        metrics=_path(metrics, cfg.paths.metrics),
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        output=_path(output, cfg.paths.registration),
+    )
+    typer.echo(
+        f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
+    )
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    html: PathOption = None,
+    snapshot: PathOption = None,
+    metrics: PathOption = None,
+) -> None:
+    """Write an Evidently drift report of the newest bars against the train window."""
+    from ijules.monitoring.drift import run_drift
+
+    cfg = _config(ctx)
+    summary = run_drift(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        html=_path(html, cfg.paths.drift_html),
+        snapshot=_path(snapshot, cfg.paths.drift_snapshot),
+        metrics=_path(metrics, cfg.paths.drift_metrics),
+    )
+    typer.echo(
+        f"{summary['drifted_features']} of {summary['features']} features drifted "
+        f"(share {summary['drift_share']:.2f}); report: {_path(html, cfg.paths.drift_html)}"
+    )
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Model version to move the alias to.")],
+    alias: Annotated[str, typer.Option(help="champion or challenger.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why; recorded on the version.")] = "manual",
+    force: Annotated[bool, typer.Option(help="Allow a version the gate rejected.")] = False,
+) -> None:
+    """Point an alias at a model version (a manual promotion, recorded for rollback)."""
+    from ijules.registry.aliases import promote as move
+
+    cfg = _config(ctx)
+    previous = move(cfg, version, alias, reason=reason, force=force)
+    was = f"was v{previous}" if previous else "was unset"
+    typer.echo(f"{cfg.registry.model_name}@{alias} -> v{version} ({was})")
+
+
+@app.command()
+def rollback(ctx: typer.Context) -> None:
+    """Move the champion alias back to the version it replaced."""
+    from ijules.registry.aliases import rollback as roll_back
+
+    cfg = _config(ctx)
+    current, restored = roll_back(cfg)
+    typer.echo(f"{cfg.registry.model_name}@champion: v{current} -> v{restored}")
+
+
+@app.command()
+def summary(ctx: typer.Context) -> None:
+    """Print what the last run produced: rows, metrics, the model's alias, drift, the e-mail."""
+    from ijules.summary import render_summary
+
+    typer.echo(render_summary(_config(ctx)))
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """Run the CLI; an expected failure prints one line and exits 1."""
+    # No usage telemetry (the network may be closed), and no progress bars in captured logs.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        app(standalone_mode=False)
+    except IjulesError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(1) from None
+    except click.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(130) from None
