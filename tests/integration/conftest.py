@@ -24,18 +24,35 @@ class Workspace:
         from ijules.data.ingest import run_ingest
         from ijules.data.validate import run_validate
 
-        run_ingest(self.config, source=None, output=self.path("staged"), report=self.path("ingest_report"))
-        run_validate(self.config, staged=self.path("staged"), output=self.path("bars"), result=self.path("validation"))
-        run_features(self.config, bars=self.path("bars"), output=self.path("features"), meta=self.path("feature_meta"))
+        run_ingest(
+            self.config, source=None, output=self.path("staged"), report=self.path("ingest_report")
+        )
+        run_validate(
+            self.config,
+            staged=self.path("staged"),
+            output=self.path("bars"),
+            result=self.path("validation"),
+        )
+        run_features(
+            self.config,
+            bars=self.path("bars"),
+            output=self.path("features"),
+            meta=self.path("feature_meta"),
+        )
 
     def train(self, model_dir: str = "models") -> Any:
         from ijules.training.train import run_train
 
         return run_train(
-            self.config, features=self.path("features"), meta=self.path("feature_meta"), model_dir=self.root / model_dir
+            self.config,
+            features=self.path("features"),
+            meta=self.path("feature_meta"),
+            model_dir=self.root / model_dir,
         )
 
-    def evaluate(self, model_dir: str = "models", metrics: str = "reports/metrics.json") -> dict[str, Any]:
+    def evaluate(
+        self, model_dir: str = "models", metrics: str = "reports/metrics.json"
+    ) -> dict[str, Any]:
         from ijules.evaluation.evaluate import run_evaluate
 
         return run_evaluate(
@@ -53,7 +70,6 @@ class Workspace:
 def workspace(tmp_path: Path, mlflow_store: str) -> Any:
     """Build a Workspace whose data paths live under tmp_path, with a tiny training budget."""
     from ijules.config import load_config
-
     from tests.conftest import SAMPLES
 
     def build(overrides: dict[str, Any] | None = None) -> Workspace:

@@ -21,7 +21,14 @@ from ijules.training.policy import RecurrentPolicy
 
 pytestmark = pytest.mark.slow
 
-LENIENT = {"gate": {"min_sharpe": -100.0, "max_drawdown": 1.0, "max_daily_turnover": 100.0, "min_trades": 0}}
+LENIENT = {
+    "gate": {
+        "min_sharpe": -100.0,
+        "max_drawdown": 1.0,
+        "max_daily_turnover": 100.0,
+        "min_trades": 0,
+    }
+}
 NAME = "ijules-policy"
 
 
@@ -79,7 +86,9 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     meta = FeatureSet.load(ws.path("feature_meta"))
     market = load_window(ws.path("features"), meta, "test")
     policy = RecurrentPolicy.load(ws.root / "models")
-    env = TradingEnv(market, policy.spec.norm, ws.config.environment, clip_zscore=policy.spec.clip_zscore)
+    env = TradingEnv(
+        market, policy.spec.norm, ws.config.environment, clip_zscore=policy.spec.clip_zscore
+    )
     observation, _ = env.reset()
     positions, actions = [], []
     for _ in range(60):
@@ -87,7 +96,9 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
         action = policy.act(observation)
         actions.append(float(action[0]))
         observation, *_ = env.step(action)
-    rows = pd.DataFrame(market.features[:60], columns=list(meta.feature_names)).assign(position_weight=positions)
+    rows = pd.DataFrame(market.features[:60], columns=list(meta.feature_names)).assign(
+        position_weight=positions
+    )
 
     whole = served.predict(rows, params={"reset": True})["action"].to_numpy()
     np.testing.assert_allclose(whole, actions, atol=1e-5)  # same observations, same actions
@@ -113,7 +124,11 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
 
     set_sharpe(ws.root / "reports/m2.json", -50.0)
     second = register(ws, "m2", "reports/m2.json")
-    assert (second.status, second.alias, second.champion_before) == ("challenger", "challenger", "1")
+    assert (second.status, second.alias, second.champion_before) == (
+        "challenger",
+        "challenger",
+        "1",
+    )
     assert second.champion_sharpe_on_this_window is not None
     assert "does not beat champion v1" in second.reasons[0]
     assert (alias(client, "champion"), alias(client, "challenger")) == ("1", "2")
@@ -128,7 +143,9 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
     assert (again.version, again.status) == ("3", "champion")
     assert len(client.search_model_versions(f"name='{NAME}'")) == 3
 
-    strict = ws.config.model_copy(update={"gate": ws.config.gate.model_copy(update={"min_sharpe": 100.0})})
+    strict = ws.config.model_copy(
+        update={"gate": ws.config.gate.model_copy(update={"min_sharpe": 100.0})}
+    )
     ws.config = ws.config.model_copy(update={"seed": 4})
     ws.train("m4")
     ws.evaluate("m4", "reports/m4.json")
@@ -136,7 +153,10 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
     assert (rejected.status, rejected.alias) == ("rejected", None)
     assert rejected.reasons[0].startswith("sharpe ") and "is not >= 100" in rejected.reasons[0]
     version = client.get_model_version(NAME, rejected.version)
-    assert version.tags["ijules.status"] == "rejected" and "is not >= 100" in version.tags["ijules.reasons"]
+    assert (
+        version.tags["ijules.status"] == "rejected"
+        and "is not >= 100" in version.tags["ijules.reasons"]
+    )
     assert alias(client, "champion") == "3"  # untouched by a rejected model
 
     with pytest.raises(RegistryError, match="rejected by the gate"):

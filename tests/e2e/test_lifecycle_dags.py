@@ -1,0 +1,110 @@
+"""Each DAG end to end through `dag.test()`, on a slice of real data with a tiny training budget.
+
+The DAGs run their real tasks: `dvc repro` stages in a copy of the project, MLflow on SQLite,
+Great Expectations, Evidently, and Airflow's SMTP connection to a real SMTP server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import REPO, SAMPLES, MailSink, make_project, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
+    )
+
+
+def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
+    monkeypatch.syspath_prepend(str(REPO / "dags"))
+    sys.modules.pop("wiring", None)  # it reads IJULES_PROJECT_DIR when imported
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+def states(run) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+        )
+        return {ti.task_id: str(ti.state) for ti in rows}
+
+
+def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monkeypatch) -> None:
+    project = make_project(tmp_path / "project")
+    tracking = f"sqlite:///{project / 'var' / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    dags = load_dags(project, monkeypatch)
+
+    weekly = dags["ijules_weekly"].test()
+    assert str(weekly.state) == "success", states(weekly)
+    metrics = yaml.safe_load((project / "reports" / "metrics.json").read_text())
+    assert {"agent", "buy_and_hold", "flat"} <= set(metrics)
+    registration = yaml.safe_load((project / "reports" / "registry.json").read_text())
+    assert registration["status"] in {"champion", "challenger", "rejected"}
+    version = MlflowClient(tracking_uri=tracking).get_model_version(
+        "ijules-policy", registration["version"]
+    )
+    assert version.tags["ijules.status"] == registration["status"]
+
+    with MailSink(tmp_path / "mail") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+        nightly = dags["ijules_nightly"].test()
+        assert str(nightly.state) == "success", states(nightly)
+        [message] = sink.messages()
+    assert message["To"] == "risk-team@example.com"
+    assert "features drifted" in message["Subject"]
+    attachments = {part.get_filename() for part in message.walk() if part.get_filename()}
+    assert attachments == {"drift.html", "drift_metrics.json"}
+    body = next(
+        p for p in message.walk() if p.get_content_type() == "text/html" and not p.get_filename()
+    )
+    assert "Feature drift" in body.get_payload(decode=True).decode()
+
+    # Everything the DAGs produced is recorded in dvc.lock: a plain `dvc repro` has nothing to do.
+    again = run(["dvc", "repro"], project)
+    assert "Running stage" not in again.stdout
+    assert "Data and pipelines are up to date" in again.stdout
+
+    # Now a dirty delivery: the nightly stops at validation and changes nothing downstream.
+    good_bars = (project / "data" / "raw" / "bars.parquet").read_bytes()
+    good_features = (project / "data" / "features" / "features.parquet").read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"].update(
+        {"source": str(SAMPLES / "btcusd_15m.csv.gz"), "frequency": "15min", "end": None}
+    )
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with MailSink(tmp_path / "mail-2") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+        failed = dags["ijules_nightly"].test()
+        assert sink.messages() == []
+    task_states = states(failed)
+    assert str(failed.state) == "failed"
+    assert task_states["ingest"] == "success" and task_states["validate"] == "failed"
+    assert {task_states[t] for t in ("features", "drift", "email_risk_team")} == {"upstream_failed"}
+    assert (project / "data" / "raw" / "bars.parquet").read_bytes() == good_bars
+    assert (project / "data" / "features" / "features.parquet").read_bytes() == good_features
+    result = yaml.safe_load((project / "reports" / "validation" / "result.json").read_text())
+    assert {f["rule"] for f in result["summary"]["failures"]} == {
+        "unique_timestamps",
+        "increasing_timestamps",
+        "on_grid",
+    }

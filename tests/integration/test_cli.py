@@ -1,0 +1,104 @@
+"""The `ijules` command line: help, every stage in a project, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ijules.cli import app
+from tests.conftest import SAMPLES, make_project, run
+
+COMMANDS = (
+    "ingest",
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "register",
+    "drift",
+    "promote",
+    "rollback",
+    "summary",
+    "config",
+)
+
+
+def ijules(*args: str, cwd, check: bool = False):
+    return run([sys.executable, "-m", "ijules", *args], cwd, check=check)
+
+
+def test_every_stage_has_help() -> None:
+    runner = CliRunner()
+    listing = runner.invoke(app, ["--help"])
+    assert listing.exit_code == 0
+    for command in COMMANDS:
+        assert command in listing.output
+        assert runner.invoke(app, [command, "--help"]).exit_code == 0
+
+
+@pytest.mark.slow
+def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> None:
+    project = make_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'var' / 'mlflow.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, f"{args}: {result.output}\n{result.exception!r}"
+        return result.output
+
+    assert "ingested 2534 of 20111 rows" in invoke("ingest")
+    assert "validated 2534 bars" in invoke("validate")
+    assert "features; bars per window: train" in invoke("features")
+    assert "trained 256 steps on cpu" in invoke("train", "--device", "cpu")
+    assert "test window: agent Sharpe" in invoke("evaluate")
+    assert "ijules-policy v1:" in invoke("register")
+    assert "features drifted" in invoke("drift")
+    summary = invoke("summary")
+    for expected in ("2,534 rows ingested", "buy & hold", "ijules-policy v1", "features drifted"):
+        assert expected in summary
+    resolved = yaml.safe_load(invoke("config"))
+    assert resolved["training"]["total_timesteps"] == 256
+    assert (project / "reports" / "equity.png").stat().st_size > 10_000
+    curve = pd.read_csv(project / "reports" / "equity.csv")
+    assert list(curve.columns) == ["timestamp", "agent", "buy_and_hold", "flat", "agent_position"]
+
+
+def test_unknown_params_key_is_one_line_and_exit_1(tmp_path) -> None:
+    project = make_project(tmp_path / "project", {"training": {"epochs": 3}})
+    result = ijules("config", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: unknown key 'training.epochs'"
+    ]
+
+
+def test_wrong_source_path_is_one_line_and_leaves_staging_alone(tmp_path) -> None:
+    project = make_project(tmp_path / "project")
+    result = ijules("ingest", "--source", "nowhere/bars.csv", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: source not found: nowhere/bars.csv"
+    assert not (project / "data" / "staging").exists()
+
+
+def test_failed_validation_is_one_line_naming_rules_and_keeps_raw(tmp_path) -> None:
+    project = make_project(tmp_path / "project", {"data": {"end": None}})
+    ijules("ingest", cwd=project, check=True)
+    ijules("validate", cwd=project, check=True)
+    good = (project / "data" / "raw" / "bars.parquet").read_bytes()
+    dirty = str(SAMPLES / "btcusd_15m.csv.gz")
+    ijules("ingest", "--source", dirty, cwd=project, check=True)
+    result = ijules("validate", cwd=project)
+    assert result.returncode == 1
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert "unique_timestamps" in line and "increasing_timestamps" in line and "on_grid" in line
+    assert (project / "data" / "raw" / "bars.parquet").read_bytes() == good
+    saved = json.loads((project / "reports" / "validation" / "result.json").read_text())
+    assert saved["summary"]["success"] is False

@@ -1,0 +1,71 @@
+"""The DVC pipeline in a fresh project copy: full run, no-op rerun, remote, phases, failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import SAMPLES, make_project, run
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("ingest", "validate", "features", "train", "evaluate", "drift")
+
+
+def test_repro_runs_every_stage_once_then_nothing(tmp_path) -> None:
+    project = make_project(tmp_path / "project")
+    first = run(["dvc", "repro"], project)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first.stdout
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+
+    second = run(["dvc", "repro"], project)
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date" in second.stdout
+
+    run(["dvc", "push"], project)
+    assert any((project / "var" / "dvc-remote").rglob("*")), "the local remote received nothing"
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    assert metrics, "dvc metrics show found no metrics"
+
+    # A dirty delivery stops the pipeline at validation and leaves every later artifact alone.
+    kept = {
+        p: (project / p).read_bytes()
+        for p in ("data/raw/bars.parquet", "models/policy.zip", "reports/metrics.json")
+    }
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"].update(
+        {"source": str(SAMPLES / "btcusd_15m.csv.gz"), "frequency": "15min", "end": None}
+    )
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run(["dvc", "repro"], project, check=False)
+    assert failed.returncode != 0
+    assert "error: validation failed" in failed.stderr
+    assert "Running stage 'features'" not in failed.stdout
+    for path, content in kept.items():
+        assert (project / path).read_bytes() == content, path
+
+
+def test_phases_are_selected_with_dvc_exp_set_param(tmp_path) -> None:
+    project = make_project(tmp_path / "project")
+    (project / "config" / "quick.yaml").write_text(
+        yaml.safe_dump({"training": {"total_timesteps": 128}})
+    )
+    run(["git", "add", "-A"], project)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "quick phase"],
+        project,
+    )
+
+    run(["dvc", "exp", "run", "--set-param", "phase=quick"], project)
+    policy = json.loads((project / "models" / "policy.json").read_text())
+    assert policy["training"]["timesteps"] == 128
+
+    refused = run(
+        ["dvc", "exp", "run", "--set-param", "phase=phase3_risk_framework"], project, check=False
+    )
+    assert refused.returncode != 0
+    assert "'risk_management' is not implemented yet" in refused.stderr
