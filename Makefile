@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint type up down clean
+.PHONY: help setup run test test-fast lint type bench up down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ lint: setup  ## ruff, with Airflow's AIR rules on dags/
 
 type: setup  ## mypy, strict
 	$(BIN)/mypy
+
+bench: setup  ## Run the benchmarks (installs their reference environments first)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/env_throughput.py
 
 up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail sink in the background
 	bash scripts/services.sh up

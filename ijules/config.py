@@ -28,12 +28,6 @@ BASE_PHASE = "base"
 # Sections of the master plan that later work implements. A key under one of these prefixes is
 # refused with the name of the work that will implement it, so a phase overlay never half-applies.
 PLANNED_KEYS: dict[str, str] = {
-    "risk": "risk features, the risk penalty and the drawdown limit (market simulator and risk "
-    "engine issues)",
-    "safeguards": "environment safeguards: NaN guard, reward bounds, observation consistency "
-    "(market simulator issue)",
-    "microstructure": "the transaction-cost engine and liquidity model (market simulator issue)",
-    "regime_detection": "regime detection (risk engine issue)",
     "risk_management": "risk limits and circuit breakers (risk engine issue)",
     "risk_models": "VaR, expected shortfall and stress tests (risk engine and validation issues)",
     "curriculum": "the curriculum with advancement gates (training and validation issue)",
@@ -174,20 +168,151 @@ class SplitConfig(_Frozen):
 
 
 class EnvironmentConfig(_Frozen):
-    """The trading environment: capital, limits, costs and reward."""
+    """The trading environment: capital, portfolio limits, actions and reward scaling."""
 
     initial_capital: PositiveFloat = 100_000.0
     max_position_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_gross_exposure: Annotated[float, Field(gt=0, le=1)] = 1.0
     min_cash_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    proportional_cost_bps: Annotated[float, Field(ge=0)] = 5.0
+    action_space: Literal["continuous", "discrete"] = "continuous"
     min_trade_weight: Annotated[float, Field(ge=0, lt=1)] = 0.02
     reward_scaling: PositiveFloat = 0.001
     episode_bars: Annotated[int, Field(ge=16)] = 512
 
     @property
     def position_limit(self) -> float:
-        """Largest absolute weight of equity the position may take."""
-        return min(self.max_position_fraction, 1.0 - self.min_cash_reserve_fraction)
+        """Largest absolute weight of equity one position may take."""
+        return min(self.max_position_fraction, self.gross_limit)
+
+    @property
+    def gross_limit(self) -> float:
+        """Largest sum of absolute weights: gross exposure, net of the cash reserve."""
+        return min(self.max_gross_exposure, 1.0 - self.min_cash_reserve_fraction)
+
+
+RiskFeature = Literal[
+    "portfolio_heat_ratio",
+    "concentration_ratio",
+    "drawdown_velocity",
+    "var_breach_indicator",
+    "correlation_breakdown",
+]
+ALL_RISK_FEATURES: tuple[RiskFeature, ...] = (
+    "portfolio_heat_ratio",
+    "concentration_ratio",
+    "drawdown_velocity",
+    "var_breach_indicator",
+    "correlation_breakdown",
+)
+
+
+class RiskObservationConfig(_Frozen):
+    """Risk features in the observation and the reward's risk penalty (master plan, phase 1)."""
+
+    include_risk_features: bool = True
+    risk_features: tuple[RiskFeature, ...] = ALL_RISK_FEATURES
+    penalty_lambda: Annotated[float, Field(ge=0)] = 0.0
+    penalty: Literal["drawdown", "variance"] = "drawdown"
+    dd_limit: Annotated[float, Field(gt=0, le=1)] | None = None
+    daily_var_budget: Annotated[float, Field(gt=0, le=1)] = 0.02
+    drawdown_velocity_bars: Annotated[int, Field(ge=1)] = 24
+    correlation_short_bars: Annotated[int, Field(ge=5)] = 24
+    correlation_long_bars: Annotated[int, Field(ge=10)] = 240
+
+    @field_validator("risk_features")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("risk features must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _windows_ordered(self) -> RiskObservationConfig:
+        if self.correlation_short_bars >= self.correlation_long_bars:
+            raise ValueError("correlation_short_bars must be below correlation_long_bars")
+        return self
+
+    @property
+    def active_features(self) -> tuple[RiskFeature, ...]:
+        """The risk features that go into the observation, in order."""
+        return self.risk_features if self.include_risk_features else ()
+
+
+class SafeguardsConfig(_Frozen):
+    """Environment safeguards (master plan, phase 1). The NaN guard cannot be switched off."""
+
+    observation_consistency_check: bool = True
+    reward_bounds_check: bool = True
+    nan_guard_strict: Literal[True] = True
+    reward_bounds: tuple[float, float] = (-1000.0, 1000.0)
+
+    @field_validator("reward_bounds")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError(f"reward_bounds must be (low, high) with low < high, got {value}")
+        return value
+
+
+class MarketImpactConfig(_Frozen):
+    """Almgren-Chriss impact: temporary eta sigma sqrt(q/V) |value|, permanent gamma q/V |value|."""
+
+    enabled: bool = True
+    temporary_impact_coeff: Annotated[float, Field(ge=0)] = 0.314159
+    permanent_impact_coeff: Annotated[float, Field(ge=0)] = 0.1
+    liquidity_decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class TurnoverPenaltyConfig(_Frozen):
+    """Turnover beyond a free capacity that scales with the volatility regime pays extra."""
+
+    enabled: bool = True
+    model_type: Literal["microstructure_aware"] = "microstructure_aware"
+    base_capacity_pct: Annotated[float, Field(gt=0, le=1)] = 0.02
+    capacity_scaling_factor: Annotated[float, Field(ge=1)] = 1.5
+    penalty_curve: Literal["almgren_chriss"] = "almgren_chriss"
+
+
+class TransactionCostsConfig(_Frozen):
+    """Every cost a fill pays, by component."""
+
+    fixed_cost_per_trade: Annotated[float, Field(ge=0)] = 0.0
+    proportional_cost_bps: Annotated[float, Field(ge=0)] = 5.0
+    market_impact: MarketImpactConfig = MarketImpactConfig()
+    turnover_penalty: TurnoverPenaltyConfig = TurnoverPenaltyConfig()
+
+
+class VolatilityRegimeConfig(_Frozen):
+    """Annualised-volatility thresholds of the low / medium / high regimes."""
+
+    volatility_threshold_low: Annotated[float, Field(gt=0)] = 0.15
+    volatility_threshold_high: Annotated[float, Field(gt=0)] = 0.35
+    trend_strength_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.6
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VolatilityRegimeConfig:
+        if self.volatility_threshold_low >= self.volatility_threshold_high:
+            raise ValueError("volatility_threshold_low must be below volatility_threshold_high")
+        return self
+
+
+class LiquidityModelConfig(_Frozen):
+    """Where liquidity comes from when the data has no volume, and execution protections."""
+
+    book_depth_estimate: PositiveFloat = 100_000.0
+    liquidity_window_bars: Annotated[int, Field(ge=1)] = 24
+    adverse_selection_protection: bool = False
+    tick_size_aware: bool = False
+    tick_size: PositiveFloat | None = None
+
+
+class MicrostructureConfig(_Frozen):
+    """The cost engine (master plan, phase 2); disabled, only proportional costs apply."""
+
+    enabled: bool = True
+    transaction_costs: TransactionCostsConfig = TransactionCostsConfig()
+    regime_detection: VolatilityRegimeConfig = VolatilityRegimeConfig()
+    liquidity_model: LiquidityModelConfig = LiquidityModelConfig()
 
 
 class TrainingConfig(_Frozen):
@@ -282,6 +407,9 @@ class Config(_Frozen):
     features: FeaturesConfig = FeaturesConfig()
     split: SplitConfig = SplitConfig()
     environment: EnvironmentConfig = EnvironmentConfig()
+    risk: RiskObservationConfig = RiskObservationConfig()
+    safeguards: SafeguardsConfig = SafeguardsConfig()
+    microstructure: MicrostructureConfig = MicrostructureConfig()
     training: TrainingConfig = TrainingConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()

@@ -92,7 +92,7 @@ class FeatureSet:
 def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> FeatureSet:
     """Compute features from validated bars and split them by time.
 
-    Writes ``output`` (Parquet: timestamp, close, features, split) and ``meta`` (JSON
+    Writes ``output`` (Parquet: timestamp, close, volume, features, split) and ``meta`` (JSON
     :class:`FeatureSet`), both atomically.
     """
     if not bars.is_file():
@@ -129,11 +129,12 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
 
 
 def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
-    """Return timestamp, close and the feature columns; row t uses bars 0..t only."""
+    """Return timestamp, close, volume and the features; row t uses bars 0..t only."""
     close = bars["close"].astype("float64")
     log_close = pd.Series(np.log(close.to_numpy()), index=close.index)
     one_bar = log_close.diff()
-    out = pd.DataFrame({TIMESTAMP: bars[TIMESTAMP], "close": close})
+    # Close and volume travel with the features: the simulator marks and costs trades with them.
+    out = pd.DataFrame({TIMESTAMP: bars[TIMESTAMP], "close": close, "volume": bars["volume"]})
     for window in cfg.return_windows:
         out[f"ret_{window}"] = log_close.diff(window)
     out[f"vol_{cfg.volatility_window}"] = one_bar.rolling(cfg.volatility_window).std()
@@ -154,7 +155,7 @@ def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
 
 def feature_columns(table: pd.DataFrame) -> tuple[str, ...]:
     """Names of the feature columns in a feature table."""
-    return tuple(c for c in table.columns if c not in (TIMESTAMP, "close", SPLIT))
+    return tuple(c for c in table.columns if c not in (TIMESTAMP, "close", "volume", SPLIT))
 
 
 def assign_windows(rows: int, split: SplitConfig) -> npt.NDArray[np.str_]:

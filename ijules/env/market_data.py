@@ -1,49 +1,216 @@
-"""The slice of a feature table an environment trades over."""
+"""The bars an environment trades over, on one clock, with the market state the costs need.
+
+Instruments on different calendars share a common clock, the union of their bar times. When an
+instrument's market is closed at a bar (FX at the weekend, while crypto trades on), its last close
+is carried forward as its mark, it cannot trade, and nothing about it changes: a closed market
+neither earns nor costs anything, and the portfolio is still marked every bar.
+
+Everything derived here (volatility, liquidity, the correlation-breakdown signal, the capacity of
+the volatility regime) uses trailing windows over bars up to and including t, computed on the
+full history before a window is cut out, so a window's first bars already have their history.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.config import Config
 from ijules.data.features import SPLIT, FeatureSet, Window
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
+from ijules.execution.costs import CostModel, infer_tick_size
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class MarketData:
-    """Aligned arrays for one instrument: bar t's features use bars 0..t only."""
+    """Aligned arrays: T bars x N instruments, and T x F features."""
 
+    instruments: tuple[str, ...]
     timestamps: npt.NDArray[np.datetime64]
-    close: npt.NDArray[np.float64]
-    features: npt.NDArray[np.float64]
+    close: FloatArray
+    tradable: BoolArray
+    stale: BoolArray
+    sigma: FloatArray
+    liquidity: FloatArray
+    capacity: FloatArray
+    correlation: FloatArray
+    tick: FloatArray
+    features: FloatArray
     feature_names: tuple[str, ...]
+    bars_per_year: float
 
     def __len__(self) -> int:
-        return len(self.close)
+        return len(self.timestamps)
+
+    @property
+    def n_instruments(self) -> int:
+        """How many instruments trade."""
+        return len(self.instruments)
+
+    def rows(self, selected: slice | npt.NDArray[np.bool_]) -> MarketData:
+        """A window of bars (the derived arrays keep the history they were computed with)."""
+        return replace(
+            self,
+            timestamps=self.timestamps[selected],
+            close=self.close[selected],
+            tradable=self.tradable[selected],
+            stale=self.stale[selected],
+            sigma=self.sigma[selected],
+            liquidity=self.liquidity[selected],
+            capacity=self.capacity[selected],
+            correlation=self.correlation[selected],
+            features=self.features[selected],
+        )
 
 
-def load_window(features: Path, meta: FeatureSet, window: Window) -> MarketData:
-    """Read one time window (train, validation or test) of a feature table."""
+def build_market(
+    close: pd.DataFrame,
+    volume: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    config: Config,
+    bars_per_year: float,
+) -> MarketData:
+    """Assemble market data from aligned frames indexed by timestamp (columns: instruments).
+
+    ``close`` may hold NaN where an instrument has no bar; those bars are marked untradable and
+    the last close is carried forward. ``volume`` may be all NaN (no volume data): liquidity then
+    comes from ``microstructure.liquidity_model.book_depth_estimate``.
+    """
+    if close.empty:
+        raise IngestError("no bars to trade")
+    tradable = close.notna().to_numpy()
+    marks = close.ffill()
+    if marks.iloc[0].isna().any():
+        missing = list(marks.columns[marks.iloc[0].isna()])
+        raise IngestError(f"instruments {missing} have no price at the first bar of the clock")
+    costs = CostModel.from_config(config.microstructure)
+    window = config.features.volatility_window
+    log_returns = marks.apply(np.log).diff()
+    # Expanding at the very start, so the first bars have an estimate rather than NaN.
+    sigma = log_returns.rolling(window, min_periods=2).std().bfill().fillna(0.0)
+    raw_volume = volume.reindex_like(marks)
+    average = raw_volume.where(tradable).rolling(costs.liquidity_window_bars, min_periods=1).mean()
+    book_units = costs.book_depth_usd / marks
+    liquidity = (average * costs.liquidity_factor).where(average > 0, book_units).ffill()
+    liquidity = liquidity.fillna(book_units)
+    stale = (raw_volume.fillna(1.0) <= 0.0).to_numpy() & tradable
+    mean_sigma = sigma.mean(axis=1).to_numpy()
+    risk = config.risk
+    correlation = correlation_breakdown(
+        log_returns, risk.correlation_short_bars, risk.correlation_long_bars
+    )
+    ticks = [
+        costs.tick_size or infer_tick_size(close[column].dropna().to_numpy())
+        for column in close.columns
+    ]
+    return MarketData(
+        instruments=tuple(str(c) for c in close.columns),
+        timestamps=close.index.to_numpy(dtype="datetime64[ns]"),
+        close=marks.to_numpy(dtype=np.float64),
+        tradable=tradable,
+        stale=stale,
+        sigma=sigma.to_numpy(dtype=np.float64),
+        liquidity=liquidity.to_numpy(dtype=np.float64),
+        capacity=costs.capacity_fraction(mean_sigma, bars_per_year),
+        correlation=correlation,
+        tick=np.asarray(ticks, dtype=np.float64),
+        features=features.to_numpy(dtype=np.float64),
+        feature_names=tuple(str(c) for c in features.columns),
+        bars_per_year=bars_per_year,
+    )
+
+
+def correlation_breakdown(log_returns: pd.DataFrame, short: int, long: int) -> FloatArray:
+    """Mean |short-window minus long-window correlation| over instrument pairs (0 for one).
+
+    A large gap says the instruments' co-movement has broken from its norm. Trailing windows
+    only; NaN (too little history, or a flat stretch) reads 0.
+    """
+    columns = list(log_returns.columns)
+    if len(columns) < 2:
+        return np.zeros(len(log_returns))
+    gaps = []
+    for a, first in enumerate(columns):
+        for second in columns[a + 1 :]:
+            pair = log_returns[[first, second]].fillna(0.0)
+            near = pair[first].rolling(short).corr(pair[second])
+            far = pair[first].rolling(long, min_periods=short).corr(pair[second])
+            gaps.append((near - far).abs())
+    gap = pd.concat(gaps, axis=1).mean(axis=1)
+    values = gap.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    return np.asarray(values.to_numpy(dtype=np.float64))
+
+
+def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) -> MarketData:
+    """Market data for the pipeline's single instrument, over the whole feature table."""
+    index = pd.DatetimeIndex(table[TIMESTAMP])
+    symbol = meta.symbol
+    close = pd.DataFrame({symbol: table["close"].to_numpy()}, index=index)
+    volume = pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index)
+    features = pd.DataFrame(table[list(meta.feature_names)].to_numpy(), index=index)
+    features.columns = list(meta.feature_names)
+    return build_market(close, volume, features, config=config, bars_per_year=meta.bars_per_year)
+
+
+def load_window(features: Path, meta: FeatureSet, window: Window, config: Config) -> MarketData:
+    """Read one time window (train, validation or test) of the pipeline's feature table."""
     if not features.is_file():
         raise IngestError(f"features not found: {features} (run `ijules features` first)")
     table = pd.read_parquet(features)
-    return window_of(table, meta, window)
+    return window_of(table, meta, window, config)
 
 
-def window_of(table: pd.DataFrame, meta: FeatureSet, window: Window) -> MarketData:
-    """Select ``window`` rows of ``table`` as :class:`MarketData`."""
-    rows = table.loc[table[SPLIT] == window]
-    if len(rows) < 2:
-        raise IngestError(f"the {window} window holds {len(rows)} bar(s); need at least 2")
-    names = meta.feature_names
-    return MarketData(
-        timestamps=rows[TIMESTAMP].to_numpy(dtype="datetime64[ns]"),
-        close=rows["close"].to_numpy(dtype=np.float64),
-        features=rows[list(names)].to_numpy(dtype=np.float64),
-        feature_names=names,
+def window_of(table: pd.DataFrame, meta: FeatureSet, window: Window, config: Config) -> MarketData:
+    """Select ``window`` rows of a feature table, with history-aware market state."""
+    selected = (table[SPLIT] == window).to_numpy()
+    if selected.sum() < 2:
+        raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
+    return from_feature_table(table, meta, config).rows(selected)
+
+
+def align_instruments(
+    bars: Mapping[str, pd.DataFrame],
+    features: Mapping[str, pd.DataFrame],
+    *,
+    config: Config,
+    bars_per_year: float,
+) -> MarketData:
+    """Put several instruments on one clock: the union of their bar times.
+
+    ``bars[name]`` holds canonical bars (timestamp, close, volume, ...); ``features[name]`` the
+    same instrument's features on its own bars, whose columns are prefixed with the name. Where an
+    instrument has no bar, its features are carried forward like its price: they describe the
+    last bar it had, never a later one.
+    """
+    closes, volumes, blocks = {}, {}, []
+    for name, frame in bars.items():
+        indexed = frame.set_index(pd.DatetimeIndex(frame[TIMESTAMP]))
+        closes[name] = indexed["close"]
+        volumes[name] = indexed["volume"]
+        block = features[name].set_index(pd.DatetimeIndex(features[name][TIMESTAMP]))
+        block = block.drop(columns=[TIMESTAMP]).add_prefix(f"{name}:")
+        blocks.append(block)
+    close = pd.DataFrame(closes).sort_index()
+    volume = pd.DataFrame(volumes).reindex(close.index)
+    feature_frame = pd.concat(blocks, axis=1).reindex(close.index).ffill()
+    start = feature_frame.dropna().index.min()
+    if start is pd.NaT or pd.isna(start):
+        raise IngestError("the instruments never all have features at the same time")
+    keep = close.index >= max(start, close.apply(lambda c: c.first_valid_index()).max())
+    return build_market(
+        close.loc[keep],
+        volume.loc[keep],
+        feature_frame.loc[keep],
+        config=config,
+        bars_per_year=bars_per_year,
     )

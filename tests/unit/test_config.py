@@ -36,7 +36,17 @@ def test_yes_is_not_a_boolean(make_config) -> None:
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
-        ({"environment": {"proportional_cost_bps": -1.0}}, "environment.proportional_cost_bps"),
+        (
+            {"microstructure": {"transaction_costs": {"proportional_cost_bps": -1.0}}},
+            "microstructure.transaction_costs.proportional_cost_bps",
+        ),
+        (
+            {"microstructure": {"transaction_costs": {"fixed_cost_per_trade": -0.5}}},
+            "microstructure.transaction_costs.fixed_cost_per_trade",
+        ),
+        ({"environment": {"max_gross_exposure": 1.2}}, "environment.max_gross_exposure"),
+        ({"safeguards": {"nan_guard_strict": False}}, "safeguards.nan_guard_strict"),
+        ({"risk": {"risk_features": ["portfolio_heat_ratio", "vibes"]}}, "risk.risk_features"),
         ({"environment": {"max_position_fraction": 1.5}}, "environment.max_position_fraction"),
         (
             {"environment": {"min_cash_reserve_fraction": 1.2}},
@@ -72,9 +82,7 @@ def test_phase_overlay_merges_over_params(tmp_path: Path) -> None:
     config = load_config(params, phase="tight")
     assert config.phase == "tight"
     assert config.environment.initial_capital == 50_000.0
-    assert (
-        config.environment.proportional_cost_bps == 5.0
-    )  # untouched keys keep params.yaml's value
+    assert config.environment.min_trade_weight == 0.02  # untouched keys keep params.yaml's value
 
 
 def test_phase_selected_in_params_is_applied(tmp_path: Path) -> None:
@@ -95,6 +103,18 @@ def test_master_plan_phase_refuses_unimplemented_section_by_name(make_config) ->
         make_config(phase="phase3_risk_framework")
 
 
+def test_phases_1_and_2_load_with_the_plan_parameters(make_config) -> None:
+    phase1 = make_config(phase="phase1_institutional")
+    assert phase1.environment.initial_capital == 50_000.0
+    assert phase1.environment.gross_limit == pytest.approx(0.95)
+    assert phase1.risk.dd_limit == 0.5 and phase1.safeguards.nan_guard_strict
+    phase2 = make_config(phase="phase2_microstructure")
+    costs = phase2.microstructure.transaction_costs
+    assert (costs.fixed_cost_per_trade, costs.proportional_cost_bps) == (0.5, 1.0)
+    assert costs.market_impact.temporary_impact_coeff == pytest.approx(0.314159)
+    assert phase2.microstructure.liquidity_model.adverse_selection_protection is True
+
+
 def test_planned_key_in_params_is_refused_not_ignored(make_config) -> None:
     with pytest.raises(ConfigError, match="'curriculum' is not implemented yet"):
         make_config({"curriculum": {"enabled": True}})
@@ -111,21 +131,6 @@ def test_every_committed_overlay_uses_known_or_planned_keys_only(
     params = write_params(tmp_path / "params")
     (tmp_path / "params" / "config" / "check.yaml").write_text(yaml.safe_dump(implemented))
     load_config(params, phase="check")
-
-
-def test_phase1_overlay_applies_its_environment_once_risk_is_implemented(tmp_path: Path) -> None:
-    raw = yaml.safe_load((REPO / "config" / "phase1_institutional.yaml").read_text())
-    params = write_params(tmp_path)
-    (tmp_path / "config" / "p1.yaml").write_text(
-        yaml.safe_dump({"environment": raw["environment"]})
-    )
-    env = load_config(params, phase="p1").environment
-    assert (env.initial_capital, env.max_position_fraction, env.min_cash_reserve_fraction) == (
-        50_000.0,
-        0.95,
-        0.05,
-    )
-    assert env.position_limit == pytest.approx(0.95)
 
 
 def test_digest_tracks_parameters_but_not_paths(make_config) -> None:

@@ -1,156 +1,336 @@
+"""The trading environment: spaces, accounting, limits, costs, safeguards and the batch engine."""
+
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
-import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ijules.config import EnvironmentConfig, FeaturesConfig
-from ijules.data.features import NormStats, compute_features, feature_columns
-from ijules.env.market_data import MarketData
-from ijules.env.trading_env import TradingEnv
+from ijules.env import kernel
+from ijules.env.engine import EngineSettings
+from ijules.env.safeguards import NonFiniteError, Safeguards
+from ijules.env.vector_env import VectorTradingEnv
+from ijules.errors import ModelCompatibilityError
+from ijules.training.policy import RecurrentPolicy
+from tests.unit.env.conftest import env_of, market_of, norm_of, random_actions
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 @pytest.fixture(scope="module")
-def market(btc_1h: pd.DataFrame) -> MarketData:
-    cfg = FeaturesConfig()
-    table = compute_features(btc_1h.iloc[:800], cfg).iloc[cfg.warmup_bars :].reset_index(drop=True)
-    names = feature_columns(table)
-    return MarketData(
-        timestamps=table["timestamp"].to_numpy(dtype="datetime64[ns]"),
-        close=table["close"].to_numpy(),
-        features=table[list(names)].to_numpy(),
-        feature_names=names,
-    )
+def config_default():
+    from ijules.config import load_config
+    from tests.conftest import REPO
+
+    return load_config(REPO / "params.yaml")
 
 
-def norm_for(market: MarketData) -> NormStats:
-    return NormStats(tuple(market.features.mean(axis=0)), tuple(market.features.std(axis=0)))
+@pytest.fixture(scope="module")
+def market(btc_bars, config_default):
+    return market_of(btc_bars, config_default)
 
 
-def make_env(market: MarketData, **overrides) -> TradingEnv:
-    config = EnvironmentConfig(**{"min_trade_weight": 0.0, **overrides})
-    return TradingEnv(market, norm_for(market), config, clip_zscore=5.0)
-
-
-def test_environment_passes_the_gymnasium_and_sb3_checkers(market) -> None:
+def test_environment_passes_the_gymnasium_and_sb3_checkers(market, config_default) -> None:
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    env = TradingEnv(
-        market, norm_for(market), EnvironmentConfig(), clip_zscore=5.0, episode_bars=64
-    )
+    env = env_of(market, config_default, episode_bars=64)
     gym_check(env, skip_render_check=True)
     sb3_check(env, warn=True)
 
 
-def test_costs_are_bps_of_traded_notional_and_sizing_leaves_the_target_weight(market) -> None:
-    env = make_env(market, proportional_cost_bps=10.0, initial_capital=100_000.0)
-    env.reset()
-    env.step(np.array([1.0], dtype=np.float32))
-    fill = env.last_fill
-    assert fill is not None
-    assert fill.cost == pytest.approx(fill.traded_notional * 10.0 / 10_000)
-    # After paying the cost, the position is exactly 100% of what equity is left.
-    assert fill.traded_notional == pytest.approx(100_000.0 / (1 + 0.001))
-    assert fill.units_after * fill.price / (fill.equity_before - fill.cost) == pytest.approx(1.0)
+def test_discrete_variant_passes_the_checker_and_trades_at_the_limit(btc_bars, make_config) -> None:
+    from gymnasium.utils.env_checker import check_env as gym_check
 
-
-@settings(max_examples=30, deadline=None)
-@given(
-    actions=st.lists(st.floats(min_value=-1.0, max_value=1.0), min_size=5, max_size=120),
-    limit=st.floats(min_value=0.1, max_value=1.0),
-    reserve=st.floats(min_value=0.0, max_value=0.5),
-    bps=st.floats(min_value=0.0, max_value=50.0),
-)
-def test_accounting_holds_and_limits_are_never_exceeded(
-    market, actions, limit, reserve, bps
-) -> None:
-    env = make_env(
-        market,
-        max_position_fraction=limit,
-        min_cash_reserve_fraction=reserve,
-        proportional_cost_bps=bps,
+    config = make_config(
+        {"environment": {"action_space": "discrete", "max_position_fraction": 0.5}}
     )
-    position_limit = min(limit, 1 - reserve)
-    env.reset()
+    env = env_of(market_of(btc_bars, config), config, episode_bars=64)
+    gym_check(env, skip_render_check=True)
+    env.reset(seed=0)
+    observation, *_ = env.step(np.array([2]))
+    assert observation[len(env.market.feature_names)] == pytest.approx(0.5, abs=1e-3)
+    observation, *_ = env.step(np.array([0]))
+    assert observation[len(env.market.feature_names)] == pytest.approx(-0.5, abs=2e-3)
+
+
+def run_episode(env, actions):
+    env.reset(seed=0)
+    marks = []
     for action in actions:
-        _, reward, terminated, truncated, _ = env.step(np.array([action], dtype=np.float32))
-        fill = env.last_fill
-        assert fill is not None
-        next_price = market.close[fill.bar + 1]
-        # Equity moves by exactly the position's mark-to-market minus the cost paid.
-        held_before = fill.units_after - fill.traded_units
-        expected = fill.equity_before + fill.units_after * (next_price - fill.price) - fill.cost
-        assert fill.equity_after == pytest.approx(expected, rel=1e-12, abs=1e-6)
-        assert held_before * fill.price + (
-            fill.equity_before - held_before * fill.price
-        ) == pytest.approx(fill.equity_before)
-        assert fill.cost >= 0 and np.isfinite([reward, fill.equity_after]).all()
-        assert reward == pytest.approx(
-            (fill.equity_after - fill.equity_before) * env.config.reward_scaling
-        )
-        weight_after_trade = fill.units_after * fill.price / (fill.equity_before - fill.cost)
-        assert abs(weight_after_trade) <= position_limit + 1e-9
+        _, reward, terminated, truncated, info = env.step(action)
+        marks.append((reward, info["equity"]))
+        if terminated or truncated:
+            break
+    return marks
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    limit=st.floats(0.1, 1.0),
+    gross=st.floats(0.1, 1.0),
+    reserve=st.floats(0.0, 0.5),
+    bps=st.floats(0.0, 50.0),
+    fixed=st.floats(0.0, 5.0),
+)
+def test_accounting_limits_and_costs_hold_on_random_actions(
+    btc_bars, make_config, seed, limit, gross, reserve, bps, fixed
+) -> None:
+    config = make_config(
+        {
+            "environment": {
+                "max_position_fraction": limit,
+                "max_gross_exposure": gross,
+                "min_cash_reserve_fraction": reserve,
+            },
+            "microstructure": {
+                "transaction_costs": {"proportional_cost_bps": bps, "fixed_cost_per_trade": fixed}
+            },
+        }
+    )
+    market = market_of(btc_bars.iloc[:400], config)
+    env = env_of(market, config)
+    engine = env.engine
+    capital = config.environment.initial_capital
+    cap = min(limit, gross, 1 - reserve)
+    env.reset()
+    for action in random_actions(seed, 200):
+        observation, reward, terminated, truncated, info = env.step(action)
+        bar = engine.bars()[0]
+        # The accounting identities, to the cent.
+        equity = engine.cash()[0] + (engine.units()[0] * market.close[bar]).sum()
+        assert info["equity"] == pytest.approx(equity, abs=0.01)
+        pnl = capital + engine.realised()[0] + engine.unrealised()[0] - engine.costs_paid()[0].sum()
+        assert equity == pytest.approx(pnl, abs=0.01)
+        # Limits hold on the weights held after every trade.
+        held = engine.state[0, engine.layout.held : engine.layout.held + 1]
+        assert abs(held[0]) <= cap + 1e-6
+        assert (engine.costs_paid()[0] >= 0).all()
+        assert np.isfinite(observation).all() and np.isfinite(reward)
         if terminated or truncated:
             break
 
 
-def test_small_rebalances_are_skipped(market) -> None:
-    env = make_env(market, min_trade_weight=0.05)
-    env.reset()
-    env.step(np.array([0.5], dtype=np.float32))
-    env.step(np.array([0.48], dtype=np.float32))  # inside the band: no trade
-    assert env.last_fill is not None and env.last_fill.traded_units == 0.0
-    env.step(np.array([0.3], dtype=np.float32))  # outside the band
-    assert env.last_fill is not None and env.last_fill.traded_units < 0
+@pytest.mark.parametrize("component", list(kernel.COST_COMPONENTS[:-1]))
+def test_every_cost_component_grows_with_trade_size(make_config, component) -> None:
+    from ijules.execution.costs import CostModel
 
-
-def test_a_position_that_drifts_past_the_limit_is_pulled_back_despite_the_band(market) -> None:
-    env = make_env(market, min_trade_weight=0.05, max_position_fraction=0.5)
-    env.reset()
-    rises = np.flatnonzero(np.diff(market.close) > 0)
-    while env.bar not in rises:  # stand aside until the next bar closes higher
-        env.step(np.array([0.0], dtype=np.float32))
-    env.step(np.array([1.0], dtype=np.float32))  # at the limit, then the price rises
-    env.step(np.array([1.0], dtype=np.float32))  # same target: only the breach makes it trade
-    assert env.last_fill is not None and env.last_fill.traded_units < 0
-    fill = env.last_fill
-    assert fill.units_after * fill.price / (fill.equity_before - fill.cost) == pytest.approx(0.5)
-
-
-def test_evaluation_episode_covers_the_whole_window_once(market) -> None:
-    env = make_env(market)
-    env.reset()
-    steps, done = 0, False
-    while not done:
-        _, _, terminated, truncated, _ = env.step(np.array([0.0], dtype=np.float32))
-        steps += 1
-        done = terminated or truncated
-    assert steps == len(market) - 1
-
-
-def test_training_episodes_start_at_random_bars_with_a_fixed_length(market) -> None:
-    env = TradingEnv(
-        market, norm_for(market), EnvironmentConfig(), clip_zscore=5.0, episode_bars=50
+    config = make_config(phase="phase2_microstructure")
+    costs = CostModel.from_config(
+        config.microstructure.model_copy(
+            update={
+                "liquidity_model": config.microstructure.liquidity_model.model_copy(
+                    update={"tick_size_aware": True}
+                )
+            }
+        )
     )
-    starts = set()
-    for seed in range(5):
-        env.reset(seed=seed)
-        starts.add(env.bar)
-        for step in range(50):
-            *_, truncated, _ = env.step(np.array([0.0], dtype=np.float32))
-            assert truncated == (step == 49)
-    assert len(starts) > 1
+    sizes = [0.0, 0.5, 1.0, 2.0, 8.0, 32.0]
+    values = [
+        costs.breakdown(units, 1000.005, sigma=0.01, liquidity=50.0, tick=0.01)[component]
+        for units in sizes
+    ]
+    assert values[0] == 0.0
+    assert all(a <= b for a, b in itertools.pairwise(values))
+    assert all(v >= 0 for v in values)
+    sells = [
+        costs.breakdown(-units, 1000.005, sigma=0.01, liquidity=50.0, tick=0.01)[component]
+        for units in sizes
+    ]
+    assert all(a <= b for a, b in itertools.pairwise(sells))
 
 
-def test_observation_is_standardised_features_plus_current_weight(market) -> None:
-    env = make_env(market)
-    observation, _ = env.reset()
-    norm = norm_for(market)
-    expected = np.clip((market.features[0] - np.array(norm.mean)) / np.array(norm.std), -5, 5)
-    np.testing.assert_allclose(observation[:-1], expected, rtol=1e-5)
-    assert observation[-1] == 0.0
-    observation, *_ = env.step(np.array([-1.0], dtype=np.float32))
-    assert observation[-1] == pytest.approx(-1.0, abs=0.01)
+def test_phase2_costs_by_hand(make_config) -> None:
+    """Phase 2: $0.50 per fill, 1 bp, eta 0.314159, gamma 0.1, a quarter of the bar's volume."""
+    from ijules.execution.costs import CostModel
+
+    config = make_config(phase="phase2_microstructure")
+    costs = CostModel.from_config(config.microstructure)
+    # Buy 10 units at 2,000 (value 20,000) with sigma 1% a bar, against V = 40 units.
+    got = costs.breakdown(10.0, 2000.0, sigma=0.01, liquidity=40.0)
+    assert got["fixed"] == pytest.approx(0.50)
+    assert got["proportional"] == pytest.approx(20_000 * 1.0 / 10_000)  # 2.00
+    assert got["temporary_impact"] == pytest.approx(
+        0.314159 * 0.01 * (10 / 40) ** 0.5 * 20_000
+    )  # 31.42
+    assert got["permanent_impact"] == pytest.approx(0.1 * (10 / 40) * 20_000)  # 500.00
+    assert got["tick"] == 0.0 and got["capacity"] == 0.0
+    # Turnover of 30% of a 100,000 portfolio in high volatility: capacity 2% x 1.5 = 3%.
+    charge = costs.capacity_charge(30_000, 100_000, sigma_per_bar=0.01, bars_per_year=8766)
+    excess = 0.30 - 0.03
+    assert charge == pytest.approx(0.314159 * 0.01 * excess**0.5 * excess * 100_000)
+    # In low volatility the free capacity shrinks to 2% / 1.5.
+    low = costs.capacity_charge(30_000, 100_000, sigma_per_bar=0.0005, bars_per_year=8766)
+    excess_low = 0.30 - 0.02 / 1.5
+    assert low == pytest.approx(0.314159 * 0.0005 * excess_low**0.5 * excess_low * 100_000)
+
+
+def test_tick_rounding_charges_the_distance_to_the_tick_against_the_trader(make_config) -> None:
+    from ijules.execution.costs import CostModel
+
+    config = make_config({"microstructure": {"liquidity_model": {"tick_size_aware": True}}})
+    costs = CostModel.from_config(config.microstructure)
+    assert costs.breakdown(4.0, 100.003, sigma=0.0, liquidity=1e9, tick=0.01)[
+        "tick"
+    ] == pytest.approx(4 * 0.007)
+    assert costs.breakdown(-4.0, 100.003, sigma=0.0, liquidity=1e9, tick=0.01)[
+        "tick"
+    ] == pytest.approx(4 * 0.003)
+
+
+def test_a_round_trip_books_the_fill_costs_and_the_exit_estimate(market, config_default) -> None:
+    env = env_of(market, config_default)
+    env.reset()
+    env.step(np.array([1.0], dtype=np.float32))
+    fills = env.engine.fill_log()
+    assert len(fills) == 1
+    row = fills.iloc[0]
+    assert row["total_cost"] == pytest.approx(sum(row[c] for c in kernel.COST_COMPONENTS))
+    assert env.engine.cost_attribution()["proportional"] == pytest.approx(
+        row["notional"] * 5 / 10_000
+    )
+    exit_costs = env.engine.exit_costs()
+    assert exit_costs["proportional"] == pytest.approx(
+        abs(env.engine.units()[0, 0]) * market.close[env.engine.bars()[0], 0] * 5 / 10_000
+    )
+
+
+def test_vectorised_copies_match_single_environments(market, config_default) -> None:
+    """One kernel call for N copies must give exactly what N single environments give."""
+    settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
+    vec = VectorTradingEnv(
+        market, settings, Safeguards(config_default.safeguards), n_envs=3, episode_bars=100, seed=4
+    )
+    vec.reset()
+    starts = vec.engine.state[:, kernel.S_START].astype(int)
+    singles = []
+    for b in range(3):
+        env = env_of(market, config_default, episode_bars=100)
+        env.reset()
+        env.engine.state[0, kernel.S_T] = env.engine.state[0, kernel.S_START] = starts[b]
+        env.engine.state[0, kernel.S_END] = starts[b] + 100
+        singles.append(env)
+    actions = random_actions(1, 50, 3)
+    for step in range(50):
+        observations, rewards, _dones, _ = vec.step(actions[step].reshape(3, 1))
+        for b, env in enumerate(singles):
+            observation, reward, *_ = env.step(actions[step][b : b + 1])
+            np.testing.assert_allclose(observations[b], observation, rtol=1e-6)
+            assert rewards[b] == pytest.approx(reward, rel=1e-6)
+
+
+def test_training_and_evaluation_build_identical_observations(market, config_default) -> None:
+    """Observation consistency: a training copy and the evaluation env see the same numbers."""
+    from ijules.evaluation.backtest import policy_settings
+    from ijules.training.policy import PolicySpec
+
+    train_settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
+    spec = PolicySpec.of(train_settings, market.feature_names, market.instruments)
+    evaluation = env_of(market, config_default)
+    evaluation.engine.settings = policy_settings(config_default, spec)
+    vec = VectorTradingEnv(
+        market,
+        train_settings,
+        Safeguards(config_default.safeguards),
+        n_envs=1,
+        episode_bars=len(market) - 1,
+        seed=0,
+    )
+    vec.reset()
+    vec.engine.state[0, kernel.S_T] = vec.engine.state[0, kernel.S_START] = 0
+    first, _ = evaluation.reset()
+    np.testing.assert_array_equal(vec.engine.observe()[0], first)
+    for action in random_actions(7, 100):
+        vec_obs, *_ = vec.step(action.reshape(1, 1))
+        eval_obs, *_ = evaluation.step(action)
+        np.testing.assert_array_equal(vec_obs[0], eval_obs)
+
+
+def test_a_non_finite_feature_is_refused_and_counted(market, config_default) -> None:
+    from dataclasses import replace
+
+    broken = market.features.copy()
+    broken[40, 2] = np.nan
+    guards = Safeguards(config_default.safeguards)
+    settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
+    with pytest.raises(NonFiniteError, match=r"feature ret_24 is not finite at 2017-07-0"):
+        from ijules.env.trading_env import TradingEnv
+
+        TradingEnv(replace(market, features=broken), settings, guards)
+    assert guards.incidents == 1
+
+
+def test_a_non_finite_price_stops_the_step_as_an_incident(market, config_default) -> None:
+    from dataclasses import replace
+
+    close = market.close.copy()
+    close[5, 0] = np.inf
+    env = env_of(replace(market, close=close), config_default)
+    env.reset()
+    with pytest.raises(NonFiniteError, match=r"non-finite values at .*incident 1"):
+        for _ in range(10):
+            env.step(np.array([0.5], dtype=np.float32))
+    assert env.engine.safeguards.incidents == 1
+
+
+def test_rewards_out_of_bounds_are_alerts_not_errors(market, make_config) -> None:
+    config = make_config({"safeguards": {"reward_bounds": [-0.001, 0.001]}})
+    env = env_of(market, config)
+    env.reset()
+    for action in random_actions(3, 30):
+        env.step(action)
+    assert env.engine.safeguards.reward_alerts > 0
+    assert env.engine.safeguards.incidents == 0
+
+
+def test_stepping_past_the_end_is_refused(market, config_default) -> None:
+    env = env_of(market, config_default, episode_bars=5)
+    env.reset(seed=0)
+    for _ in range(5):
+        *_, truncated, _ = env.step(np.array([0.0], dtype=np.float32))
+    assert truncated
+    with pytest.raises(RuntimeError, match="after its episode ended"):
+        env.step(np.array([0.0], dtype=np.float32))
+
+
+def test_drawdown_limit_ends_the_episode(market, make_config) -> None:
+    config = make_config({"risk": {"dd_limit": 0.001}})
+    env = env_of(market, config)
+    env.reset()
+    terminated = False
+    for action in random_actions(11, 500):
+        *_, terminated, _, info = env.step(np.abs(action))
+        if terminated:
+            break
+    assert terminated
+    assert 1 - info["equity"] / env.engine.state[0, kernel.S_PEAK] > 0.001
+
+
+def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) -> None:
+    from sb3_contrib import RecurrentPPO
+
+    from ijules.training.policy import PolicySpec
+
+    # A real (untrained) policy for an environment without risk features: 11 inputs, not 16.
+    narrow = make_config({"risk": {"include_risk_features": False}})
+    narrow_settings = EngineSettings.from_config(narrow, norm_of(market), 5.0, 1)
+    narrow_env = VectorTradingEnv(
+        market, narrow_settings, Safeguards(narrow.safeguards), n_envs=1, episode_bars=64
+    )
+    model = RecurrentPPO("MlpLstmPolicy", narrow_env, n_steps=8, batch_size=8, device="cpu")
+    policy = RecurrentPolicy(
+        model, PolicySpec.of(narrow_settings, market.feature_names, market.instruments)
+    )
+    env = env_of(market, make_config())
+    with pytest.raises(
+        ModelCompatibilityError, match=r"policy expects \(11,\), environment produces \(16,\)"
+    ):
+        policy.check_compatible(
+            env.observation_space.shape, env.action_space.shape, market.feature_names
+        )

@@ -1,0 +1,131 @@
+"""Environment throughput: our environment beside gym-anytrading's stocks-v0, in the same run.
+
+Both step the btcusd_1h sample with uniformly random actions; each figure is the median of
+several timed runs. Ours has the full cost engine, risk features and safeguards on. Then the
+vectorised environment steps N copies in one kernel call (env-steps/s for N = 1, 8, 64).
+
+Run: .venv/bin/python benchmarks/env_throughput.py   (needs `pip install gym-anytrading==2.0.0`)
+The last line reads ``speedup_vs_gym_anytrading: X.XX`` (single environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ijules.config import load_config
+from ijules.data.features import NormStats, compute_features, feature_columns
+from ijules.env.engine import EngineSettings
+from ijules.env.market_data import build_market
+from ijules.env.safeguards import Safeguards
+from ijules.env.trading_env import TradingEnv
+from ijules.env.vector_env import VectorTradingEnv
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "samples" / "btcusd_1h.csv.gz"
+
+
+def median_rate(run: Callable[[int], None], steps: int, repeats: int) -> float:
+    """Median steps per second over ``repeats`` timed runs of ``steps`` steps (after a warm-up)."""
+    run(min(steps, 2_000))
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(steps)
+        rates.append(steps / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def ours(bars: pd.DataFrame, n_envs: int | None = None):
+    config = load_config(REPO / "params.yaml")
+    table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
+    names = feature_columns(table)
+    index = pd.DatetimeIndex(table["timestamp"])
+    market = build_market(
+        pd.DataFrame({"BTCUSD": table["close"].to_numpy()}, index=index),
+        pd.DataFrame({"BTCUSD": table["volume"].to_numpy()}, index=index),
+        pd.DataFrame(table[list(names)].to_numpy(), index=index, columns=list(names)),
+        config=config,
+        bars_per_year=24 * 365.25,
+    )
+    values = market.features
+    norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
+    settings = EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
+    guards = Safeguards(config.safeguards)
+    if n_envs is None:
+        return TradingEnv(market, settings, guards, episode_bars=config.environment.episode_bars)
+    return VectorTradingEnv(
+        market,
+        settings,
+        guards,
+        n_envs=n_envs,
+        episode_bars=config.environment.episode_bars,
+        seed=0,
+    )
+
+
+def stepper(env, actions: np.ndarray) -> Callable[[int], None]:
+    env.reset(seed=0)
+
+    def run(steps: int) -> None:
+        for k in range(steps):
+            _, _, terminated, truncated, _ = env.step(actions[k % len(actions)])
+            if terminated or truncated:
+                env.reset()
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from gym_anytrading.envs import StocksEnv
+
+    bars = pd.read_csv(SAMPLE)
+    bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
+    rng = np.random.default_rng(0)
+
+    theirs = StocksEnv(
+        df=bars.rename(columns=str.capitalize), window_size=10, frame_bound=(10, len(bars))
+    )
+    their_actions = rng.integers(0, 2, size=100_000)
+    our_actions = rng.uniform(-1.0, 1.0, size=(100_000, 1)).astype(np.float32)
+
+    # Interleave the two so a noisy neighbour slows both alike.
+    rate_theirs, rate_ours = [], []
+    run_theirs = stepper(theirs, their_actions)
+    run_ours = stepper(ours(bars), our_actions)
+    for _ in range(args.repeats):
+        rate_theirs.append(median_rate(run_theirs, args.steps, 1))
+        rate_ours.append(median_rate(run_ours, args.steps, 1))
+    theirs_rate, ours_rate = statistics.median(rate_theirs), statistics.median(rate_ours)
+    print(f"{'environment':52}{'steps/s':>12}")
+    print(f"{'gym-anytrading stocks-v0 (2 actions, no costs)':52}{theirs_rate:>12,.0f}")
+    print(f"{'ijules TradingEnv (costs, risk features, safeguards)':52}{ours_rate:>12,.0f}")
+
+    print(f"\n{'vectorised (one kernel call per step)':40}{'N':>6}{'env-steps/s':>16}")
+    for n in (1, 8, 64):
+        vec = ours(bars, n_envs=n)
+        vec.seed(0)
+        vec.reset()
+        batch = rng.uniform(-1.0, 1.0, size=(256, n, 1)).astype(np.float32)
+
+        def run(steps: int, vec=vec, batch=batch, n=n) -> None:
+            for k in range(max(steps // n, 1)):
+                vec.step(batch[k % len(batch)])
+
+        rate = median_rate(run, args.steps, args.repeats)
+        print(f"{'VectorTradingEnv':40}{n:>6}{rate:>16,.0f}")
+    print(f"speedup_vs_gym_anytrading: {ours_rate / theirs_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The parts an environment is assembled from: action interpreters, observations, reward, limits.
+
+Each part is small and stateless; the simulation state lives in :class:`ijules.env.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from gymnasium import spaces
+
+from ijules.config import Config, RiskFeature
+from ijules.data.features import NormStats
+from ijules.env import kernel
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PortfolioLimits:
+    """Largest weight of one position, and largest gross exposure (cash reserve included)."""
+
+    max_single: float
+    max_gross: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> PortfolioLimits:
+        """Read the limits from ``environment``."""
+        environment = config.environment
+        return cls(environment.position_limit, environment.gross_limit)
+
+    def fit(self, weights: FloatArray) -> FloatArray:
+        """Clip each weight to the single limit, then scale rows down to the gross limit."""
+        clipped = np.clip(weights, -self.max_single, self.max_single)
+        gross = np.abs(clipped).sum(axis=1, keepdims=True)
+        scale = np.where(gross > self.max_gross, self.max_gross / np.maximum(gross, 1e-12), 1.0)
+        return np.asarray(clipped * scale, dtype=np.float64)
+
+
+class ActionInterpreter(Protocol):
+    """Turns a batch of policy actions into target weights.
+
+    The kernel clips every target to the single-position limit and scales a batch row down to
+    the gross limit on every step, so interpreters stay cheap and no path trades around limits.
+    """
+
+    @property
+    def space(self) -> spaces.Space[npt.NDArray[np.generic]]:
+        """The action space one environment exposes."""
+        ...
+
+    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
+        """Target weights (batch x instruments) for a batch of actions."""
+        ...
+
+
+@dataclass(frozen=True)
+class ContinuousWeights:
+    """Actions in [-1, 1] per instrument: the fraction of the single-position limit to hold."""
+
+    n_instruments: int
+    limits: PortfolioLimits
+
+    @property
+    def space(self) -> spaces.Box:
+        """Box(-1, 1) per instrument."""
+        return spaces.Box(low=-1.0, high=1.0, shape=(self.n_instruments,), dtype=np.float32)
+
+    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
+        """Scale by the single limit (the kernel clips and fits the gross limit on every step)."""
+        raw = np.asarray(actions, dtype=np.float64).reshape(-1, self.n_instruments)
+        return raw * self.limits.max_single
+
+
+@dataclass(frozen=True)
+class DiscreteWeights:
+    """Actions 0, 1, 2 per instrument: short, flat or long at the single-position limit."""
+
+    n_instruments: int
+    limits: PortfolioLimits
+
+    @property
+    def space(self) -> spaces.MultiDiscrete:
+        """Three choices per instrument."""
+        return spaces.MultiDiscrete([3] * self.n_instruments)
+
+    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
+        """Map 0/1/2 to -limit/0/+limit (the kernel fits the gross limit)."""
+        raw = np.asarray(actions, dtype=np.float64).reshape(-1, self.n_instruments) - 1.0
+        return raw * self.limits.max_single
+
+
+def action_interpreter(config: Config, n_instruments: int) -> ActionInterpreter:
+    """The interpreter ``environment.action_space`` names."""
+    limits = PortfolioLimits.from_config(config)
+    if config.environment.action_space == "discrete":
+        return DiscreteWeights(n_instruments, limits)
+    return ContinuousWeights(n_instruments, limits)
+
+
+@dataclass(frozen=True)
+class ObservationBuilder:
+    """Standardised features, current weights and the selected risk features.
+
+    Training and evaluation build observations with this one object and the normalisation saved
+    with the model, so the same bars always give the same observation.
+    """
+
+    norm: NormStats
+    clip_zscore: float
+    risk_features: tuple[RiskFeature, ...]
+
+    @property
+    def risk_mask(self) -> npt.NDArray[np.bool_]:
+        """Which of the kernel's risk features are observed."""
+        return np.array([name in self.risk_features for name in kernel.RISK_FEATURES])
+
+    def scaled_features(self, features: FloatArray) -> FloatArray:
+        """Standardise and clip raw features (rows x features)."""
+        return np.asarray(self.norm.apply(features, self.clip_zscore), dtype=np.float64)
+
+    def names(self, feature_names: tuple[str, ...], instruments: tuple[str, ...]) -> list[str]:
+        """The observation's entries by name, in order."""
+        risk = [name for name in kernel.RISK_FEATURES if name in self.risk_features]
+        return [*feature_names, *(f"weight:{name}" for name in instruments), *risk]
+
+    def space(self, n_features: int, n_instruments: int) -> spaces.Box:
+        """Features within +-clip, weights within [-1, 1], risk features unbounded."""
+        n_risk = int(self.risk_mask.sum())
+        low = np.concatenate(
+            [
+                np.full(n_features, -self.clip_zscore),
+                -np.ones(n_instruments),
+                np.full(n_risk, -np.inf),
+            ]
+        )
+        high = np.concatenate(
+            [np.full(n_features, self.clip_zscore), np.ones(n_instruments), np.full(n_risk, np.inf)]
+        )
+        return spaces.Box(
+            low=low.astype(np.float32), high=high.astype(np.float32), dtype=np.float32
+        )
+
+
+@dataclass(frozen=True)
+class RewardFunction:
+    """Reward = (P&L after costs - penalty) x scaling, in USD before scaling.
+
+    penalty = lambda x drawdown x capital ("drawdown"), or lambda x r^2 x capital ("variance"),
+    with r the bar's portfolio return. An episode ends early when the drawdown passes
+    ``dd_limit``.
+    """
+
+    scaling: float
+    penalty_lambda: float
+    penalty: str
+    dd_limit: float | None
+
+    @classmethod
+    def from_config(cls, config: Config) -> RewardFunction:
+        """Read the reward from ``environment`` and ``risk``."""
+        risk = config.risk
+        return cls(
+            config.environment.reward_scaling, risk.penalty_lambda, risk.penalty, risk.dd_limit
+        )
+
+    def write_params(self, params: FloatArray) -> None:
+        """Fill the reward entries of the kernel's parameter vector."""
+        params[kernel.P_REWARD_SCALING] = self.scaling
+        params[kernel.P_LAMBDA] = self.penalty_lambda
+        params[kernel.P_PENALTY_VARIANCE] = float(self.penalty == "variance")
+        params[kernel.P_DD_LIMIT] = 0.0 if self.dd_limit is None else self.dd_limit

@@ -1,0 +1,81 @@
+"""Safeguards (master plan, phase 1): zero tolerance for NaN and inf, reward bounds, compatibility.
+
+A non-finite observation or reward is an incident: it is counted and stops the run with an error
+that says where. A reward outside the configured bounds is an alert: counted and logged, the run
+goes on. A policy whose spaces do not match the environment's is refused before it acts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ijules.config import SafeguardsConfig
+from ijules.errors import IjulesError, ModelCompatibilityError
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(IjulesError):
+    """A NaN or inf reached an observation or a reward."""
+
+
+@dataclass
+class Safeguards:
+    """Checks every step's output; keeps the incident and alert counts."""
+
+    config: SafeguardsConfig
+    incidents: int = 0
+    reward_alerts: int = 0
+    _alert_logged: bool = field(default=False, repr=False)
+
+    def check_step(
+        self,
+        rewards: npt.NDArray[np.float64],
+        nonfinite_rewards: int,
+        nonfinite_observations: int,
+        rewards_out_of_bounds: int,
+        where: str,
+    ) -> None:
+        """Raise on anything non-finite; count (and log once) rewards out of bounds."""
+        if nonfinite_rewards or nonfinite_observations:
+            self.incidents += 1
+            raise NonFiniteError(
+                f"non-finite values at {where}: {nonfinite_rewards} reward(s), "
+                f"{nonfinite_observations} observation value(s) (incident {self.incidents})"
+            )
+        if rewards_out_of_bounds and self.config.reward_bounds_check:
+            self.reward_alerts += rewards_out_of_bounds
+            if not self._alert_logged:
+                low, high = self.config.reward_bounds
+                outside = rewards[(rewards < low) | (rewards > high)][:3].tolist()
+                log.warning(
+                    "reward outside bounds [%g, %g] at %s: %s (further alerts are only counted)",
+                    low,
+                    high,
+                    where,
+                    outside,
+                )
+                self._alert_logged = True
+
+
+def check_compatible(
+    policy_observation: tuple[int, ...],
+    policy_action: tuple[int, ...],
+    env_observation: tuple[int, ...],
+    env_action: tuple[int, ...],
+) -> None:
+    """Refuse a policy whose observation or action space differs from the environment's."""
+    if policy_observation != env_observation:
+        raise ModelCompatibilityError(
+            f"observation space mismatch: policy expects {policy_observation}, "
+            f"environment produces {env_observation}"
+        )
+    if policy_action != env_action:
+        raise ModelCompatibilityError(
+            f"action space mismatch: policy outputs {policy_action}, "
+            f"environment expects {env_action}"
+        )

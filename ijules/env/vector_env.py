@@ -1,0 +1,106 @@
+"""N copies of the trading environment stepped together in one kernel call (an SB3 VecEnv).
+
+Each copy has its own episode (random start, own portfolio); finished copies restart at once, as
+SB3 expects, with the last observation of the finished episode in ``terminal_observation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
+
+from ijules.env.engine import Engine, EngineSettings
+from ijules.env.market_data import MarketData
+from ijules.env.safeguards import Safeguards
+
+
+class VectorTradingEnv(VecEnv):
+    """``n_envs`` training environments over one market, advanced as one batch."""
+
+    def __init__(
+        self,
+        market: MarketData,
+        settings: EngineSettings,
+        safeguards: Safeguards,
+        *,
+        n_envs: int,
+        episode_bars: int,
+        seed: int | None = None,
+    ) -> None:
+        self.engine = Engine(
+            market, settings, safeguards, n_envs=n_envs, episode_bars=episode_bars, seed=seed
+        )
+        self.render_mode = None
+        low, high = safeguards.config.reward_bounds
+        self.engine.set_reward_bounds(low, high)
+        observation_space = settings.observation.space(
+            len(market.feature_names), market.n_instruments
+        )
+        super().__init__(n_envs, observation_space, settings.actions.space)
+        self._actions: npt.NDArray[Any] | None = None
+
+    def reset(self) -> npt.NDArray[np.float32]:
+        """Start new episodes everywhere."""
+        if self._seeds[0] is not None:
+            self.engine.rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self.engine.reset()
+        return self.engine.observations.copy()
+
+    def step_async(self, actions: npt.NDArray[Any]) -> None:
+        """Remember the actions for :meth:`step_wait`."""
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every copy; restart those whose episode ended."""
+        engine = self.engine
+        assert self._actions is not None
+        observations = engine.step(self._actions).copy()
+        terminated, truncated = engine.terminated(), engine.truncated()
+        done = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        finished = np.flatnonzero(done)
+        if len(finished):
+            for b in finished:
+                infos[b] = {
+                    "terminal_observation": observations[b].copy(),
+                    "TimeLimit.truncated": bool(truncated[b] and not terminated[b]),
+                    "episode_costs": engine.cost_attribution(int(b)),
+                }
+            engine.reset(finished.tolist())
+            observations[finished] = engine.observations[finished]
+        return observations, engine.rewards().astype(np.float32), done, infos
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """The attribute (of the engine, else of this wrapper), once per copy asked for."""
+        owner = self.engine if hasattr(self.engine, attr_name) else self
+        return [getattr(owner, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set an engine attribute (shared by every copy)."""
+        setattr(self.engine, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        """Call an engine method once per copy asked for."""
+        method = getattr(self.engine, method_name)
+        return [method(*args, **kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        """No copy is wrapped."""
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: int | Iterable[int] | None) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)

@@ -1,0 +1,1 @@
+"""Execution: what trading costs."""
