@@ -62,7 +62,7 @@ def _metric_lines(path: Path) -> list[str]:
     lines = [
         "",
         f"out of sample: test window {window['start']} to {window['end']} ({window['bars']:,} "
-        f"bars, after {window['proportional_cost_bps']} bps costs)",
+        f"bars, after costs: {window['costs']})",
         f"  {'':22}{'agent':>12}{'buy & hold':>12}{'flat':>12}",
     ]
     for label, key, fmt in _ROWS:

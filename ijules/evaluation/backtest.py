@@ -1,15 +1,23 @@
-"""Backtest: run a policy through the trading environment and record every bar."""
+"""Backtest: run a policy through the trading environment and keep every bar's record."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
+from ijules.config import Config
+from ijules.data.features import NormStats
+from ijules.env import kernel
+from ijules.env.engine import EngineSettings
+from ijules.env.market_data import MarketData
+from ijules.env.parts import ContinuousWeights, DiscreteWeights, PortfolioLimits
+from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import Action, Observation, TradingEnv
 from ijules.evaluation.metrics import PerformanceMetrics, summarise
+from ijules.training.policy import PolicySpec
 
 Policy = Callable[[Observation], Action]
 FloatArray = npt.NDArray[np.float64]
@@ -17,68 +25,89 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Backtest:
-    """One pass over a window: marks, positions and trades, bar by bar."""
+    """One pass over a window: marks, positions, fills and their costs, bar by bar.
+
+    ``equity`` and ``close`` have one row per bar including the first (steps + 1); ``units``
+    (held after each bar's trade), ``traded`` (units traded) and ``costs`` (per instrument and
+    component) have one row per step.
+    """
 
     timestamps: npt.NDArray[np.datetime64]
     close: FloatArray
     equity: FloatArray
-    equity_before: FloatArray
     units: FloatArray
-    traded_notional: FloatArray
+    traded: FloatArray
     costs: FloatArray
+    exit_costs: dict[str, float]
 
     def metrics(self, bars_per_year: float) -> PerformanceMetrics:
         """Headline metrics of this backtest."""
         return summarise(
             equity=self.equity,
-            equity_before=self.equity_before,
             units=self.units,
+            traded=self.traded,
+            costs=self.costs.sum(axis=2),
             close=self.close,
-            traded_notional=self.traded_notional,
-            costs=self.costs,
             timestamps=self.timestamps,
             bars_per_year=bars_per_year,
         )
 
+    def costs_by_component(self) -> dict[str, float]:
+        """Costs paid over the window, by component."""
+        totals = self.costs.sum(axis=(0, 1))
+        return dict(zip(kernel.COST_COMPONENTS, map(float, totals), strict=True))
+
     @property
     def weights(self) -> FloatArray:
-        """Position after each bar's trade, as a fraction of equity before it."""
-        return np.asarray(self.units * self.close[:-1] / self.equity_before, dtype=np.float64)
+        """Positions after each bar's trade, as fractions of the equity before it."""
+        return np.asarray(self.units * self.close[:-1] / self.equity[:-1, None])
 
 
 def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
     """Step ``env`` (built with ``episode_bars=None``) through its window with ``policy``."""
     observation, info = env.reset()
     equity = [float(info["equity"])]
-    before: list[float] = []
-    units: list[float] = []
-    notional: list[float] = []
-    costs: list[float] = []
     done = False
     while not done:
         observation, _, terminated, truncated, info = env.step(policy(observation))
-        fill = env.last_fill
-        assert fill is not None  # set by every step
-        equity.append(fill.equity_after)
-        before.append(fill.equity_before)
-        units.append(fill.units_after)
-        notional.append(fill.traded_notional)
-        costs.append(fill.cost)
+        equity.append(float(info["equity"]))
         done = terminated or truncated
-    bars = len(units)
-    market = env.market
+    engine = env.engine
+    steps = len(equity) - 1
+    log = engine.fills[0, :steps]
+    traded = log[:, :, 0]
     return Backtest(
-        timestamps=market.timestamps[: bars + 1],
-        close=market.close[: bars + 1],
+        timestamps=env.market.timestamps[: steps + 1],
+        close=env.market.close[: steps + 1],
         equity=np.asarray(equity),
-        equity_before=np.asarray(before),
-        units=np.asarray(units),
-        traded_notional=np.asarray(notional),
-        costs=np.asarray(costs),
+        units=np.cumsum(traded, axis=0),
+        traded=traded.copy(),
+        costs=log[:, :, 1:].copy(),
+        exit_costs=engine.exit_costs(0),
     )
 
 
-def constant(weight: float) -> Policy:
-    """A policy that always asks for the same target weight (buy-and-hold: 1, flat: 0)."""
-    action = np.array([weight], dtype=np.float32)
+def policy_settings(config: Config, spec: PolicySpec) -> EngineSettings:
+    """Economics from ``config`` (costs, limits, reward); observations and actions from ``spec``."""
+    base = EngineSettings.from_config(config, spec.norm, spec.clip_zscore, len(spec.instruments))
+    limits = PortfolioLimits.from_config(config)
+    n_instruments = len(spec.instruments)
+    actions: ContinuousWeights | DiscreteWeights = (
+        DiscreteWeights(n_instruments, limits)
+        if spec.action_space == "discrete"
+        else ContinuousWeights(n_instruments, limits)
+    )
+    return replace(base, observation=spec.observation, actions=actions)
+
+
+def baseline_env(config: Config, market: MarketData, norm: NormStats, clip: float) -> TradingEnv:
+    """An evaluation environment for rule baselines: continuous weights, the configured costs."""
+    base = EngineSettings.from_config(config, norm, clip, market.n_instruments)
+    actions = ContinuousWeights(market.n_instruments, PortfolioLimits.from_config(config))
+    return TradingEnv(market, replace(base, actions=actions), Safeguards(config.safeguards))
+
+
+def constant(weight: float, n_instruments: int = 1) -> Policy:
+    """Always ask for the same fraction of the single-position limit (1 hold, 0 flat)."""
+    action = np.full(n_instruments, weight, dtype=np.float32)
     return lambda _observation: action

@@ -13,12 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ijules.config import Config, EnvironmentConfig
+from ijules.config import Config
 from ijules.data.features import FeatureSet
 from ijules.env.market_data import MarketData, load_window
+from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
-from ijules.errors import RegistryError
-from ijules.evaluation.backtest import Backtest, constant, run_backtest
+from ijules.errors import ModelCompatibilityError, RegistryError
+from ijules.evaluation.backtest import (
+    Backtest,
+    baseline_env,
+    constant,
+    policy_settings,
+    run_backtest,
+)
 from ijules.io import read_json, write_json, write_text, write_with
 from ijules.registry.tracking import configure
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
@@ -37,23 +44,31 @@ class Evaluation:
     bars_per_year: float
 
     def metrics(self) -> dict[str, Any]:
-        """The content of ``metrics.json``."""
+        """The content of ``metrics.json``: metrics and cost attribution per backtest."""
         payload: dict[str, Any] = {"window": self.window}
         for name, backtest in self.backtests.items():
-            payload[name] = backtest.metrics(self.bars_per_year).to_dict()
+            payload[name] = {
+                **backtest.metrics(self.bars_per_year).to_dict(),
+                "costs": backtest.costs_by_component(),
+                "exit_costs": backtest.exit_costs,
+            }
         return payload
 
 
-def backtest_policy(
-    policy: RecurrentPolicy, market: MarketData, environment: EnvironmentConfig
-) -> Backtest:
-    """Run ``policy`` over the whole of ``market`` with its own frozen normalisation."""
-    env = TradingEnv(market, policy.spec.norm, environment, clip_zscore=policy.spec.clip_zscore)
+def backtest_policy(policy: RecurrentPolicy, market: MarketData, config: Config) -> Backtest:
+    """Run ``policy`` over the whole of ``market``: its own observations, today's economics."""
+    settings = policy_settings(config, policy.spec)
+    env = TradingEnv(market, settings, Safeguards(config.safeguards))
     policy.check_compatible(
         tuple(env.observation_space.shape or ()),
         tuple(env.action_space.shape or ()),
         market.feature_names,
     )
+    if market.instruments != policy.spec.instruments:
+        raise ModelCompatibilityError(
+            f"instrument mismatch: policy trades {list(policy.spec.instruments)}, "
+            f"the market has {list(market.instruments)}"
+        )
     policy.reset()
     return run_backtest(env, policy.act)
 
@@ -62,12 +77,10 @@ def evaluate(
     policy: RecurrentPolicy, market: MarketData, feature_set: FeatureSet, config: Config
 ) -> Evaluation:
     """Backtest the policy, buy-and-hold and flat on the same bars with the same costs."""
-    backtests = {AGENT: backtest_policy(policy, market, config.environment)}
+    backtests = {AGENT: backtest_policy(policy, market, config)}
     for name, weight in ((BUY_AND_HOLD, 1.0), (FLAT, 0.0)):
-        env = TradingEnv(
-            market, feature_set.norm, config.environment, clip_zscore=feature_set.clip_zscore
-        )
-        backtests[name] = run_backtest(env, constant(weight))
+        env = baseline_env(config, market, feature_set.norm, feature_set.clip_zscore)
+        backtests[name] = run_backtest(env, constant(weight, market.n_instruments))
     span = feature_set.windows["test"]
     window = {
         "name": "test",
@@ -75,9 +88,24 @@ def evaluate(
         "end": span.end,
         "bars": span.rows,
         "bars_per_year": feature_set.bars_per_year,
-        "proportional_cost_bps": config.environment.proportional_cost_bps,
+        "costs": describe_costs(config),
     }
     return Evaluation(window, backtests, feature_set.bars_per_year)
+
+
+def describe_costs(config: Config) -> str:
+    """The cost model in a few words, for reports."""
+    micro = config.microstructure
+    costs = micro.transaction_costs
+    parts = [f"{costs.proportional_cost_bps:g} bps"]
+    if micro.enabled:
+        if costs.fixed_cost_per_trade:
+            parts.append(f"${costs.fixed_cost_per_trade:g} per fill")
+        if costs.market_impact.enabled:
+            parts.append("market impact")
+        if costs.turnover_penalty.enabled:
+            parts.append("turnover capacity")
+    return " + ".join(parts)
 
 
 def run_evaluate(
@@ -92,7 +120,7 @@ def run_evaluate(
 ) -> dict[str, Any]:
     """Evaluate out of sample; write metrics, the equity curve and its plot; log them to MLflow."""
     feature_set = FeatureSet.load(meta)
-    market = load_window(features, feature_set, "test")
+    market = load_window(features, feature_set, "test", config)
     policy = RecurrentPolicy.load(model_dir)
     result = evaluate(policy, market, feature_set, config)
     payload = {"model": {"run_id": read_json(model_dir / POLICY_SPEC)["mlflow"]["run_id"]}}
@@ -120,7 +148,8 @@ def _curve_frame(result: Evaluation) -> pd.DataFrame:
     )
     for name, backtest in result.backtests.items():
         frame[name] = np.round(backtest.equity, 2)
-    frame["agent_position"] = np.round(np.append(agent.weights, agent.weights[-1]), 4)
+    gross = np.abs(agent.weights).sum(axis=1) * np.sign(agent.weights.sum(axis=1))
+    frame["agent_position"] = np.round(np.append(gross, gross[-1]), 4)
     return frame
 
 
@@ -167,7 +196,9 @@ def _log_to_run(
         f"test_{prefix}{key}": float(value)
         for name, prefix in ((AGENT, ""), (BUY_AND_HOLD, "buy_and_hold_"))
         for key, value in payload[name].items()
+        if isinstance(value, int | float)
     }
+    numbers.update({f"test_cost_{key}": value for key, value in payload[AGENT]["costs"].items()})
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(numbers)
         for file in files:

@@ -137,23 +137,25 @@ def round_trip_pnls(units: FloatArray, close: FloatArray, costs: FloatArray) -> 
 def summarise(
     *,
     equity: FloatArray,
-    equity_before: FloatArray,
     units: FloatArray,
-    close: FloatArray,
-    traded_notional: FloatArray,
+    traded: FloatArray,
     costs: FloatArray,
+    close: FloatArray,
     timestamps: npt.NDArray[np.datetime64],
     bars_per_year: float,
 ) -> PerformanceMetrics:
     """Compute every headline metric of a backtest.
 
-    ``equity`` has one mark per bar including the start (len = bars + 1); the per-bar arrays
-    (``units``, ``traded_notional``, ``costs``, ``equity_before``) have one entry per bar acted on,
-    and ``close`` has bars + 1 prices.
+    ``equity`` (steps + 1 marks), ``close`` (steps + 1 bars x instruments) and per-step arrays
+    (steps x instruments): ``units`` held after each trade, ``traded`` units and ``costs`` paid.
     """
     returns = bar_returns(equity)
-    trips = round_trip_pnls(units, close, costs)
-    weights = units * close[:-1] / equity_before
+    before = equity[:-1]
+    notional = np.abs(traded) * close[:-1]
+    trips = np.concatenate(
+        [round_trip_pnls(units[:, i], close[:, i], costs[:, i]) for i in range(units.shape[1])]
+    )
+    exposure = np.abs(units * close[:-1]).sum(axis=1) / before
     return PerformanceMetrics(
         total_return=total_return(equity),
         annualised_return=annualised_return(equity, bars_per_year),
@@ -163,11 +165,11 @@ def summarise(
         sharpe=sharpe_ratio(returns, bars_per_year),
         sharpe_psr=probabilistic_sharpe(returns),
         max_drawdown=max_drawdown(equity),
-        daily_turnover=daily_turnover(traded_notional, equity_before, timestamps[:-1]),
+        daily_turnover=daily_turnover(notional.sum(axis=1), before, timestamps[:-1]),
         win_rate=float(np.mean(trips > 0)) if len(trips) else 0.0,
-        num_trades=int(np.count_nonzero(traded_notional)),
+        num_trades=int(np.count_nonzero(traded)),
         num_round_trips=len(trips),
         total_cost=float(np.sum(costs)),
-        exposure=float(np.mean(np.abs(weights))),
+        exposure=float(np.mean(exposure)),
         bars=len(units),
     )

@@ -117,7 +117,7 @@ def _model_section(metrics: Path | None, registration: Path | None) -> str:
         )
         parts.append(
             f"<h3>Model health</h3><p>Latest out-of-sample test window {window['start']} to "
-            f"{window['end']}, after {window['proportional_cost_bps']} bps costs:</p>"
+            f"{window['end']}, after costs ({window['costs']}):</p>"
             "<table border='1' cellpadding='4'><tr><th></th><th>return</th><th>Sharpe</th>"
             f"<th>max drawdown</th><th>daily turnover</th><th>trades</th></tr>{rows}</table>"
         )

@@ -1,9 +1,11 @@
 """The policy as an MLflow pyfunc model: the SB3 zip inside, LSTM state kept between calls.
 
-Input: one row per bar, in time order, with the raw feature columns the policy was trained on and
-``position_weight`` (the current position as a fraction of equity). The model standardises the
-features with the statistics saved at training, so callers pass raw features. Output: ``action``
-in [-1, 1], the target position as a fraction of the position limit.
+Input: one row per bar, in time order, with the observation's entries by name: the raw feature
+columns the policy was trained on, ``weight:<instrument>`` (each current position as a fraction
+of equity) and the risk features it was trained with (see ``PolicySpec.input_columns``). The model
+standardises the features with the statistics saved at training, so callers pass raw features.
+Output: ``action`` (one column per instrument with several), the target as a fraction of the
+single-position limit.
 
 State persists across ``predict`` calls, as a live feed needs; pass ``params={"reset": True}`` at
 the start of a new session.
@@ -20,7 +22,6 @@ from mlflow.pyfunc.model import PythonModel
 
 from ijules.training.policy import RecurrentPolicy
 
-POSITION_COLUMN = "position_weight"
 ACTION_COLUMN = "action"
 ZIP_ARTIFACT = "policy_zip"
 SPEC_ARTIFACT = "policy_spec"
@@ -50,14 +51,22 @@ class RecurrentPolicyModel(PythonModel):
         if params and params.get("reset"):
             policy.reset()
         spec = policy.spec
-        missing = [c for c in (*spec.feature_names, POSITION_COLUMN) if c not in model_input]
+        columns = spec.input_columns
+        missing = [c for c in columns if c not in model_input]
         if missing:
             raise ValueError(f"model input lacks column(s) {missing}")
-        raw = model_input[list(spec.feature_names)].to_numpy(dtype=np.float64)
-        scaled = spec.norm.apply(raw, spec.clip_zscore)
-        positions = model_input[POSITION_COLUMN].to_numpy(dtype=np.float32).clip(-1.0, 1.0)
-        actions = [
-            float(policy.act(np.append(row, np.float32(position)))[0])
-            for row, position in zip(scaled, positions, strict=True)
-        ]
-        return pd.DataFrame({ACTION_COLUMN: actions}, index=model_input.index)
+        n_features = len(spec.feature_names)
+        raw = model_input[columns].to_numpy(dtype=np.float64)
+        observations = np.concatenate(
+            [
+                spec.norm.apply(raw[:, :n_features], spec.clip_zscore),
+                np.clip(raw[:, n_features : n_features + len(spec.instruments)], -1.0, 1.0),
+                raw[:, n_features + len(spec.instruments) :],
+            ],
+            axis=1,
+        ).astype(np.float32)
+        actions = np.array([policy.act(row).reshape(-1) for row in observations], dtype=np.float64)
+        if actions.shape[1] == 1:
+            return pd.DataFrame({ACTION_COLUMN: actions[:, 0]}, index=model_input.index)
+        names = [f"{ACTION_COLUMN}:{name}" for name in spec.instruments]
+        return pd.DataFrame(actions, columns=names, index=model_input.index)

@@ -129,11 +129,11 @@ def _compare_with_champion(
     from ijules.evaluation.evaluate import backtest_policy
 
     feature_set = FeatureSet.load(meta)
-    market = load_window(features, feature_set, "test")
+    market = load_window(features, feature_set, "test", config)
     loaded = mlflow.pyfunc.load_model(f"models:/{result.model_name}/{champion.version}")
     policy = loaded.unwrap_python_model().policy
     try:
-        backtest = backtest_policy(policy, market, config.environment)
+        backtest = backtest_policy(policy, market, config)
     except IjulesError as err:
         result.status, result.alias = CHALLENGER, CHALLENGER
         result.reasons = [f"champion v{champion.version} cannot be compared here ({err}); kept it"]

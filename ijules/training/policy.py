@@ -1,15 +1,19 @@
-"""A trained recurrent policy with what it needs to act: its feature spec and LSTM state."""
+"""A trained recurrent policy with what it needs to act: its observation spec and LSTM state."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ijules.config import RiskFeature
 from ijules.data.features import NormStats
+from ijules.env.engine import EngineSettings
+from ijules.env.parts import DiscreteWeights, ObservationBuilder
+from ijules.env.safeguards import check_compatible
 from ijules.errors import ModelCompatibilityError
 from ijules.io import read_json
 
@@ -19,17 +23,43 @@ POLICY_SPEC = "policy.json"
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """What a policy was trained on; saved beside its weights and frozen at evaluation."""
+    """How a policy sees the market; saved beside its weights and frozen at evaluation.
+
+    Evaluation, registry comparisons and serving build observations from this spec (features,
+    normalisation, risk features), never from whatever the configuration says today.
+    """
 
     feature_names: tuple[str, ...]
     norm: NormStats
     clip_zscore: float
+    instruments: tuple[str, ...]
+    risk_features: tuple[RiskFeature, ...]
+    action_space: str
     observation_shape: tuple[int, ...]
     action_shape: tuple[int, ...]
 
+    @property
+    def observation(self) -> ObservationBuilder:
+        """The observation builder the policy was trained with."""
+        return ObservationBuilder(self.norm, self.clip_zscore, self.risk_features)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The observation's entries by name (the served model's input columns)."""
+        return self.observation.names(self.feature_names, self.instruments)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return asdict(self)
+        return {
+            "feature_names": list(self.feature_names),
+            "norm": {"mean": list(self.norm.mean), "std": list(self.norm.std)},
+            "clip_zscore": self.clip_zscore,
+            "instruments": list(self.instruments),
+            "risk_features": list(self.risk_features),
+            "action_space": self.action_space,
+            "observation_shape": list(self.observation_shape),
+            "action_shape": list(self.action_shape),
+        }
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> PolicySpec:
@@ -38,8 +68,32 @@ class PolicySpec:
             feature_names=tuple(payload["feature_names"]),
             norm=NormStats(tuple(payload["norm"]["mean"]), tuple(payload["norm"]["std"])),
             clip_zscore=float(payload["clip_zscore"]),
+            instruments=tuple(payload["instruments"]),
+            risk_features=tuple(payload["risk_features"]),
+            action_space=str(payload["action_space"]),
             observation_shape=tuple(payload["observation_shape"]),
             action_shape=tuple(payload["action_shape"]),
+        )
+
+    @classmethod
+    def of(
+        cls, settings: EngineSettings, feature_names: tuple[str, ...], instruments: tuple[str, ...]
+    ) -> PolicySpec:
+        """The spec of a policy trained with ``settings`` on these features and instruments."""
+        observation = settings.observation
+        space = settings.observation.space(len(feature_names), len(instruments))
+        action_space = settings.actions.space
+        return cls(
+            feature_names=feature_names,
+            norm=observation.norm,
+            clip_zscore=observation.clip_zscore,
+            instruments=instruments,
+            risk_features=observation.risk_features,
+            action_space="discrete"
+            if isinstance(settings.actions, DiscreteWeights)
+            else "continuous",
+            observation_shape=tuple(int(n) for n in space.shape or ()),
+            action_shape=tuple(int(n) for n in action_space.shape or ()),
         )
 
 
@@ -86,29 +140,23 @@ class RecurrentPolicy:
             deterministic=True,
         )
         self._episode_start = False
-        return np.asarray(action, dtype=np.float32)
+        return np.asarray(action)
 
     def check_compatible(
         self,
         observation_shape: tuple[int, ...],
         action_shape: tuple[int, ...],
-        names: tuple[str, ...],
+        feature_names: tuple[str, ...],
     ) -> None:
         """Refuse an environment whose spaces or features differ from the policy's, naming both."""
-        model_obs = tuple(self.model.observation_space.shape)
-        model_act = tuple(self.model.action_space.shape)
-        if model_obs != observation_shape:
-            raise ModelCompatibilityError(
-                f"observation space mismatch: policy expects {model_obs}, "
-                f"environment produces {observation_shape}"
-            )
-        if model_act != action_shape:
-            raise ModelCompatibilityError(
-                f"action space mismatch: policy outputs {model_act}, "
-                f"environment expects {action_shape}"
-            )
-        if names != self.spec.feature_names:
+        check_compatible(
+            tuple(self.model.observation_space.shape),
+            tuple(self.model.action_space.shape),
+            observation_shape,
+            action_shape,
+        )
+        if feature_names != self.spec.feature_names:
             raise ModelCompatibilityError(
                 f"feature mismatch: policy was trained on {list(self.spec.feature_names)}, "
-                f"data has {list(names)}"
+                f"data has {list(feature_names)}"
             )

@@ -22,8 +22,10 @@ from stable_baselines3.common.logger import KVWriter
 
 from ijules.config import Config
 from ijules.data.features import FeatureSet
+from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window
-from ijules.env.trading_env import TradingEnv
+from ijules.env.safeguards import Safeguards
+from ijules.env.vector_env import VectorTradingEnv
 from ijules.errors import TrainingError
 from ijules.io import atomic_path, write_json
 from ijules.registry.tracking import configure, lineage_tags, tracking_uri
@@ -66,25 +68,25 @@ def run_train(config: Config, *, features: Path, meta: Path, model_dir: Path) ->
     import mlflow
     import torch
     from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import Logger
 
     feature_set = FeatureSet.load(meta)
-    market = load_window(features, feature_set, "train")
+    market = load_window(features, feature_set, "train", config)
     training = config.training
     device = resolve_device(training.device)
     torch.set_num_threads(training.torch_threads)
-
-    def make_env() -> TradingEnv:
-        return TradingEnv(
-            market,
-            feature_set.norm,
-            config.environment,
-            clip_zscore=feature_set.clip_zscore,
-            episode_bars=config.environment.episode_bars,
-        )
-
-    vec_env = make_vec_env(make_env, n_envs=training.n_envs, seed=config.seed)
+    settings = EngineSettings.from_config(
+        config, feature_set.norm, feature_set.clip_zscore, market.n_instruments
+    )
+    safeguards = Safeguards(config.safeguards)
+    vec_env = VectorTradingEnv(
+        market,
+        settings,
+        safeguards,
+        n_envs=training.n_envs,
+        episode_bars=config.environment.episode_bars,
+        seed=config.seed,
+    )
     model = RecurrentPPO(
         "MlpLstmPolicy",
         vec_env,
@@ -104,13 +106,7 @@ def run_train(config: Config, *, features: Path, meta: Path, model_dir: Path) ->
         device=device,
         verbose=0,
     )
-    spec = PolicySpec(
-        feature_names=feature_set.feature_names,
-        norm=feature_set.norm,
-        clip_zscore=feature_set.clip_zscore,
-        observation_shape=tuple(int(n) for n in vec_env.observation_space.shape or ()),
-        action_shape=tuple(int(n) for n in vec_env.action_space.shape or ()),
-    )
+    spec = PolicySpec.of(settings, feature_set.feature_names, market.instruments)
     experiment_id = configure(config.registry.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.phase}") as run:
         mlflow.log_params(_flatten(config.model_dump(mode="json", exclude={"paths"})))
@@ -122,7 +118,12 @@ def run_train(config: Config, *, features: Path, meta: Path, model_dir: Path) ->
         seconds = time.perf_counter() - started
         _require_finite_weights(model)
         mlflow.log_metrics(
-            {"train_seconds": seconds, "train_steps_per_second": model.num_timesteps / seconds}
+            {
+                "train_seconds": seconds,
+                "train_steps_per_second": model.num_timesteps / seconds,
+                "safeguard_incidents": safeguards.incidents,
+                "reward_bound_alerts": safeguards.reward_alerts,
+            }
         )
         with tempfile.TemporaryDirectory() as scratch:
             zip_path, spec_path = Path(scratch) / POLICY_ZIP, Path(scratch) / POLICY_SPEC
@@ -154,13 +155,17 @@ def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
 
     import ijules
     from ijules.registry import pyfunc
-    from ijules.registry.pyfunc import ACTION_COLUMN, POSITION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
+    from ijules.registry.pyfunc import ACTION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
 
-    example = pd.DataFrame(
-        np.zeros((1, len(spec.feature_names) + 1)), columns=[*spec.feature_names, POSITION_COLUMN]
+    columns = spec.input_columns
+    example = pd.DataFrame(np.zeros((1, len(columns))), columns=columns)
+    outputs = (
+        [ACTION_COLUMN]
+        if len(spec.instruments) == 1
+        else [f"{ACTION_COLUMN}:{name}" for name in spec.instruments]
     )
     signature = infer_signature(
-        example, pd.DataFrame({ACTION_COLUMN: [0.0]}), params={"reset": False}
+        example, pd.DataFrame(np.zeros((1, len(outputs))), columns=outputs), params={"reset": False}
     )
     with warnings.catch_warnings():
         # The signature is given explicitly; an input example would only re-run the model here.

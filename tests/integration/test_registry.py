@@ -82,22 +82,27 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
 
     # Step the environment with the local policy, recording what it saw and did.
     from ijules.data.features import FeatureSet
+    from ijules.env.safeguards import Safeguards
+    from ijules.evaluation.backtest import policy_settings
 
     meta = FeatureSet.load(ws.path("feature_meta"))
-    market = load_window(ws.path("features"), meta, "test")
+    market = load_window(ws.path("features"), meta, "test", ws.config)
     policy = RecurrentPolicy.load(ws.root / "models")
     env = TradingEnv(
-        market, policy.spec.norm, ws.config.environment, clip_zscore=policy.spec.clip_zscore
+        market, policy_settings(ws.config, policy.spec), Safeguards(ws.config.safeguards)
     )
     observation, _ = env.reset()
-    positions, actions = [], []
+    seen, actions = [], []
     for _ in range(60):
-        positions.append(float(observation[-1]))
+        seen.append(observation)
         action = policy.act(observation)
         actions.append(float(action[0]))
         observation, *_ = env.step(action)
-    rows = pd.DataFrame(market.features[:60], columns=list(meta.feature_names)).assign(
-        position_weight=positions
+    # The served model takes raw features plus the portfolio's entries, by name.
+    n_features = len(meta.feature_names)
+    portfolio = np.asarray(seen)[:, n_features:]
+    rows = pd.DataFrame(
+        np.column_stack([market.features[:60], portfolio]), columns=policy.spec.input_columns
     )
 
     whole = served.predict(rows, params={"reset": True})["action"].to_numpy()
