@@ -28,12 +28,11 @@ BASE_PHASE = "base"
 # Sections of the master plan that later work implements. A key under one of these prefixes is
 # refused with the name of the work that will implement it, so a phase overlay never half-applies.
 PLANNED_KEYS: dict[str, str] = {
-    "risk_management": "risk limits and circuit breakers (risk engine issue)",
-    "risk_models": "VaR, expected shortfall and stress tests (risk engine and validation issues)",
+    "risk_models.stress_tests": "stress scenarios (training and validation issue)",
     "curriculum": "the curriculum with advancement gates (training and validation issue)",
-    "portfolio_optimization": "enhanced Kelly sizing and regime adaptation (risk engine issue)",
-    "performance_attribution": "performance attribution (risk engine issue)",
-    "risk_budgeting": "risk budgeting (risk engine issue)",
+    "portfolio_optimization.objective_function": "multi-objective optimisation (not scheduled)",
+    "performance_attribution": "Brinson-Fachler and factor attribution (not scheduled)",
+    "risk_budgeting": "risk budgeting and risk parity (not scheduled)",
     "backtesting": "walk-forward and stress validation (training and validation issue)",
     "regime_mastery": "phase 6 regime mastery and continuous learning (not scheduled yet)",
 }
@@ -315,6 +314,216 @@ class MicrostructureConfig(_Frozen):
     liquidity_model: LiquidityModelConfig = LiquidityModelConfig()
 
 
+class RegimesConfig(_Frozen):
+    """Regime detection (ijules.market): GARCH volatility, trend, crisis and recovery.
+
+    Volatility thresholds and the trend threshold are ``microstructure.regime_detection``'s.
+    """
+
+    garch_window_bars: Annotated[int, Field(ge=100)] = 1000
+    garch_refit_bars: Annotated[int, Field(ge=1)] = 250
+    markov_probabilities: bool = True
+    trend_window_bars: Annotated[int, Field(ge=2)] = 24
+    long_run_window_bars: Annotated[int, Field(ge=10)] = 720
+    crisis_volatility_ratio: Annotated[float, Field(gt=1)] = 2.5
+    crisis_drawdown: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    recovery_bars: Annotated[int, Field(ge=1)] = 240
+
+
+class RiskLimitsConfig(_Frozen):
+    """Hard limits (master plan, phase 3). Fractions of equity."""
+
+    max_daily_drawdown_pct: Fraction = 0.03
+    max_monthly_drawdown_pct: Fraction = 0.08
+    max_position_concentration_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_leverage_ratio: Annotated[float, Field(gt=0)] = 1.0
+    max_var_multiple: PositiveFloat = 2.5
+
+
+class RiskMonitoringConfig(_Frozen):
+    """Soft alerts: counted and logged, they do not stop trading."""
+
+    drawdown_velocity_threshold: PositiveFloat = 0.01
+    correlation_breakdown_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.7
+    volatility_spike_threshold: Annotated[float, Field(gt=1)] = 2.0
+
+
+class HaltConditionsConfig(_Frozen):
+    """What halts trading."""
+
+    consecutive_losses: Annotated[int, Field(ge=1)] = 5
+    losing_day_pct: Fraction = 0.001  # a day counts as lost below -0.1% (not on costs alone)
+    volatility_spike: Annotated[float, Field(gt=1)] = 3.0
+    correlation_breakdown: bool = True
+
+
+class CircuitBreakersConfig(_Frozen):
+    """Automatic actions on losses since the start of the trading day."""
+
+    enabled: bool = True
+    emergency_liquidation_threshold: Fraction = 0.05
+    position_scaling_threshold: Fraction = 0.02
+    trading_halt_conditions: HaltConditionsConfig = HaltConditionsConfig()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CircuitBreakersConfig:
+        if self.position_scaling_threshold >= self.emergency_liquidation_threshold:
+            raise ValueError(
+                "position_scaling_threshold must be below emergency_liquidation_threshold"
+            )
+        return self
+
+
+class AttributionConfig(_Frozen):
+    """Risk attribution reported with each evaluation."""
+
+    enabled: bool = True
+    components: tuple[
+        Literal["systematic_risk", "idiosyncratic_risk", "timing_risk", "sizing_risk"], ...
+    ] = ("systematic_risk", "idiosyncratic_risk", "timing_risk", "sizing_risk")
+
+
+class HaltReleaseConfig(_Frozen):
+    """How a halt is lifted.
+
+    time: after ``cooldown_bars`` (a daily-loss halt also waits for the next day); condition:
+    once the trigger has cleared, and not before ``cooldown_bars``; operator: only by hand.
+    """
+
+    mode: Literal["time", "condition", "operator"] = "condition"
+    cooldown_bars: Annotated[int, Field(ge=1)] = 24
+
+
+class RegimeLimitsConfig(_Frozen):
+    """Position limits scale down in these regimes (multipliers of the limits)."""
+
+    crisis_mode: Annotated[float, Field(ge=0, le=1)] = 0.2
+    recovery_mode: Annotated[float, Field(ge=0, le=1)] = 0.5
+    high_volatility: Annotated[float, Field(ge=0, le=1)] = 0.6
+
+
+class RiskManagementConfig(_Frozen):
+    """The risk engine (master plan, phase 3): every action passes through it."""
+
+    enabled: bool = True
+    limits: RiskLimitsConfig = RiskLimitsConfig()
+    monitoring: RiskMonitoringConfig = RiskMonitoringConfig()
+    circuit_breakers: CircuitBreakersConfig = CircuitBreakersConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    halt_release: HaltReleaseConfig = HaltReleaseConfig()
+    regime_limits: RegimeLimitsConfig = RegimeLimitsConfig()
+
+
+VarModel = Literal[
+    "historical_simulation",
+    "parametric_normal",
+    "parametric_student_t",
+    "monte_carlo",
+    "extreme_value_theory",
+]
+
+
+class ExpectedShortfallConfig(_Frozen):
+    """Confidence levels and the window of the VaR and expected-shortfall estimates."""
+
+    confidence_levels: tuple[Annotated[float, Field(gt=0.5, lt=1)], ...] = (0.95, 0.99)
+    tail_expectation_window: Annotated[int, Field(ge=50)] = 252
+
+
+class RiskModelsConfig(_Frozen):
+    """VaR models (master plan, phase 3)."""
+
+    var_models: tuple[VarModel, ...] = (
+        "historical_simulation",
+        "parametric_normal",
+        "parametric_student_t",
+        "monte_carlo",
+        "extreme_value_theory",
+    )
+    expected_shortfall: ExpectedShortfallConfig = ExpectedShortfallConfig()
+    monte_carlo_paths: Annotated[int, Field(ge=1000)] = 20_000
+    evt_threshold_quantile: Annotated[float, Field(gt=0.5, lt=0.99)] = 0.90
+    refit_every: Annotated[int, Field(ge=1)] = 20
+
+
+class KellyConstraintsConfig(_Frozen):
+    """Bounds of the enhanced Kelly size."""
+
+    max_kelly_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
+    min_position_size: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_position_size: Annotated[float, Field(gt=0, le=1)] = 0.20
+    volatility_target: PositiveFloat = 0.15
+
+
+class PositionSizingConfig(_Frozen):
+    """Enhanced Kelly sizing (master plan, phase 5)."""
+
+    method: Literal["enhanced_kelly"] = "enhanced_kelly"
+    kelly_enhancements: tuple[
+        Literal[
+            "drawdown_scaling",
+            "volatility_targeting",
+            "regime_adjustment",
+            "correlation_adjustment",
+        ],
+        ...,
+    ] = ("drawdown_scaling", "volatility_targeting", "regime_adjustment", "correlation_adjustment")
+    constraints: KellyConstraintsConfig = KellyConstraintsConfig()
+
+
+class RegimeStrategyConfig(_Frozen):
+    """Per-regime parameters of phase 5's regime adaptation."""
+
+    position_size_multiplier: Annotated[float, Field(ge=0)] = 1.0
+    turnover_tolerance: Annotated[float, Field(ge=0)] | None = None
+    risk_budget_allocation: Annotated[float, Field(ge=0, le=1)] | None = None
+    emergency_liquidation_threshold: Fraction | None = None
+
+
+class RegimeAdaptationConfig(_Frozen):
+    """Phase 5's regime classes and their parameters (the sizer's regime scalar)."""
+
+    enabled: bool = True
+    regime_classification: tuple[str, ...] = ()
+    strategy_parameters: dict[str, RegimeStrategyConfig] = Field(default_factory=dict)
+
+
+class PortfolioOptimizationConfig(_Frozen):
+    """Position sizing and regime adaptation (master plan, phase 5)."""
+
+    enabled: bool = True
+    optimization_framework: Literal["institutional_grade"] = "institutional_grade"
+    position_sizing: PositionSizingConfig = PositionSizingConfig()
+    regime_adaptation: RegimeAdaptationConfig = RegimeAdaptationConfig()
+
+
+class RiskReportConfig(_Frozen):
+    """The risk report: VaR backtests and circuit-breaker replays on a daily index series."""
+
+    source: str = "data/samples/sp500_daily_close.csv.gz"
+    date_column: str = "date"
+    column: str = "SP500"
+    var_start: str | None = None
+    windows: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "crisis_2008": ("2008-09-01", "2008-12-31"),
+            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
+            "covid_2020": ("2020-02-18", "2020-04-15"),
+            "calm_2017": ("2017-01-03", "2017-12-29"),
+        }
+    )
+    # Daily bars: the regime windows of params.yaml are in (hourly) bars.
+    regimes: RegimesConfig = RegimesConfig(
+        garch_window_bars=500,
+        garch_refit_bars=20,
+        trend_window_bars=20,
+        long_run_window_bars=252,
+        recovery_bars=20,
+        markov_probabilities=False,
+    )
+    cooldown_bars: Annotated[int, Field(ge=1)] = 1
+
+
 class TrainingConfig(_Frozen):
     """RecurrentPPO hyper-parameters and the training budget."""
 
@@ -395,6 +604,8 @@ class PathsConfig(_Frozen):
     drift_snapshot: str = "reports/drift/snapshot.json"
     drift_metrics: str = "reports/drift/drift_metrics.json"
     mailbox: str = "var/mail"
+    var_backtest: str = "reports/risk/var_backtest.json"
+    breakers: str = "reports/risk/breakers.json"
 
 
 class Config(_Frozen):
@@ -410,6 +621,11 @@ class Config(_Frozen):
     risk: RiskObservationConfig = RiskObservationConfig()
     safeguards: SafeguardsConfig = SafeguardsConfig()
     microstructure: MicrostructureConfig = MicrostructureConfig()
+    regimes: RegimesConfig = RegimesConfig()
+    risk_management: RiskManagementConfig = RiskManagementConfig()
+    risk_models: RiskModelsConfig = RiskModelsConfig()
+    portfolio_optimization: PortfolioOptimizationConfig = PortfolioOptimizationConfig()
+    risk_report: RiskReportConfig = RiskReportConfig()
     training: TrainingConfig = TrainingConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()

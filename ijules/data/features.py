@@ -2,8 +2,10 @@
 
 Every feature at bar t is a function of bars 0..t (trailing windows and recursive averages), so
 perturbing a later bar never moves it. The train, validation and test windows follow each other
-in time with ``split.embargo_bars`` bars dropped between them. Normalisation statistics are fitted
-on the train window only and travel with the model.
+in time with ``split.embargo_bars`` bars dropped between them. The market's regimes (GARCH
+volatility, trend, crisis and recovery; :mod:`ijules.market.regimes`) are stored beside the
+features, computed once here on the whole history without look-ahead. Normalisation statistics
+are fitted on the train window only and travel with the model.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from ijules.config import Config, FeaturesConfig, SplitConfig
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
 from ijules.io import read_json, write_json, write_parquet
+from ijules.market.regimes import REGIME_COLUMNS, RegimeSettings, detect_regimes
 
 log = logging.getLogger(__name__)
 
 SPLIT = "split"
+REGIME_PREFIX = "regime_"  # market regimes travel with the features, but are not features
 Window = Literal["train", "validation", "test"]
 WINDOWS: tuple[Window, ...] = ("train", "validation", "test")
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -99,6 +103,11 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
         raise IngestError(f"validated bars not found: {bars} (run `ijules validate` first)")
     frame = pd.read_parquet(bars)
     table = compute_features(frame, config.features)
+    per_year = bars_per_year(frame[TIMESTAMP])
+    settings = RegimeSettings(config.microstructure.regime_detection, config.regimes, per_year)
+    regimes = detect_regimes(frame["close"].astype("float64"), settings)
+    for name in REGIME_COLUMNS:
+        table[f"{REGIME_PREFIX}{name}"] = regimes[name].to_numpy()
     warmup = config.features.warmup_bars
     table = table.iloc[warmup:].reset_index(drop=True)
     table[SPLIT] = assign_windows(len(table), config.split)
@@ -110,7 +119,7 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
         feature_names=names,
         norm=NormStats(tuple(train.mean(axis=0)), tuple(np.where(std > 0, std, 1.0))),
         windows={w: _span(table, w) for w in WINDOWS},
-        bars_per_year=bars_per_year(frame[TIMESTAMP]),
+        bars_per_year=per_year,
         frequency=config.data.frequency,
         calendar=config.data.calendar,
         symbol=config.data.symbol,
@@ -154,8 +163,12 @@ def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
 
 
 def feature_columns(table: pd.DataFrame) -> tuple[str, ...]:
-    """Names of the feature columns in a feature table."""
-    return tuple(c for c in table.columns if c not in (TIMESTAMP, "close", "volume", SPLIT))
+    """Names of the feature columns in a feature table (market state and regimes excluded)."""
+    return tuple(
+        c
+        for c in table.columns
+        if c not in (TIMESTAMP, "close", "volume", SPLIT) and not c.startswith(REGIME_PREFIX)
+    )
 
 
 def assign_windows(rows: int, split: SplitConfig) -> npt.NDArray[np.str_]:

@@ -8,6 +8,7 @@ the safeguards. :class:`ijules.env.trading_env.TradingEnv` is a batch of one;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +18,8 @@ import pandas as pd
 
 from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import kernel
-from ijules.env.market_data import MarketData
+from ijules.env import kernel, layout
+from ijules.env.market_data import MarketData, bars_per_day
 from ijules.env.parts import (
     ActionInterpreter,
     DiscreteWeights,
@@ -29,6 +30,8 @@ from ijules.env.parts import (
 )
 from ijules.env.safeguards import NonFiniteError, Safeguards
 from ijules.execution.costs import CostModel
+from ijules.risk.codes import describe
+from ijules.risk.engine import RiskSettings, log_changes
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -42,6 +45,7 @@ class EngineSettings:
     reward: RewardFunction
     costs: CostModel
     limits: PortfolioLimits
+    risk: RiskSettings
     initial_capital: float
     min_trade_weight: float
     daily_var_budget: float
@@ -58,6 +62,7 @@ class EngineSettings:
             reward=RewardFunction.from_config(config),
             costs=CostModel.from_config(config.microstructure),
             limits=PortfolioLimits.from_config(config),
+            risk=RiskSettings(config.risk_management, config.risk.daily_var_budget),
             initial_capital=config.environment.initial_capital,
             min_trade_weight=config.environment.min_trade_weight,
             daily_var_budget=config.risk.daily_var_budget,
@@ -76,7 +81,7 @@ class Layout:
     @property
     def units(self) -> int:
         """Offset of the units held, per instrument."""
-        return kernel.N_SCALARS
+        return layout.N_SCALARS
 
     @property
     def avg_cost(self) -> int:
@@ -96,7 +101,7 @@ class Layout:
     @property
     def drawdowns(self) -> int:
         """Offset of the drawdown ring."""
-        return self.costs + kernel.N_COSTS
+        return self.costs + layout.N_COSTS
 
     @property
     def width(self) -> int:
@@ -105,16 +110,16 @@ class Layout:
 
     def dims(self, risk_mask: npt.NDArray[np.bool_]) -> FloatArray:
         """The dims block of the kernel's parameters."""
-        dims = np.zeros(kernel.N_DIMS)
-        dims[kernel.D_ASSETS] = self.n_assets
-        dims[kernel.D_FEATURES] = self.n_features
-        dims[kernel.D_RING] = self.ring
-        dims[kernel.D_UNITS] = self.units
-        dims[kernel.D_AVG] = self.avg_cost
-        dims[kernel.D_HELD] = self.held
-        dims[kernel.D_COSTS] = self.costs
-        dims[kernel.D_DRAWDOWNS] = self.drawdowns
-        dims[kernel.D_RISK_MASK :] = risk_mask.astype(np.float64)
+        dims = np.zeros(layout.N_DIMS)
+        dims[layout.D_ASSETS] = self.n_assets
+        dims[layout.D_FEATURES] = self.n_features
+        dims[layout.D_RING] = self.ring
+        dims[layout.D_UNITS] = self.units
+        dims[layout.D_AVG] = self.avg_cost
+        dims[layout.D_HELD] = self.held
+        dims[layout.D_COSTS] = self.costs
+        dims[layout.D_DRAWDOWNS] = self.drawdowns
+        dims[layout.D_RISK_MASK :] = risk_mask.astype(np.float64)
         return dims
 
 
@@ -137,6 +142,8 @@ class Engine:
     observations_by_step
         A batch of one only: keep each step's observation in its own row of a buffer allocated
         per episode, so a step hands back a view that later steps never overwrite.
+    risk_log_level
+        The level the risk engine's changes of state are logged at (always recorded).
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class Engine:
         episode_bars: int | None = None,
         seed: int | None = None,
         observations_by_step: bool = False,
+        risk_log_level: int = logging.INFO,
     ) -> None:
         if len(market) < 2:
             raise ValueError("an environment needs at least two bars")
@@ -157,6 +165,7 @@ class Engine:
         self.market = market
         self.settings = settings
         self.safeguards = safeguards
+        self.risk_log_level = risk_log_level
         self.n_envs = n_envs
         n_bars, n_assets = market.close.shape
         self.episode_steps = n_bars - 1 if episode_bars is None else min(episode_bars, n_bars - 1)
@@ -172,26 +181,13 @@ class Engine:
                 f"{pd.Timestamp(market.timestamps[row]).isoformat()}"
             )
         self.layout = Layout(n_assets, features.shape[1], settings.drawdown_velocity_bars + 1)
-        self.table = np.ascontiguousarray(
-            np.column_stack(
-                [
-                    market.close,
-                    market.tradable.astype(np.float64),
-                    market.stale.astype(np.float64),
-                    market.sigma,
-                    market.liquidity,
-                    market.capacity,
-                    market.correlation,
-                    features,
-                ]
-            )
-        )
+        self.table = market_table(market, features)
         risk_mask = settings.observation.risk_mask
         self.params = self._params(market, settings)
-        self.params[kernel.P_DIMS : kernel.P_TICKS] = self.layout.dims(risk_mask)
-        self.params[kernel.P_OBS_BY_STEP] = float(observations_by_step)
+        self.params[layout.P_DIMS : layout.P_TICKS] = self.layout.dims(risk_mask)
+        self.params[layout.P_OBS_BY_STEP] = float(observations_by_step)
         self.state = np.zeros((n_envs, self.layout.width))
-        self.fills = np.zeros((n_envs, self.episode_steps, n_assets, 1 + kernel.N_COSTS))
+        self.fills = np.zeros((n_envs, self.episode_steps, n_assets, layout.FILL_WIDTH))
         self.width = self.layout.n_features + n_assets + int(risk_mask.sum())
         self.observations_by_step = observations_by_step
         self.observations = self._observation_buffer()
@@ -203,27 +199,27 @@ class Engine:
 
     @staticmethod
     def _params(market: MarketData, settings: EngineSettings) -> FloatArray:
-        params = np.zeros(kernel.P_TICKS + market.n_instruments)
-        params[kernel.P_CAPITAL] = settings.initial_capital
-        params[kernel.P_MAX_SINGLE] = settings.limits.max_single
-        params[kernel.P_MAX_GROSS] = settings.limits.max_gross
-        params[kernel.P_BAND] = settings.min_trade_weight
-        params[kernel.P_VAR_BUDGET] = settings.daily_var_budget
-        params[kernel.P_BARS_PER_DAY] = bars_per_day(market.timestamps)
-        params[kernel.P_ACTION_OFFSET] = (
-            1.0 if isinstance(settings.actions, DiscreteWeights) else 0.0
-        )
+        params = np.zeros(layout.P_TICKS + market.n_instruments)
+        params[layout.P_CAPITAL] = settings.initial_capital
+        params[layout.P_MAX_SINGLE] = settings.limits.max_single
+        params[layout.P_MAX_GROSS] = settings.limits.max_gross
+        params[layout.P_BAND] = settings.min_trade_weight
+        params[layout.P_BARS_PER_DAY] = bars_per_day(market.timestamps)
+        discrete = isinstance(settings.actions, DiscreteWeights)
+        params[layout.P_ACTION_OFFSET] = 1.0 if discrete else 0.0
         settings.costs.write_params(params)
         settings.reward.write_params(params)
-        params[kernel.P_REWARD_LOW] = -np.inf
-        params[kernel.P_REWARD_HIGH] = np.inf
-        params[kernel.P_TICKS :] = market.tick
+        settings.risk.write_params(params)
+        params[layout.P_VAR_BUDGET] = settings.daily_var_budget
+        params[layout.P_REWARD_LOW] = -np.inf
+        params[layout.P_REWARD_HIGH] = np.inf
+        params[layout.P_TICKS :] = market.tick
         return params
 
     def set_reward_bounds(self, low: float, high: float) -> None:
         """Rewards outside [low, high] are counted as alerts."""
-        self.params[kernel.P_REWARD_LOW] = low
-        self.params[kernel.P_REWARD_HIGH] = high
+        self.params[layout.P_REWARD_LOW] = low
+        self.params[layout.P_REWARD_HIGH] = high
 
     def reset(self, which: Sequence[int] | None = None) -> None:
         """Start new episodes for the environments in ``which`` (all by default)."""
@@ -234,9 +230,10 @@ class Engine:
             begin = int(self.rng.integers(0, last_start + 1)) if self.random_starts else 0
             row = self.state[b]
             row[:] = 0.0
-            row[kernel.S_T] = row[kernel.S_START] = begin
-            row[kernel.S_END] = begin + self.episode_steps
-            row[kernel.S_CASH] = row[kernel.S_PEAK] = row[kernel.S_MARK] = capital
+            row[layout.S_T] = row[layout.S_START] = row[layout.S_STATE_SINCE] = begin
+            row[layout.S_END] = begin + self.episode_steps
+            row[layout.S_CASH] = row[layout.S_PEAK] = row[layout.S_MARK] = capital
+            row[layout.S_DAY] = row[layout.S_MONTH] = -1.0  # the first bar starts a day and month
             self.fills[b] = 0.0
         if self.observations_by_step:
             self.observations = self._observation_buffer()
@@ -257,7 +254,7 @@ class Engine:
             self.state,
             self.table,
             self.params,
-            np.ascontiguousarray(actions),
+            np.ascontiguousarray(actions).reshape(-1),
             self.fills,
             self.observations,
         )
@@ -266,43 +263,48 @@ class Engine:
         return self.observations
 
     def check(self) -> None:
-        """Hand what the kernel flagged to the safeguards (raises on anything non-finite)."""
+        """Handle what the kernel flagged: state changes, safeguards (raises on non-finite)."""
         state = self.state
-        if state[:, kernel.S_AFTER_END].any():
+        if state[:, layout.S_AFTER_END].any():
             raise RuntimeError("an environment was stepped after its episode ended; reset it first")
-        rewards = state[:, kernel.S_REWARD]
-        flagged = state[:, kernel.S_NONFINITE] + state[:, kernel.S_OUT_OF_BOUNDS]
+        if state[:, layout.S_CHANGED].any():
+            log_changes(self, self.risk_log_level)
+        flagged = state[:, layout.S_NONFINITE] + state[:, layout.S_OUT_OF_BOUNDS]
+        if not flagged.any():
+            return
+        rewards = state[:, layout.S_REWARD]
         bad_rewards = int((~np.isfinite(rewards)).sum())
         self.safeguards.check_step(
             rewards,
             bad_rewards,
-            int(state[:, kernel.S_NONFINITE].sum()) - bad_rewards,
-            int(state[:, kernel.S_OUT_OF_BOUNDS].sum()),
+            int(state[:, layout.S_NONFINITE].sum()) - bad_rewards,
+            int(state[:, layout.S_OUT_OF_BOUNDS].sum()),
             self.where(int(np.argmax(flagged))),
         )
 
-    def where(self, b: int = 0) -> str:
-        """The bar environment ``b`` is at, for messages."""
-        bar = min(int(self.state[b, kernel.S_T]), len(self.market) - 1)
+    def where(self, b: int = 0, *, previous: bool = False) -> str:
+        """The bar environment ``b`` is at (or just traded at), for messages."""
+        bar = int(self.state[b, layout.S_T]) - (1 if previous else 0)
+        bar = min(max(bar, 0), len(self.market) - 1)
         return pd.Timestamp(self.market.timestamps[bar]).isoformat()
 
     # Reading the state ------------------------------------------------------------------------
 
     def bars(self) -> npt.NDArray[np.int64]:
         """The current bar of each environment."""
-        return self.state[:, kernel.S_T].astype(np.int64)
+        return self.state[:, layout.S_T].astype(np.int64)
 
     def rewards(self) -> FloatArray:
         """The last step's rewards."""
-        return np.asarray(self.state[:, kernel.S_REWARD])
+        return np.asarray(self.state[:, layout.S_REWARD])
 
     def terminated(self) -> npt.NDArray[np.bool_]:
         """Whether each episode ended early (ruin or the drawdown limit)."""
-        return np.asarray(self.state[:, kernel.S_TERMINATED] > 0.0)
+        return np.asarray(self.state[:, layout.S_TERMINATED] > 0.0)
 
     def truncated(self) -> npt.NDArray[np.bool_]:
         """Whether each episode reached its last bar."""
-        return np.asarray(self.state[:, kernel.S_TRUNCATED] > 0.0)
+        return np.asarray(self.state[:, layout.S_TRUNCATED] > 0.0)
 
     def units(self) -> FloatArray:
         """Units held per instrument."""
@@ -311,7 +313,7 @@ class Engine:
 
     def cash(self) -> FloatArray:
         """Cash after every fill and cost."""
-        return np.asarray(self.state[:, kernel.S_CASH])
+        return np.asarray(self.state[:, layout.S_CASH])
 
     def equity(self) -> FloatArray:
         """Cash plus positions marked at the current bar."""
@@ -325,7 +327,7 @@ class Engine:
 
     def realised(self) -> FloatArray:
         """P&L of closed units against their average cost (before costs)."""
-        return np.asarray(self.state[:, kernel.S_REALISED])
+        return np.asarray(self.state[:, layout.S_REALISED])
 
     def unrealised(self) -> FloatArray:
         """Mark-to-market P&L of open units against their average cost."""
@@ -337,20 +339,20 @@ class Engine:
     def costs_paid(self) -> FloatArray:
         """Costs paid this episode, by component (environments x components)."""
         start = self.layout.costs
-        return np.asarray(self.state[:, start : start + kernel.N_COSTS])
+        return np.asarray(self.state[:, start : start + layout.N_COSTS])
 
     def cost_attribution(self, b: int = 0) -> dict[str, float]:
         """Costs paid so far this episode, by component, for environment ``b``."""
-        return dict(zip(kernel.COST_COMPONENTS, map(float, self.costs_paid()[b]), strict=True))
+        return dict(zip(layout.COST_COMPONENTS, map(float, self.costs_paid()[b]), strict=True))
 
     def exit_costs(self, b: int = 0) -> dict[str, float]:
         """What closing every position at the current bar would cost, by component."""
-        bar = int(self.state[b, kernel.S_T])
+        bar = int(self.state[b, layout.S_T])
         prices = self.market.close[bar]
         units = self.units()[b]
         equity = float(self.equity()[b])
-        total = np.zeros(kernel.N_COSTS)
-        breakdown = np.zeros(kernel.N_COSTS)
+        total = np.zeros(layout.N_COSTS)
+        breakdown = np.zeros(layout.N_COSTS)
         for i in range(self.market.n_instruments):
             kernel.fill_costs(
                 -units[i],
@@ -360,22 +362,23 @@ class Engine:
                 self.market.liquidity[bar, i],
                 self.params,
                 breakdown,
+                0,
             )
             total += breakdown
         traded = float(np.abs(units * prices).sum())
-        if self.params[kernel.P_CAPACITY_ON] > 0.0 and traded > 0.0:
+        if self.params[layout.P_CAPACITY_ON] > 0.0 and traded > 0.0:
             sigma = float((np.abs(units * prices) * self.market.sigma[bar]).sum() / traded)
-            total[kernel.CAPACITY] = kernel.capacity_charge(
-                traded, equity, self.market.capacity[bar], sigma, self.params[kernel.P_ETA]
+            total[layout.CAPACITY] = kernel.capacity_charge(
+                traded, equity, self.market.capacity[bar], sigma, self.params[layout.P_ETA]
             )
-        return dict(zip(kernel.COST_COMPONENTS, map(float, total), strict=True))
+        return dict(zip(layout.COST_COMPONENTS, map(float, total), strict=True))
 
     def fill_log(self, b: int = 0) -> pd.DataFrame:
         """Every non-zero fill of the episode so far, with its cost breakdown."""
-        steps = int(self.state[b, kernel.S_T] - self.state[b, kernel.S_START])
+        steps = int(self.state[b, layout.S_T] - self.state[b, layout.S_START])
         log = self.fills[b, :steps]
         rows, columns = np.nonzero(log[:, :, 0])
-        bars = int(self.state[b, kernel.S_START]) + rows
+        bars = int(self.state[b, layout.S_START]) + rows
         frame = pd.DataFrame(
             {
                 "timestamp": pd.to_datetime(self.market.timestamps[bars]),
@@ -385,14 +388,35 @@ class Engine:
             }
         )
         frame["notional"] = frame["units"].abs() * frame["price"]
-        costs = log[rows, columns, 1:]
-        for k, name in enumerate(kernel.COST_COMPONENTS):
+        costs = log[rows, columns, 1 : 1 + layout.N_COSTS]
+        for k, name in enumerate(layout.COST_COMPONENTS):
             frame[name] = costs[:, k]
         frame["total_cost"] = costs.sum(axis=1)
+        refused = log[rows, columns, 1 + layout.N_COSTS + layout.F_REFUSAL].astype(int)
+        frame["risk_refusal"] = [describe(code) if code else "" for code in refused]
         return frame
 
 
-def bars_per_day(timestamps: npt.NDArray[np.datetime64]) -> float:
-    """Average bars per calendar day that has bars (24 for hourly crypto and hourly FX alike)."""
-    days = np.unique(timestamps.astype("datetime64[D]"))
-    return float(len(timestamps) / max(len(days), 1))
+def market_table(market: MarketData, features: FloatArray) -> FloatArray:
+    """Pack the market into the kernel's table (see :mod:`ijules.env.layout`)."""
+    blocks = [
+        market.close,
+        market.tradable.astype(np.float64),
+        market.stale.astype(np.float64),
+        market.sigma,
+        market.liquidity,
+        market.daily_var,
+    ]
+    scalars = [
+        market.capacity,
+        market.correlation,
+        market.volatility_ratio,
+        market.crisis.astype(np.float64),
+        market.recovery.astype(np.float64),
+        market.high_volatility.astype(np.float64),
+        market.correlation_break.astype(np.float64),
+        market.day,
+        market.month,
+    ]
+    assert len(blocks) == layout.N_BLOCKS and len(scalars) == layout.N_MARKET_SCALARS
+    return np.ascontiguousarray(np.column_stack([*blocks, *scalars, features]))

@@ -1,22 +1,14 @@
-"""The simulation kernel: execution, costs, accounting, reward, risk features and observations.
+"""The simulation kernel: risk gate, execution, costs, accounting, reward and observations.
 
 One compiled step serves a single environment (a batch of one) and the vectorised environment
 (a batch of N copies), so the economics exist once. numba compiles it on first use and caches the
-machine code beside this file. The arrays are packed so that a step is one call with a handful of
-arguments: a Python step then costs about a microsecond on top of the arithmetic.
+machine code beside this file. The arrays are packed (:mod:`ijules.env.layout`) so that a step is
+one call with a handful of arguments: a Python step costs about a microsecond on top.
 
 Conventions: ``b`` indexes environments in the batch, ``i`` instruments, ``t`` bars. Prices are
 marks at the bar's close; a fill at bar t trades at bar t's close (the mid), pays its costs in
-cash, and the position is marked at bar t+1's close.
-
-Packed layouts (offsets are computed by :class:`Layout`, in Python, and passed in ``params``):
-
-``market[t, :]``  close (N) | tradable (N) | stale (N) | sigma (N) | liquidity (N) |
-                  capacity | correlation | standardised features (F)
-``state[b, :]``   the S_* scalars | units (N) | average cost (N) | weights held (N) |
-                  costs paid by component (C) | drawdown ring (L) | work space
-``params``        the P_* scalars | the dims block (D_* sizes and offsets) | tick per instrument
-``fills[b, s, i, :]``  units traded | cost by component (C), at episode step s
+cash, and the position is marked at bar t+1's close. Every target passes the risk gate
+(:mod:`ijules.risk.gate`) before it can trade.
 """
 
 from __future__ import annotations
@@ -26,65 +18,92 @@ import math
 import numpy as np
 from numba import njit
 
-# Cost components, in the order they are recorded on every fill.
-COST_COMPONENTS = (
-    "fixed",
-    "proportional",
-    "tick",
-    "temporary_impact",
-    "permanent_impact",
-    "capacity",
+from ijules.env import compiled  # noqa: F401 - keys numba's cache by this kernel's sources
+from ijules.env.layout import (
+    B_LIQUIDITY,
+    B_SIGMA,
+    B_STALE,
+    B_TRADABLE,
+    CAPACITY,
+    COST_COMPONENTS,
+    D_ASSETS,
+    D_AVG,
+    D_COSTS,
+    D_DRAWDOWNS,
+    D_FEATURES,
+    D_HELD,
+    D_RING,
+    D_RISK_MASK,
+    D_UNITS,
+    FIXED,
+    M_CAPACITY,
+    M_CORRELATION,
+    N_BLOCKS,
+    N_COSTS,
+    N_MARKET_SCALARS,
+    N_RISK,
+    N_SCALARS,
+    P_ACTION_OFFSET,
+    P_ADVERSE,
+    P_BAND,
+    P_BARS_PER_DAY,
+    P_CAPACITY_ON,
+    P_CAPITAL,
+    P_DD_LIMIT,
+    P_DD_VELOCITY_ALERT,
+    P_DIMS,
+    P_ETA,
+    P_FIXED,
+    P_GAMMA,
+    P_IMPACT_ON,
+    P_LAMBDA,
+    P_MAX_GROSS,
+    P_MAX_SINGLE,
+    P_OBS_BY_STEP,
+    P_PENALTY_VARIANCE,
+    P_PROPORTIONAL,
+    P_REWARD_HIGH,
+    P_REWARD_LOW,
+    P_REWARD_SCALING,
+    P_RISK_ON,
+    P_TICK_ON,
+    P_TICKS,
+    P_VAR_BUDGET,
+    PERMANENT,
+    PROPORTIONAL,
+    RISK_FEATURES,
+    S_AFTER_END,
+    S_ALERTS,
+    S_CASH,
+    S_CHANGED,
+    S_END,
+    S_LAST_RETURN,
+    S_MARK,
+    S_NONFINITE,
+    S_OUT_OF_BOUNDS,
+    S_PEAK,
+    S_REALISED,
+    S_REWARD,
+    S_START,
+    S_T,
+    S_TERMINATED,
+    S_TRUNCATED,
+    TEMPORARY,
+    TICK,
 )
-FIXED, PROPORTIONAL, TICK, TEMPORARY, PERMANENT, CAPACITY = range(6)
-N_COSTS = len(COST_COMPONENTS)
+from ijules.risk.gate import risk_gate
 
-# Risk features, in the order the observation may include them.
-RISK_FEATURES = (
-    "portfolio_heat_ratio",
-    "concentration_ratio",
-    "drawdown_velocity",
-    "var_breach_indicator",
-    "correlation_breakdown",
-)
-N_RISK = len(RISK_FEATURES)
-
-# Scalars of ``state[b]``.
-S_T, S_START, S_END, S_CASH, S_REALISED, S_PEAK, S_LAST_RETURN, S_MARK = range(8)
-S_REWARD, S_TERMINATED, S_TRUNCATED = 8, 9, 10
-S_NONFINITE, S_OUT_OF_BOUNDS, S_AFTER_END = 11, 12, 13
-N_SCALARS = 14
-
-# ``dims``: sizes and offsets.
-D_ASSETS, D_FEATURES, D_RING = 0, 1, 2
-D_UNITS, D_AVG, D_HELD, D_COSTS, D_DRAWDOWNS = 3, 4, 5, 6, 7
-D_RISK_MASK = 8  # N_RISK flags follow
-N_DIMS = D_RISK_MASK + N_RISK
-
-# ``params``: the flat parameter vector; per-instrument tick sizes follow P_TICKS.
-P_CAPITAL = 0
-P_MAX_SINGLE = 1
-P_MAX_GROSS = 2
-P_BAND = 3
-P_FIXED = 4
-P_PROPORTIONAL = 5
-P_IMPACT_ON = 6
-P_ETA = 7
-P_GAMMA = 8
-P_CAPACITY_ON = 9
-P_ADVERSE = 10
-P_TICK_ON = 11
-P_REWARD_SCALING = 12
-P_LAMBDA = 13
-P_PENALTY_VARIANCE = 14
-P_DD_LIMIT = 15
-P_VAR_BUDGET = 16
-P_BARS_PER_DAY = 17
-P_REWARD_LOW = 18
-P_REWARD_HIGH = 19
-P_ACTION_OFFSET = 20  # target = (action - offset) x max_single: 0 continuous, 1 discrete
-P_OBS_BY_STEP = 21  # 1: observations[s] holds episode step s (a batch of one); 0: observations[b]
-P_DIMS = 22  # the dims block (sizes and offsets, as floats) follows
-P_TICKS = P_DIMS + N_DIMS  # then one tick size per instrument
+__all__ = [
+    "COST_COMPONENTS",
+    "N_COSTS",
+    "N_SCALARS",
+    "RISK_FEATURES",
+    "capacity_charge",
+    "fill_costs",
+    "observe_batch",
+    "step_batch",
+    "work_size",
+]
 
 Z_95 = 1.6448536269514722  # one-sided 95% normal quantile
 _TOLERANCE = 1e-7  # float noise in units x price / equity is not a limit breach
@@ -100,8 +119,9 @@ def fill_costs(
     liquidity: float,
     params: np.ndarray,
     out: np.ndarray,
+    at: int = 0,
 ) -> float:
-    """Write the costs of trading ``units`` at ``price`` into ``out``; return their sum.
+    """Write the costs of trading ``units`` at ``price`` into ``out[at:at + C]``; return the sum.
 
     fixed: a flat fee per fill; proportional: bps of the traded value; tick: the distance to
     the next tick against the trader; temporary impact: eta * sigma * sqrt(q / V) * |value|;
@@ -110,25 +130,25 @@ def fill_costs(
     Every component is >= 0 and non-decreasing in |units|.
     """
     for k in range(N_COSTS):
-        out[k] = 0.0
+        out[at + k] = 0.0
     quantity = abs(units)
     if quantity == 0.0:
         return 0.0
     value = quantity * price
-    out[FIXED] = params[P_FIXED]
-    out[PROPORTIONAL] = params[P_PROPORTIONAL] * value
+    out[at + FIXED] = params[P_FIXED]
+    out[at + PROPORTIONAL] = params[P_PROPORTIONAL] * value
     if params[P_TICK_ON] > 0.0 and tick > 0.0:
         if units > 0.0:
-            out[TICK] = max((math.ceil(price / tick - 1e-9) * tick - price) * quantity, 0.0)
+            out[at + TICK] = max((math.ceil(price / tick - 1e-9) * tick - price) * quantity, 0.0)
         else:
-            out[TICK] = max((price - math.floor(price / tick + 1e-9) * tick) * quantity, 0.0)
+            out[at + TICK] = max((price - math.floor(price / tick + 1e-9) * tick) * quantity, 0.0)
     if params[P_IMPACT_ON] > 0.0:
         participation = quantity / liquidity
-        out[TEMPORARY] = params[P_ETA] * sigma * math.sqrt(participation) * value
-        out[PERMANENT] = params[P_GAMMA] * participation * value
+        out[at + TEMPORARY] = params[P_ETA] * sigma * math.sqrt(participation) * value
+        out[at + PERMANENT] = params[P_GAMMA] * participation * value
     total = 0.0
     for k in range(N_COSTS):
-        total += out[k]
+        total += out[at + k]
     return total
 
 
@@ -151,7 +171,7 @@ def capacity_charge(
 
 def work_size(n_assets: int) -> int:
     """Columns of work space ``step_batch`` needs at the end of each state row."""
-    return N_COSTS * (1 + n_assets) + 3 * n_assets
+    return N_COSTS * (1 + n_assets) + 5 * n_assets
 
 
 @njit(cache=True)
@@ -165,45 +185,44 @@ def step_batch(
 ) -> tuple[int, float, bool, bool, float, int]:
     """Advance every environment in the batch by one bar towards the weights its action asks.
 
-    Return how many environments flagged something for the safeguards (a non-finite value, a
-    reward out of bounds, a step after the episode's end; 0 on a clean step), then the first
-    environment's reward, terminated and truncated flags, equity and episode step (what a
-    single environment hands back, without reading the state again).
+    Return how many environments flagged something for the Python side (a non-finite value, a
+    reward out of bounds, a step after the episode's end, a change of trading state; 0 on a
+    quiet step), then the first environment's reward, terminated and truncated flags, equity and
+    episode step (what a single environment hands back, without reading the state again).
 
-    ``actions`` (any shape holding batch x instruments values) become targets
-    (action - offset) x max_single. Whatever they ask, no position ends past max_single and the
-    gross exposure never past max_gross; an instrument whose market is closed (or, with
-    adverse-selection protection, whose bar printed no volume) does not trade. Then the
-    observation of the new bar is written to ``observations``.
+    ``actions`` (flat: environment-major, then instruments) become targets
+    (action - offset) x max_single. They pass the risk gate; then, whatever they ask, no position
+    ends past its limit and the gross exposure never past its cap; an instrument whose market is
+    closed (or, with adverse-selection protection, whose bar printed no volume) does not trade.
+    Then the observation of the new bar is written to ``observations``.
+
+    The hot path indexes into the packed arrays rather than slicing them: every array view costs
+    a reference count, and a step is only a microsecond or so of arithmetic.
     """
     n_envs = state.shape[0]
-    dims = params[P_DIMS : P_DIMS + N_DIMS]
-    n_assets = int(dims[D_ASSETS])
-    asked_for = actions.reshape(n_envs, n_assets)
+    n_assets = int(params[P_DIMS + D_ASSETS])
     flagged = 0
-    units_at, avg_at, held_at = int(dims[D_UNITS]), int(dims[D_AVG]), int(dims[D_HELD])
-    costs_at, ring_at, ring = int(dims[D_COSTS]), int(dims[D_DRAWDOWNS]), int(dims[D_RING])
-    work_at = ring_at + ring
-    tradable_at, stale_at, sigma_at, liquidity_at = (
-        n_assets,
-        2 * n_assets,
-        3 * n_assets,
-        4 * n_assets,
-    )
-    capacity_at = 5 * n_assets
+    units_at = int(params[P_DIMS + D_UNITS])
+    avg_at = int(params[P_DIMS + D_AVG])
+    held_at = int(params[P_DIMS + D_HELD])
+    costs_at = int(params[P_DIMS + D_COSTS])
+    ring_at = int(params[P_DIMS + D_DRAWDOWNS])
+    ring = int(params[P_DIMS + D_RING])
+    # Work space at the end of each state row: no allocation on the hot path.
+    breakdown_at = ring_at + ring
+    trade_at = breakdown_at + N_COSTS
+    goal_at = trade_at + n_assets
+    moving_at = goal_at + n_assets
+    wanted_at = moving_at + n_assets
+    cap_at = wanted_at + n_assets
+    costs_work_at = cap_at + n_assets
+    tradable_at, stale_at = B_TRADABLE * n_assets, B_STALE * n_assets
+    sigma_at, liquidity_at = B_SIGMA * n_assets, B_LIQUIDITY * n_assets
+    capacity_at = N_BLOCKS * n_assets + M_CAPACITY
     max_single = params[P_MAX_SINGLE]
-    max_gross = params[P_MAX_GROSS]
+    risk_on = params[P_RISK_ON] > 0.0
     for b in range(n_envs):
         row = state[b]
-        # Work arrays live at the end of the row: no allocation on the hot path.
-        work = row[work_at:]
-        breakdown = work[:N_COSTS]
-        trade = work[N_COSTS : N_COSTS + n_assets]
-        goal = work[N_COSTS + n_assets : N_COSTS + 2 * n_assets]
-        moving = work[N_COSTS + 2 * n_assets : N_COSTS + 3 * n_assets]
-        costs = work[N_COSTS + 3 * n_assets : N_COSTS * (1 + n_assets) + 3 * n_assets].reshape(
-            (n_assets, N_COSTS)
-        )
         now = int(row[S_T])
         row[S_NONFINITE] = 0.0
         row[S_OUT_OF_BOUNDS] = 0.0
@@ -211,43 +230,68 @@ def step_batch(
             row[S_AFTER_END] = 1.0
             flagged += 1
             continue
-        bar = market[now]
+        step = now - int(row[S_START])
         equity = row[S_CASH]
         for i in range(n_assets):
-            equity += row[units_at + i] * bar[i]
+            equity += row[units_at + i] * market[now, i]
 
-        # Which instruments trade, towards which weight.
+        # The targets asked for, then the risk gate.
         gross_now = 0.0
         for i in range(n_assets):
-            goal[i] = row[units_at + i] * bar[i] / equity
-            gross_now += abs(goal[i])
+            weight = row[units_at + i] * market[now, i] / equity
+            row[goal_at + i] = weight
+            gross_now += abs(weight)
+            asked = (actions[b * n_assets + i] - params[P_ACTION_OFFSET]) * max_single
+            row[wanted_at + i] = min(max_single, max(-max_single, asked))
+            row[cap_at + i] = max_single
+        max_gross = params[P_MAX_GROSS]
+        if risk_on:
+            gross_cap = risk_gate(
+                row,
+                now,
+                equity,
+                goal_at,
+                wanted_at,
+                cap_at,
+                n_assets,
+                market,
+                params,
+                fills,
+                b,
+                step,
+            )
+            max_gross = min(max_gross, gross_cap)
+            if row[S_CHANGED] > 0.0:
+                flagged += 1
+
+        # Which instruments trade, towards which weight.
         over_gross = gross_now > max_gross + _TOLERANCE
         gross_goal = 0.0
         for i in range(n_assets):
-            weight = goal[i]
-            moving[i] = 0.0
-            closed = bar[tradable_at + i] == 0.0
-            if not closed and not (params[P_ADVERSE] > 0.0 and bar[stale_at + i] > 0.0):
-                asked = (asked_for[b, i] - params[P_ACTION_OFFSET]) * max_single
-                wanted = min(max_single, max(-max_single, asked))
-                over_limit = abs(weight) > max_single + _TOLERANCE
+            weight = row[goal_at + i]
+            row[moving_at + i] = 0.0
+            closed = market[now, tradable_at + i] == 0.0
+            stale = params[P_ADVERSE] > 0.0 and market[now, stale_at + i] > 0.0
+            if not closed and not stale:
+                wanted = row[wanted_at + i]
+                over_limit = abs(weight) > row[cap_at + i] + _TOLERANCE
                 if abs(wanted - weight) >= params[P_BAND] or over_limit or over_gross:
-                    goal[i] = wanted
-                    moving[i] = 1.0
-            gross_goal += abs(goal[i])
+                    row[goal_at + i] = wanted
+                    row[moving_at + i] = 1.0
+            gross_goal += abs(row[goal_at + i])
         if gross_goal > max_gross:
             # Scale down what moves so the gross exposure fits (what cannot move stays).
             fixed_gross = 0.0
             moving_gross = 0.0
             for i in range(n_assets):
-                if moving[i] > 0.0:
-                    moving_gross += abs(goal[i])
+                if row[moving_at + i] > 0.0:
+                    moving_gross += abs(row[goal_at + i])
                 else:
-                    fixed_gross += abs(goal[i])
+                    fixed_gross += abs(row[goal_at + i])
             room = max(max_gross - fixed_gross, 0.0)
             for i in range(n_assets):
-                if moving[i] > 0.0 and moving_gross > 0.0:
-                    goal[i] *= room / moving_gross
+                if row[moving_at + i] > 0.0 and moving_gross > 0.0:
+                    row[goal_at + i] *= room / moving_gross
 
         # Size the trades so that, after paying their costs, positions sit at their goals.
         spent = 0.0
@@ -255,47 +299,52 @@ def step_batch(
             net = equity - spent
             traded_value = 0.0
             for i in range(n_assets):
-                trade[i] = goal[i] * net / bar[i] - row[units_at + i] if moving[i] > 0.0 else 0.0
-                traded_value += abs(trade[i]) * bar[i]
+                price = market[now, i]
+                if row[moving_at + i] > 0.0:
+                    row[trade_at + i] = row[goal_at + i] * net / price - row[units_at + i]
+                else:
+                    row[trade_at + i] = 0.0
+                traded_value += abs(row[trade_at + i]) * price
             spent = 0.0
             weighted_sigma = 0.0
             for i in range(n_assets):
-                sigma = bar[sigma_at + i]
+                sigma = market[now, sigma_at + i]
+                at = costs_work_at + i * N_COSTS
                 spent += fill_costs(
-                    trade[i],
-                    bar[i],
+                    row[trade_at + i],
+                    market[now, i],
                     params[P_TICKS + i],
                     sigma,
-                    bar[liquidity_at + i],
+                    market[now, liquidity_at + i],
                     params,
-                    breakdown,
+                    row,
+                    at,
                 )
-                for k in range(N_COSTS):
-                    costs[i, k] = breakdown[k]
-                weighted_sigma += abs(trade[i]) * bar[i] * sigma
+                weighted_sigma += abs(row[trade_at + i]) * market[now, i] * sigma
             if params[P_CAPACITY_ON] > 0.0 and traded_value > 0.0:
                 charge = capacity_charge(
                     traded_value,
                     equity,
-                    bar[capacity_at],
+                    market[now, capacity_at],
                     weighted_sigma / traded_value,
                     params[P_ETA],
                 )
                 for i in range(n_assets):
-                    costs[i, CAPACITY] = charge * abs(trade[i]) * bar[i] / traded_value
+                    share = abs(row[trade_at + i]) * market[now, i] / traded_value
+                    row[costs_work_at + i * N_COSTS + CAPACITY] = charge * share
                 spent += charge
 
         # Book the fills: cash at the mid, costs on top; average cost and realised P&L.
-        step = now - int(row[S_START])
         for i in range(n_assets):
-            quantity = trade[i]
+            quantity = row[trade_at + i]
             fills[b, step, i, 0] = quantity
             for k in range(N_COSTS):
-                fills[b, step, i, 1 + k] = costs[i, k]
-                row[costs_at + k] += costs[i, k]
+                cost = row[costs_work_at + i * N_COSTS + k]
+                fills[b, step, i, 1 + k] = cost
+                row[costs_at + k] += cost
             if quantity == 0.0:
                 continue
-            price = bar[i]
+            price = market[now, i]
             before = row[units_at + i]
             row[S_CASH] -= quantity * price
             if before == 0.0 or (before > 0.0) == (quantity > 0.0):
@@ -313,18 +362,20 @@ def step_batch(
             row[units_at + i] = before + quantity
         row[S_CASH] -= spent
         for i in range(n_assets):
-            row[held_at + i] = row[units_at + i] * bar[i] / (equity - spent)
+            row[held_at + i] = row[units_at + i] * market[now, i] / (equity - spent)
 
         # Mark at the next bar; reward, drawdown and the end of the episode.
-        following = market[now + 1]
         row[S_T] = now + 1
         after = row[S_CASH]
         for i in range(n_assets):
-            after += row[units_at + i] * following[i]
+            after += row[units_at + i] * market[now + 1, i]
         row[S_MARK] = after
         row[S_PEAK] = max(row[S_PEAK], after)
         drawdown = 1.0 - after / row[S_PEAK] if row[S_PEAK] > 0.0 else 1.0
-        row[ring_at + (now + 1 - int(row[S_START])) % ring] = drawdown
+        previous = row[ring_at + step % ring]
+        row[ring_at + (step + 1) % ring] = drawdown
+        if drawdown - previous > params[P_DD_VELOCITY_ALERT]:
+            row[S_ALERTS] += 1.0  # a soft alert: the drawdown deepened fast this bar
         bar_return = after / equity - 1.0
         row[S_LAST_RETURN] = bar_return
         if params[P_PENALTY_VARIANCE] > 0.0:
@@ -341,17 +392,16 @@ def step_batch(
         terminated = after <= 0.0 or (limit > 0.0 and drawdown > limit)
         row[S_TERMINATED] = 1.0 if terminated else 0.0
         row[S_TRUNCATED] = 1.0 if (now + 1 >= int(row[S_END]) and not terminated) else 0.0
-        _observe(b, state, market, params, observations)
+        _observe(b, row, market, params, observations)
         if row[S_NONFINITE] > 0.0 or row[S_OUT_OF_BOUNDS] > 0.0:
             flagged += 1
-    first = state[0]
     return (
         flagged,
-        first[S_REWARD],
-        first[S_TERMINATED] > 0.0,
-        first[S_TRUNCATED] > 0.0,
-        first[S_MARK],
-        int(first[S_T] - first[S_START]),
+        state[0, S_REWARD],
+        state[0, S_TERMINATED] > 0.0,
+        state[0, S_TRUNCATED] > 0.0,
+        state[0, S_MARK],
+        int(state[0, S_T] - state[0, S_START]),
     )
 
 
@@ -365,13 +415,13 @@ def observe_batch(
     """Write every environment's observation of its current bar (after a reset)."""
     for b in range(state.shape[0]):
         state[b, S_NONFINITE] = 0.0
-        _observe(b, state, market, params, observations)
+        _observe(b, state[b], market, params, observations)
 
 
 @njit(cache=True)
 def _observe(
     b: int,
-    state: np.ndarray,
+    row: np.ndarray,
     market: np.ndarray,
     params: np.ndarray,
     observations: np.ndarray,
@@ -388,33 +438,36 @@ def _observe(
     - var_breach_indicator: 1 when the last bar lost more than the VaR of the weights held;
     - correlation_breakdown: the market's short- against long-window correlation gap.
     """
-    row = state[b]
     now = int(row[S_T])
     elapsed = now - int(row[S_START])
     out = observations[elapsed] if params[P_OBS_BY_STEP] > 0.0 else observations[b]
-    dims = params[P_DIMS : P_DIMS + N_DIMS]
-    n_assets, n_features, ring = int(dims[D_ASSETS]), int(dims[D_FEATURES]), int(dims[D_RING])
-    units_at, held_at, ring_at = int(dims[D_UNITS]), int(dims[D_HELD]), int(dims[D_DRAWDOWNS])
-    sigma_at, features_at = 3 * n_assets, 5 * n_assets + 2
-    bar = market[now]
+    n_assets = int(params[P_DIMS + D_ASSETS])
+    n_features = int(params[P_DIMS + D_FEATURES])
+    ring = int(params[P_DIMS + D_RING])
+    units_at = int(params[P_DIMS + D_UNITS])
+    held_at = int(params[P_DIMS + D_HELD])
+    ring_at = int(params[P_DIMS + D_DRAWDOWNS])
+    sigma_at = B_SIGMA * n_assets
+    scalars = N_BLOCKS * n_assets
+    features_at = scalars + N_MARKET_SCALARS
     for j in range(n_features):
-        out[j] = bar[features_at + j]
+        out[j] = market[now, features_at + j]
     equity = row[S_CASH]
     for i in range(n_assets):
-        equity += row[units_at + i] * bar[i]
+        equity += row[units_at + i] * market[now, i]
     gross = 0.0
     squares = 0.0
     risk = 0.0
     held_risk = 0.0
     nonfinite = 0.0
     for i in range(n_assets):
-        weight = row[units_at + i] * bar[i] / equity if equity > 0.0 else 0.0
+        weight = row[units_at + i] * market[now, i] / equity if equity > 0.0 else 0.0
         if not math.isfinite(weight):
             nonfinite += 1.0
         out[n_features + i] = min(1.0, max(-1.0, weight))
         gross += abs(weight)
         squares += weight * weight
-        risk += abs(weight) * bar[sigma_at + i]
+        risk += abs(weight) * market[now, sigma_at + i]
         if elapsed > 0:
             held_risk += abs(row[held_at + i]) * market[now - 1, sigma_at + i]
     drawdown = 1.0 - equity / row[S_PEAK] if row[S_PEAK] > 0.0 else 0.0
@@ -422,7 +475,7 @@ def _observe(
     past = row[ring_at + max(elapsed - (ring - 1), 0) % ring]
     position = n_features + n_assets
     for k in range(N_RISK):
-        if dims[D_RISK_MASK + k] == 0.0:
+        if params[P_DIMS + D_RISK_MASK + k] == 0.0:
             continue
         if k == 0:
             value = Z_95 * risk * math.sqrt(params[P_BARS_PER_DAY]) / params[P_VAR_BUDGET]
@@ -433,7 +486,7 @@ def _observe(
         elif k == 3:
             value = 1.0 if elapsed > 0 and row[S_LAST_RETURN] < -Z_95 * held_risk else 0.0
         else:
-            value = bar[5 * n_assets + 1]
+            value = market[now, scalars + M_CORRELATION]
         if not math.isfinite(value):
             nonfinite += 1.0
         out[position] = value

@@ -21,13 +21,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from ijules.config import Config
-from ijules.data.features import SPLIT, FeatureSet, Window
+from ijules.data.features import REGIME_PREFIX, SPLIT, FeatureSet, Window
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
 from ijules.execution.costs import CostModel, infer_tick_size
+from ijules.market.correlation import correlation_breakdown, correlation_gap
+from ijules.market.regimes import HIGH, REGIME_COLUMNS, RegimeSettings, detect_regimes
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+Z_99 = 2.3263478740408408  # one-sided 99% normal quantile
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,16 @@ class MarketData:
     stale: BoolArray
     sigma: FloatArray
     liquidity: FloatArray
+    daily_var: FloatArray
     capacity: FloatArray
     correlation: FloatArray
+    volatility_ratio: FloatArray
+    crisis: BoolArray
+    recovery: BoolArray
+    high_volatility: BoolArray
+    correlation_break: BoolArray
+    day: FloatArray
+    month: FloatArray
     tick: FloatArray
     features: FloatArray
     feature_names: tuple[str, ...]
@@ -66,8 +77,16 @@ class MarketData:
             stale=self.stale[selected],
             sigma=self.sigma[selected],
             liquidity=self.liquidity[selected],
+            daily_var=self.daily_var[selected],
             capacity=self.capacity[selected],
             correlation=self.correlation[selected],
+            volatility_ratio=self.volatility_ratio[selected],
+            crisis=self.crisis[selected],
+            recovery=self.recovery[selected],
+            high_volatility=self.high_volatility[selected],
+            correlation_break=self.correlation_break[selected],
+            day=self.day[selected],
+            month=self.month[selected],
             features=self.features[selected],
         )
 
@@ -79,12 +98,15 @@ def build_market(
     *,
     config: Config,
     bars_per_year: float,
+    regimes: Mapping[str, pd.DataFrame] | None = None,
 ) -> MarketData:
     """Assemble market data from aligned frames indexed by timestamp (columns: instruments).
 
     ``close`` may hold NaN where an instrument has no bar; those bars are marked untradable and
     the last close is carried forward. ``volume`` may be all NaN (no volume data): liquidity then
-    comes from ``microstructure.liquidity_model.book_depth_estimate``.
+    comes from ``microstructure.liquidity_model.book_depth_estimate``. ``regimes`` (per
+    instrument, from :func:`ijules.market.regimes.detect_regimes`, on the same index) are
+    computed here when not given.
     """
     if close.empty:
         raise IngestError("no bars to trade")
@@ -104,25 +126,47 @@ def build_market(
     liquidity = (average * costs.liquidity_factor).where(average > 0, book_units).ffill()
     liquidity = liquidity.fillna(book_units)
     stale = (raw_volume.fillna(1.0) <= 0.0).to_numpy() & tradable
-    mean_sigma = sigma.mean(axis=1).to_numpy()
+    if regimes is None:
+        quick = config.regimes.model_copy(update={"markov_probabilities": False})
+        settings = RegimeSettings(config.microstructure.regime_detection, quick, bars_per_year)
+        regimes = {str(name): detect_regimes(marks[name], settings) for name in marks.columns}
+    frames = [regimes[str(name)].reindex(marks.index).ffill() for name in marks.columns]
+    garch = np.column_stack([f["garch_sigma"].to_numpy(dtype=np.float64) for f in frames])
+    per_day = bars_per_day(marks.index.to_numpy(dtype="datetime64[ns]"))
     risk = config.risk
-    correlation = correlation_breakdown(
+    correlation = correlation_gap(
         log_returns, risk.correlation_short_bars, risk.correlation_long_bars
+    )
+    breakdown = correlation_breakdown(
+        log_returns,
+        risk.correlation_short_bars,
+        risk.correlation_long_bars,
+        config.risk_management.monitoring.correlation_breakdown_threshold,
     )
     ticks = [
         costs.tick_size or infer_tick_size(close[column].dropna().to_numpy())
         for column in close.columns
     ]
+    stamps = pd.DatetimeIndex(marks.index)
+    days = (stamps.tz_localize(None) if stamps.tz else stamps).to_numpy(dtype="datetime64[D]")
     return MarketData(
         instruments=tuple(str(c) for c in close.columns),
-        timestamps=close.index.to_numpy(dtype="datetime64[ns]"),
+        timestamps=stamps.to_numpy(dtype="datetime64[ns]"),
         close=marks.to_numpy(dtype=np.float64),
         tradable=tradable,
         stale=stale,
         sigma=sigma.to_numpy(dtype=np.float64),
         liquidity=liquidity.to_numpy(dtype=np.float64),
-        capacity=costs.capacity_fraction(mean_sigma, bars_per_year),
+        daily_var=Z_99 * garch * np.sqrt(per_day),
+        capacity=costs.capacity_fraction(garch.mean(axis=1), bars_per_year),
         correlation=correlation,
+        volatility_ratio=np.max([f["volatility_ratio"].to_numpy() for f in frames], axis=0),
+        crisis=np.any([f["crisis"].to_numpy(dtype=bool) for f in frames], axis=0),
+        recovery=np.any([f["recovery"].to_numpy(dtype=bool) for f in frames], axis=0),
+        high_volatility=np.any([f["volatility_regime"].to_numpy() == HIGH for f in frames], axis=0),
+        correlation_break=breakdown,
+        day=days.astype(np.int64).astype(np.float64),
+        month=(stamps.year * 12 + stamps.month).to_numpy(dtype=np.float64),
         tick=np.asarray(ticks, dtype=np.float64),
         features=features.to_numpy(dtype=np.float64),
         feature_names=tuple(str(c) for c in features.columns),
@@ -130,36 +174,31 @@ def build_market(
     )
 
 
-def correlation_breakdown(log_returns: pd.DataFrame, short: int, long: int) -> FloatArray:
-    """Mean |short-window minus long-window correlation| over instrument pairs (0 for one).
-
-    A large gap says the instruments' co-movement has broken from its norm. Trailing windows
-    only; NaN (too little history, or a flat stretch) reads 0.
-    """
-    columns = list(log_returns.columns)
-    if len(columns) < 2:
-        return np.zeros(len(log_returns))
-    gaps = []
-    for a, first in enumerate(columns):
-        for second in columns[a + 1 :]:
-            pair = log_returns[[first, second]].fillna(0.0)
-            near = pair[first].rolling(short).corr(pair[second])
-            far = pair[first].rolling(long, min_periods=short).corr(pair[second])
-            gaps.append((near - far).abs())
-    gap = pd.concat(gaps, axis=1).mean(axis=1)
-    values = gap.replace([np.inf, -np.inf], np.nan).fillna(0.0)
-    return np.asarray(values.to_numpy(dtype=np.float64))
+def bars_per_day(timestamps: npt.NDArray[np.datetime64]) -> float:
+    """Average bars per calendar day that has bars (24 for hourly crypto and hourly FX alike)."""
+    days = np.unique(timestamps.astype("datetime64[D]"))
+    return float(len(timestamps) / max(len(days), 1))
 
 
 def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) -> MarketData:
-    """Market data for the pipeline's single instrument, over the whole feature table."""
+    """Market data for the pipeline's single instrument, over the whole feature table.
+
+    The regime columns the features stage stored (``regime_*``) are used as they are.
+    """
     index = pd.DatetimeIndex(table[TIMESTAMP])
     symbol = meta.symbol
     close = pd.DataFrame({symbol: table["close"].to_numpy()}, index=index)
     volume = pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index)
     features = pd.DataFrame(table[list(meta.feature_names)].to_numpy(), index=index)
     features.columns = list(meta.feature_names)
-    return build_market(close, volume, features, config=config, bars_per_year=meta.bars_per_year)
+    stored = [f"{REGIME_PREFIX}{name}" for name in REGIME_COLUMNS]
+    regimes = None
+    if all(column in table for column in stored):
+        frame = table[stored].set_axis(list(REGIME_COLUMNS), axis=1).set_axis(index)
+        regimes = {symbol: frame}
+    return build_market(
+        close, volume, features, config=config, bars_per_year=meta.bars_per_year, regimes=regimes
+    )
 
 
 def load_window(features: Path, meta: FeatureSet, window: Window, config: Config) -> MarketData:

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from ijules.config import Config, RiskFeature
 from ijules.data.features import NormStats
-from ijules.env import kernel
+from ijules.env import layout
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -116,7 +116,7 @@ class ObservationBuilder:
     @property
     def risk_mask(self) -> npt.NDArray[np.bool_]:
         """Which of the kernel's risk features are observed."""
-        return np.array([name in self.risk_features for name in kernel.RISK_FEATURES])
+        return np.array([name in self.risk_features for name in layout.RISK_FEATURES])
 
     def scaled_features(self, features: FloatArray) -> FloatArray:
         """Standardise and clip raw features (rows x features)."""
@@ -124,7 +124,7 @@ class ObservationBuilder:
 
     def names(self, feature_names: tuple[str, ...], instruments: tuple[str, ...]) -> list[str]:
         """The observation's entries by name, in order."""
-        risk = [name for name in kernel.RISK_FEATURES if name in self.risk_features]
+        risk = [name for name in layout.RISK_FEATURES if name in self.risk_features]
         return [*feature_names, *(f"weight:{name}" for name in instruments), *risk]
 
     def space(self, n_features: int, n_instruments: int) -> spaces.Box:
@@ -169,7 +169,7 @@ class RewardFunction:
 
     def write_params(self, params: FloatArray) -> None:
         """Fill the reward entries of the kernel's parameter vector."""
-        params[kernel.P_REWARD_SCALING] = self.scaling
-        params[kernel.P_LAMBDA] = self.penalty_lambda
-        params[kernel.P_PENALTY_VARIANCE] = float(self.penalty == "variance")
-        params[kernel.P_DD_LIMIT] = 0.0 if self.dd_limit is None else self.dd_limit
+        params[layout.P_REWARD_SCALING] = self.scaling
+        params[layout.P_LAMBDA] = self.penalty_lambda
+        params[layout.P_PENALTY_VARIANCE] = float(self.penalty == "variance")
+        params[layout.P_DD_LIMIT] = 0.0 if self.dd_limit is None else self.dd_limit

@@ -6,6 +6,7 @@ SB3 expects, with the last observation of the finished episode in ``terminal_obs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,8 +32,15 @@ class VectorTradingEnv(VecEnv):
         episode_bars: int,
         seed: int | None = None,
     ) -> None:
+        # Exploration trips the risk engine constantly: its changes go to DEBUG, not WARNING.
         self.engine = Engine(
-            market, settings, safeguards, n_envs=n_envs, episode_bars=episode_bars, seed=seed
+            market,
+            settings,
+            safeguards,
+            n_envs=n_envs,
+            episode_bars=episode_bars,
+            seed=seed,
+            risk_log_level=logging.DEBUG,
         )
         self.render_mode = None
         low, high = safeguards.config.reward_bounds

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ijules.config import MicrostructureConfig
-from ijules.env import kernel
+from ijules.env import kernel, layout
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -67,24 +67,24 @@ class CostModel:
 
     def write_params(self, params: FloatArray) -> None:
         """Fill the cost entries of the kernel's parameter vector."""
-        params[kernel.P_FIXED] = self.fixed_per_trade
-        params[kernel.P_PROPORTIONAL] = self.proportional_bps / 10_000.0
-        params[kernel.P_IMPACT_ON] = float(self.impact)
-        params[kernel.P_ETA] = self.temporary_coeff
-        params[kernel.P_GAMMA] = self.permanent_coeff
-        params[kernel.P_CAPACITY_ON] = float(self.capacity)
-        params[kernel.P_ADVERSE] = float(self.adverse_selection_protection)
-        params[kernel.P_TICK_ON] = float(self.tick_size_aware)
+        params[layout.P_FIXED] = self.fixed_per_trade
+        params[layout.P_PROPORTIONAL] = self.proportional_bps / 10_000.0
+        params[layout.P_IMPACT_ON] = float(self.impact)
+        params[layout.P_ETA] = self.temporary_coeff
+        params[layout.P_GAMMA] = self.permanent_coeff
+        params[layout.P_CAPACITY_ON] = float(self.capacity)
+        params[layout.P_ADVERSE] = float(self.adverse_selection_protection)
+        params[layout.P_TICK_ON] = float(self.tick_size_aware)
 
     def breakdown(
         self, units: float, price: float, *, sigma: float, liquidity: float, tick: float = 0.0
     ) -> dict[str, float]:
         """Costs of one fill by component (the capacity charge is portfolio-wide: see below)."""
-        params = np.zeros(kernel.P_TICKS)
+        params = np.zeros(layout.P_TICKS)
         self.write_params(params)
-        values = np.zeros(kernel.N_COSTS)
-        kernel.fill_costs(units, price, tick, sigma, liquidity, params, values)
-        return dict(zip(kernel.COST_COMPONENTS, map(float, values), strict=True))
+        values = np.zeros(layout.N_COSTS)
+        kernel.fill_costs(units, price, tick, sigma, liquidity, params, values, 0)
+        return dict(zip(layout.COST_COMPONENTS, map(float, values), strict=True))
 
     def capacity_charge(
         self, traded_value: float, equity: float, *, sigma_per_bar: float, bars_per_year: float

@@ -1,0 +1,1 @@
+"""Market state: volatility, trend, correlation and the regimes they define."""

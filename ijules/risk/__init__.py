@@ -1,0 +1,1 @@
+"""Risk: VaR and expected shortfall, their backtests, the risk engine, sizing, attribution."""
