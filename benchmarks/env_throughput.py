@@ -1,8 +1,9 @@
 """Environment throughput: our environment beside gym-anytrading's stocks-v0, in the same run.
 
 Both step the btcusd_1h sample with uniformly random actions; each figure is the median of
-several timed runs. Ours has the full cost engine, risk features and safeguards on. Then the
-vectorised environment steps N copies in one kernel call (env-steps/s for N = 1, 8, 64).
+several timed runs. Ours has the full cost engine, risk features and safeguards on; it is timed
+without and with the risk engine (whose own overhead benchmarks/risk_latency.py measures). Then
+the vectorised environment steps N copies in one kernel call (env-steps/s for N = 1, 8, 64).
 
 Run: .venv/bin/python benchmarks/env_throughput.py   (needs `pip install gym-anytrading==2.0.0`)
 The last line reads ``speedup_vs_gym_anytrading: X.XX`` (single environment).
@@ -42,7 +43,7 @@ def median_rate(run: Callable[[int], None], steps: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def ours(bars: pd.DataFrame, n_envs: int | None = None):
+def ours(bars: pd.DataFrame, n_envs: int | None = None, risk_engine: bool = True):
     config = load_config(REPO / "params.yaml")
     table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
     names = feature_columns(table)
@@ -99,17 +100,23 @@ def main() -> None:
     their_actions = rng.integers(0, 2, size=100_000)
     our_actions = rng.uniform(-1.0, 1.0, size=(100_000, 1)).astype(np.float32)
 
-    # Interleave the two so a noisy neighbour slows both alike.
-    rate_theirs, rate_ours = [], []
-    run_theirs = stepper(theirs, their_actions)
-    run_ours = stepper(ours(bars), our_actions)
+    # Interleave the runs so a noisy neighbour slows them alike.
+    rates: dict[str, list[float]] = {"theirs": [], "ours": [], "ours_risk": []}
+    runs = {
+        "theirs": stepper(theirs, their_actions),
+        "ours": stepper(ours(bars, risk_engine=False), our_actions),
+        "ours_risk": stepper(ours(bars, risk_engine=True), our_actions),
+    }
     for _ in range(args.repeats):
-        rate_theirs.append(median_rate(run_theirs, args.steps, 1))
-        rate_ours.append(median_rate(run_ours, args.steps, 1))
-    theirs_rate, ours_rate = statistics.median(rate_theirs), statistics.median(rate_ours)
-    print(f"{'environment':52}{'steps/s':>12}")
-    print(f"{'gym-anytrading stocks-v0 (2 actions, no costs)':52}{theirs_rate:>12,.0f}")
-    print(f"{'ijules TradingEnv (costs, risk features, safeguards)':52}{ours_rate:>12,.0f}")
+        for name, run in runs.items():
+            rates[name].append(median_rate(run, args.steps, 1))
+    theirs_rate, ours_rate, risk_rate = (statistics.median(rates[k]) for k in runs)
+    print(f"{'environment':58}{'steps/s':>12}{'ratio':>8}")
+    print(f"{'gym-anytrading stocks-v0 (2 actions, no costs)':58}{theirs_rate:>12,.0f}{1:>8.2f}")
+    label = "ijules TradingEnv (costs, risk features, safeguards)"
+    print(f"{label:58}{ours_rate:>12,.0f}{ours_rate / theirs_rate:>8.2f}")
+    label = "  ... and the risk engine on every action"
+    print(f"{label:58}{risk_rate:>12,.0f}{risk_rate / theirs_rate:>8.2f}")
 
     print(f"\n{'vectorised (one kernel call per step)':40}{'N':>6}{'env-steps/s':>16}")
     for n in (1, 8, 64):

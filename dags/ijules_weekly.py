@@ -1,8 +1,9 @@
-"""Weekly retraining: ingest, validate, features, train, evaluate, then gate and register.
+"""Weekly retraining: ingest, validate, features, train, evaluate, risk report, gate and register.
 
 The data stages are `dvc repro` stages, so a week without new bars or code reruns nothing up to
 training. Training goes to the `gpu` queue (a Celery deployment routes it to a GPU worker; the
-local executor ignores queues). The last task registers the model in MLflow and lets the gate
+local executor ignores queues). The risk report backtests the VaR models and replays the circuit
+breakers through historical crises. The last task registers the model in MLflow and lets the gate
 decide its alias: champion, challenger, or rejected with its reasons.
 """
 
@@ -31,8 +32,9 @@ def ijules_weekly() -> None:
     features = dvc_stage("features")
     train = dvc_stage("train", queue=GPU_QUEUE, execution_timeout=timedelta(hours=8))
     evaluate = dvc_stage("evaluate")
+    risk = dvc_stage("risk", task_id="risk_report")
     register = ijules_command("register", task_id="gate_and_register")
-    ingest >> validate >> features >> train >> evaluate >> register
+    ingest >> validate >> features >> train >> evaluate >> risk >> register
 
 
 ijules_weekly()

@@ -32,10 +32,10 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def dvc_stage(stage: str, **kwargs: Any) -> BashOperator:
+def dvc_stage(stage: str, task_id: str | None = None, **kwargs: Any) -> BashOperator:
     """A task that brings one DVC stage up to date (a no-op when nothing it depends on changed)."""
     return BashOperator(
-        task_id=stage,
+        task_id=task_id or stage,
         bash_command=f'"{BIN}/dvc" repro --single-item {stage}',
         cwd=PROJECT_DIR,
         env={"IJULES_PROJECT_DIR": PROJECT_DIR, "PATH": f"{BIN}:{os.defpath}"},

@@ -254,6 +254,27 @@ def drift(
     )
 
 
+@app.command(name="risk-report")
+def risk_report(
+    ctx: typer.Context,
+    source: PathOption = None,
+    var_backtest: PathOption = None,
+    breakers: PathOption = None,
+) -> None:
+    """Backtest every VaR method and replay the circuit breakers on the daily index sample."""
+    from ijules.risk.report import run_risk_report
+
+    cfg = _config(ctx)
+    report = run_risk_report(
+        cfg,
+        source=_path(source, cfg.risk_report.source),
+        var_output=_path(var_backtest, cfg.paths.var_backtest),
+        breakers_output=_path(breakers, cfg.paths.breakers),
+    )
+    fired = ", ".join(f"{name} {w['breakers_fired']}" for name, w in report["breakers"].items())
+    typer.echo(f"{len(report['var'])} VaR backtests; breakers fired per window: {fired}")
+
+
 @app.command()
 def promote(
     ctx: typer.Context,

@@ -62,6 +62,9 @@ TINY = {
         "n_epochs": 1,
     },
     "drift": {"window_bars": 120},
+    "regimes": {"markov_probabilities": False},
+    "risk_models": {"monte_carlo_paths": 2000, "refit_every": 60},
+    "risk_report": {"var_start": "2021-06-01"},
 }
 
 

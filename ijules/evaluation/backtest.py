@@ -7,16 +7,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import kernel
+from ijules.env import layout
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, PortfolioLimits
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import Action, Observation, TradingEnv
 from ijules.evaluation.metrics import PerformanceMetrics, summarise
+from ijules.risk.engine import events, refusals
 from ijules.training.policy import PolicySpec
 
 Policy = Callable[[Observation], Action]
@@ -39,6 +41,8 @@ class Backtest:
     traded: FloatArray
     costs: FloatArray
     exit_costs: dict[str, float]
+    risk_events: pd.DataFrame
+    risk_refusals: dict[str, int]
 
     def metrics(self, bars_per_year: float) -> PerformanceMetrics:
         """Headline metrics of this backtest."""
@@ -52,10 +56,20 @@ class Backtest:
             bars_per_year=bars_per_year,
         )
 
+    def risk_summary(self) -> dict[str, object]:
+        """The risk engine's changes of state (by reason) and its refusals, over the window."""
+        changes = self.risk_events
+        by_reason = changes["reason"].value_counts().to_dict() if len(changes) else {}
+        return {
+            "state_changes": len(changes),
+            "by_reason": {str(k): int(v) for k, v in by_reason.items()},
+            "refusals": self.risk_refusals,
+        }
+
     def costs_by_component(self) -> dict[str, float]:
         """Costs paid over the window, by component."""
         totals = self.costs.sum(axis=(0, 1))
-        return dict(zip(kernel.COST_COMPONENTS, map(float, totals), strict=True))
+        return dict(zip(layout.COST_COMPONENTS, map(float, totals), strict=True))
 
     @property
     def weights(self) -> FloatArray:
@@ -82,8 +96,10 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         equity=np.asarray(equity),
         units=np.cumsum(traded, axis=0),
         traded=traded.copy(),
-        costs=log[:, :, 1:].copy(),
+        costs=log[:, :, 1 : 1 + layout.N_COSTS].copy(),
         exit_costs=engine.exit_costs(0),
+        risk_events=events(engine),
+        risk_refusals=refusals(engine),
     )
 
 

@@ -28,6 +28,7 @@ from ijules.evaluation.backtest import (
 )
 from ijules.io import read_json, write_json, write_text, write_with
 from ijules.registry.tracking import configure
+from ijules.risk.attribution import risk_attribution
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,20 @@ class Evaluation:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json``: metrics and cost attribution per backtest."""
         payload: dict[str, Any] = {"window": self.window}
+        asset = (
+            np.diff(self.backtests[BUY_AND_HOLD].close[:, 0])
+            / self.backtests[BUY_AND_HOLD].close[:-1, 0]
+        )
         for name, backtest in self.backtests.items():
+            returns = np.diff(backtest.equity) / backtest.equity[:-1]
             payload[name] = {
                 **backtest.metrics(self.bars_per_year).to_dict(),
                 "costs": backtest.costs_by_component(),
                 "exit_costs": backtest.exit_costs,
+                "risk_engine": backtest.risk_summary(),
+                "attribution": risk_attribution(
+                    returns, asset, backtest.weights.sum(axis=1), asset
+                ),
             }
         return payload
 

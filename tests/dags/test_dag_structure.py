@@ -14,7 +14,16 @@ import yaml
 from tests.conftest import REPO
 
 DAGS = REPO / "dags"
-WRITERS = {"ingest", "validate", "features", "train", "evaluate", "drift", "gate_and_register"}
+WRITERS = {
+    "ingest",
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "drift",
+    "risk_report",
+    "gate_and_register",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +47,15 @@ def test_dagbag_loads_both_dags_without_import_errors(dagbag) -> None:
 
 def test_weekly_retrains_then_gates(dagbag) -> None:
     dag = dagbag.dags["ijules_weekly"]
-    chain = ["ingest", "validate", "features", "train", "evaluate", "gate_and_register"]
+    chain = [
+        "ingest",
+        "validate",
+        "features",
+        "train",
+        "evaluate",
+        "risk_report",
+        "gate_and_register",
+    ]
     assert edges(dag) == set(itertools.pairwise(chain))
 
 

@@ -11,7 +11,7 @@ from tests.conftest import SAMPLES, make_project, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "validate", "features", "train", "evaluate", "drift")
+STAGES = ("ingest", "validate", "features", "train", "evaluate", "drift", "risk")
 
 
 def test_repro_runs_every_stage_once_then_nothing(tmp_path) -> None:
@@ -65,7 +65,9 @@ def test_phases_are_selected_with_dvc_exp_set_param(tmp_path) -> None:
     assert policy["training"]["timesteps"] == 128
 
     refused = run(
-        ["dvc", "exp", "run", "--set-param", "phase=phase3_risk_framework"], project, check=False
+        ["dvc", "exp", "run", "--set-param", "phase=phase4_adaptive_curriculum"],
+        project,
+        check=False,
     )
     assert refused.returncode != 0
-    assert "'risk_management' is not implemented yet" in refused.stderr
+    assert "'curriculum' is not implemented yet" in refused.stderr

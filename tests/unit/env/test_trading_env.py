@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ijules.env import kernel
+from ijules.env import layout
 from ijules.env.engine import EngineSettings
 from ijules.env.safeguards import NonFiniteError, Safeguards
 from ijules.env.vector_env import VectorTradingEnv
@@ -20,12 +20,26 @@ from tests.unit.env.conftest import env_of, market_of, norm_of, random_actions
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="module")
-def config_default():
-    from ijules.config import load_config
-    from tests.conftest import REPO
+NO_RISK_ENGINE = {"risk_management": {"enabled": False}}
 
-    return load_config(REPO / "params.yaml")
+
+@pytest.fixture(scope="module")
+def config_default(tmp_path_factory):
+    """params.yaml with the risk engine off: these tests are about the environment itself."""
+    from ijules.config import load_config
+    from tests.conftest import write_params
+
+    return load_config(write_params(tmp_path_factory.mktemp("params"), NO_RISK_ENGINE))
+
+
+@pytest.fixture
+def make_config(make_config):
+    """Like the shared fixture, with the risk engine off unless a test turns it on."""
+    from tests.conftest import deep_merge
+
+    return lambda overrides=None, phase=None: make_config(
+        deep_merge(NO_RISK_ENGINE, overrides or {}), phase
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +131,7 @@ def test_accounting_limits_and_costs_hold_on_random_actions(
             break
 
 
-@pytest.mark.parametrize("component", list(kernel.COST_COMPONENTS[:-1]))
+@pytest.mark.parametrize("component", list(layout.COST_COMPONENTS[:-1]))
 def test_every_cost_component_grows_with_trade_size(make_config, component) -> None:
     from ijules.execution.costs import CostModel
 
@@ -191,7 +205,7 @@ def test_a_round_trip_books_the_fill_costs_and_the_exit_estimate(market, config_
     fills = env.engine.fill_log()
     assert len(fills) == 1
     row = fills.iloc[0]
-    assert row["total_cost"] == pytest.approx(sum(row[c] for c in kernel.COST_COMPONENTS))
+    assert row["total_cost"] == pytest.approx(sum(row[c] for c in layout.COST_COMPONENTS))
     assert env.engine.cost_attribution()["proportional"] == pytest.approx(
         row["notional"] * 5 / 10_000
     )
@@ -208,13 +222,13 @@ def test_vectorised_copies_match_single_environments(market, config_default) -> 
         market, settings, Safeguards(config_default.safeguards), n_envs=3, episode_bars=100, seed=4
     )
     vec.reset()
-    starts = vec.engine.state[:, kernel.S_START].astype(int)
+    starts = vec.engine.state[:, layout.S_START].astype(int)
     singles = []
     for b in range(3):
         env = env_of(market, config_default, episode_bars=100)
         env.reset()
-        env.engine.state[0, kernel.S_T] = env.engine.state[0, kernel.S_START] = starts[b]
-        env.engine.state[0, kernel.S_END] = starts[b] + 100
+        env.engine.state[0, layout.S_T] = env.engine.state[0, layout.S_START] = starts[b]
+        env.engine.state[0, layout.S_END] = starts[b] + 100
         singles.append(env)
     actions = random_actions(1, 50, 3)
     for step in range(50):
@@ -243,7 +257,7 @@ def test_training_and_evaluation_build_identical_observations(market, config_def
         seed=0,
     )
     vec.reset()
-    vec.engine.state[0, kernel.S_T] = vec.engine.state[0, kernel.S_START] = 0
+    vec.engine.state[0, layout.S_T] = vec.engine.state[0, layout.S_START] = 0
     first, _ = evaluation.reset()
     np.testing.assert_array_equal(vec.engine.observe()[0], first)
     for action in random_actions(7, 100):
@@ -309,7 +323,7 @@ def test_drawdown_limit_ends_the_episode(market, make_config) -> None:
         if terminated:
             break
     assert terminated
-    assert 1 - info["equity"] / env.engine.state[0, kernel.S_PEAK] > 0.001
+    assert 1 - info["equity"] / env.engine.state[0, layout.S_PEAK] > 0.001
 
 
 def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) -> None:
