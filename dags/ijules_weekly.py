@@ -1,10 +1,15 @@
-"""Weekly retraining: ingest, validate, features, train, evaluate, risk report, gate and register.
+"""Weekly retraining and validation, then the promotion gate.
+
+ingest -> validate -> features -> train -> evaluate -> walk-forward -> stress -> risk report ->
+performance report -> gate and register.
 
 The data stages are `dvc repro` stages, so a week without new bars or code reruns nothing up to
-training. Training goes to the `gpu` queue (a Celery deployment routes it to a GPU worker; the
-local executor ignores queues). The risk report backtests the VaR models and replays the circuit
-breakers through historical crises. The last task registers the model in MLflow and lets the gate
-decide its alias: champion, challenger, or rejected with its reasons.
+training. Training and the walk-forward folds go to the `gpu` queue (a Celery deployment routes
+them to a GPU worker; the local executor ignores queues). Walk-forward trains and tests one model
+per fold; stress replays crises and synthetic shocks on the trained model; the risk report
+backtests the VaR models and replays the circuit breakers. The last task registers the model in
+MLflow and lets the gate decide its alias from the test window, the walk-forward pass rate and
+stress survival: champion, challenger, or rejected with its reasons.
 """
 
 from __future__ import annotations
@@ -32,9 +37,19 @@ def ijules_weekly() -> None:
     features = dvc_stage("features")
     train = dvc_stage("train", queue=GPU_QUEUE, execution_timeout=timedelta(hours=8))
     evaluate = dvc_stage("evaluate")
+    walk_forward = dvc_stage(
+        "walk_forward",
+        "walk_forward_summary",
+        task_id="walk_forward",
+        queue=GPU_QUEUE,
+        execution_timeout=timedelta(hours=12),
+    )
+    stress = dvc_stage("stress")
     risk = dvc_stage("risk", task_id="risk_report")
+    report = dvc_stage("report")
     register = ijules_command("register", task_id="gate_and_register")
-    ingest >> validate >> features >> train >> evaluate >> risk >> register
+    ingest >> validate >> features >> train >> evaluate >> walk_forward
+    walk_forward >> stress >> risk >> report >> register
 
 
 ijules_weekly()

@@ -32,11 +32,14 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def dvc_stage(stage: str, task_id: str | None = None, **kwargs: Any) -> BashOperator:
-    """A task that brings one DVC stage up to date (a no-op when nothing it depends on changed)."""
+def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOperator:
+    """A task that brings DVC stages up to date (a no-op when nothing they depend on changed).
+
+    A ``foreach`` stage's name stands for all of its items.
+    """
     return BashOperator(
-        task_id=task_id or stage,
-        bash_command=f'"{BIN}/dvc" repro --single-item {stage}',
+        task_id=task_id or stages[0],
+        bash_command=f'"{BIN}/dvc" repro --single-item {" ".join(stages)}',
         cwd=PROJECT_DIR,
         env={"IJULES_PROJECT_DIR": PROJECT_DIR, "PATH": f"{BIN}:{os.defpath}"},
         append_env=True,

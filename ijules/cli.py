@@ -145,6 +145,7 @@ def train(
     features: PathOption = None,
     meta: PathOption = None,
     model_dir: PathOption = None,
+    checkpoints: PathOption = None,
     device: Annotated[
         str | None, typer.Option(help="auto, cpu or cuda (overrides training.device).")
     ] = None,
@@ -164,6 +165,7 @@ def train(
         features=_path(features, cfg.paths.features),
         meta=_path(meta, cfg.paths.feature_meta),
         model_dir=_path(model_dir, cfg.paths.model_dir),
+        checkpoints=_path(checkpoints, cfg.paths.checkpoints),
     )
     typer.echo(
         f"trained {result.timesteps} steps on {result.device} in {result.seconds:.0f} s; "
@@ -209,8 +211,13 @@ def register(
     features: PathOption = None,
     meta: PathOption = None,
     output: PathOption = None,
+    walk_forward: PathOption = None,
+    stress: PathOption = None,
 ) -> None:
-    """Register the model in MLflow; the gate decides between champion, challenger and rejected."""
+    """Register the model in MLflow; the gate decides between champion, challenger and rejected.
+
+    The gate reads the test-window metrics, the walk-forward summary and the stress results.
+    """
     from ijules.registry.register import run_register
 
     cfg = _config(ctx)
@@ -221,6 +228,8 @@ def register(
         features=_path(features, cfg.paths.features),
         meta=_path(meta, cfg.paths.feature_meta),
         output=_path(output, cfg.paths.registration),
+        walk_forward=_path(walk_forward, cfg.paths.walk_forward),
+        stress=_path(stress, cfg.paths.stress),
     )
     typer.echo(
         f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
@@ -273,6 +282,108 @@ def risk_report(
     )
     fired = ", ".join(f"{name} {w['breakers_fired']}" for name, w in report["breakers"].items())
     typer.echo(f"{len(report['var'])} VaR backtests; breakers fired per window: {fired}")
+
+
+@app.command(name="walk-forward-fold")
+def walk_forward_fold(
+    ctx: typer.Context,
+    fold: Annotated[int, typer.Option(help="Fold number (walk_forward.fold_ids).")],
+    features: PathOption = None,
+    meta: PathOption = None,
+    output: PathOption = None,
+    checkpoints: PathOption = None,
+) -> None:
+    """Train and test one walk-forward fold on the development bars."""
+    from ijules.evaluation.walk_forward import run_fold
+
+    cfg = _config(ctx)
+    folds = Path(cfg.paths.walk_forward_folds)
+    result = run_fold(
+        cfg,
+        fold_id=fold,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        output=_path(output, str(folds / f"fold_{fold}.json")),
+        checkpoints=_path(checkpoints, cfg.paths.checkpoints),
+    )
+    typer.echo(
+        f"fold {fold}: agent Sharpe {result['agent']['sharpe']:.2f}, buy-and-hold "
+        f"{result['buy_and_hold']['sharpe']:.2f}; {'passed' if result['passed'] else 'failed'}"
+    )
+
+
+@app.command(name="walk-forward")
+def walk_forward(
+    ctx: typer.Context,
+    folds: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold."""
+    from ijules.evaluation.walk_forward import run_summary
+
+    cfg = _config(ctx)
+    result = run_summary(
+        cfg,
+        folds=_path(folds, cfg.paths.walk_forward_folds),
+        output=_path(output, cfg.paths.walk_forward),
+    )
+    typer.echo(
+        f"walk-forward: {result['folds_passed']} of {result['folds']} folds passed "
+        f"(required {result['required_pass_rate']:.0%}); {result['trials']} trial(s)"
+    )
+
+
+@app.command()
+def stress(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    model_dir: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Backtest the policy under the stress scenarios and judge its survival."""
+    from ijules.evaluation.stress import run_stress
+
+    cfg = _config(ctx)
+    result = run_stress(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        output=_path(output, cfg.paths.stress),
+    )
+    typer.echo(f"stress: survived {result['survived']} of {result['scenarios_run']} scenarios")
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    metrics: PathOption = None,
+    curve: PathOption = None,
+    model_dir: PathOption = None,
+    walk_forward: PathOption = None,
+    stress: PathOption = None,
+    output: PathOption = None,
+    html: PathOption = None,
+    rolling: PathOption = None,
+) -> None:
+    """Write the performance report (plan schema, red flags) and its HTML page."""
+    from ijules.evaluation.report import run_report
+
+    cfg = _config(ctx)
+    result = run_report(
+        cfg,
+        metrics=_path(metrics, cfg.paths.metrics),
+        curve=_path(curve, cfg.paths.equity_curve),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        walk_forward=_path(walk_forward, cfg.paths.walk_forward),
+        stress=_path(stress, cfg.paths.stress),
+        output=_path(output, cfg.paths.performance_report),
+        html_output=_path(html, cfg.paths.performance_html),
+        rolling=_path(rolling, cfg.paths.performance_rolling),
+    )
+    flags = result["baseline_performance"]["red_flags"]
+    typer.echo(f"performance report: {len(flags)} red flag(s); {cfg.paths.performance_html}")
 
 
 @app.command()

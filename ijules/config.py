@@ -28,12 +28,10 @@ BASE_PHASE = "base"
 # Sections of the master plan that later work implements. A key under one of these prefixes is
 # refused with the name of the work that will implement it, so a phase overlay never half-applies.
 PLANNED_KEYS: dict[str, str] = {
-    "risk_models.stress_tests": "stress scenarios (training and validation issue)",
-    "curriculum": "the curriculum with advancement gates (training and validation issue)",
     "portfolio_optimization.objective_function": "multi-objective optimisation (not scheduled)",
     "performance_attribution": "Brinson-Fachler and factor attribution (not scheduled)",
     "risk_budgeting": "risk budgeting and risk parity (not scheduled)",
-    "backtesting": "walk-forward and stress validation (training and validation issue)",
+    "backtesting": "fixed calendar validation periods (walk_forward and stress replace them)",
     "regime_mastery": "phase 6 regime mastery and continuous learning (not scheduled yet)",
 }
 
@@ -541,15 +539,184 @@ class TrainingConfig(_Frozen):
     net_arch: tuple[PositiveInt, ...] = (64,)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: PositiveInt = 2
+    max_grad_norm: PositiveFloat = 0.5
+    entropy_floor: float = -0.25
+    checkpoint_every: Annotated[int, Field(ge=0)] = 4096
 
 
 class GateConfig(_Frozen):
-    """Out-of-sample thresholds a model must meet to become challenger or champion."""
+    """What a model must show out of sample to become challenger or champion."""
 
     min_sharpe: float = 0.0
     max_drawdown: Fraction = 0.10
     max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
     min_trades: Annotated[int, Field(ge=0)] = 10
+    min_walk_forward_pass_rate: Fraction = 0.6
+    require_stress_survival: bool = True
+
+
+class StageTargets(_Frozen):
+    """A curriculum stage's target metrics, per episode (fractions)."""
+
+    sharpe_ratio: float
+    max_drawdown_pct: Fraction
+    win_rate_pct: Fraction
+    information_ratio: float | None = None
+    calmar_ratio: float | None = None
+
+
+class StageConstraints(_Frozen):
+    """Training constraints of a stage: position size and turnover per bar (weights)."""
+
+    max_position_size: Annotated[float, Field(gt=0, le=1)]
+    turnover_limit: Annotated[float, Field(gt=0, le=2)]
+
+
+class AdvancementCriteria(_Frozen):
+    """What advancing out of a stage takes."""
+
+    consecutive_passing_episodes: Annotated[int, Field(ge=1)] = 10
+    out_of_sample_validation: bool = False
+    multi_regime_validation: bool = False
+    stress_test_passage: bool = False
+
+
+CurriculumRegime = Literal[
+    "low_volatility", "medium_volatility", "high_volatility", "all", "all_including_stress"
+]
+
+
+class CurriculumStage(_Frozen):
+    """One stage of the curriculum (master plan, phase 4)."""
+
+    name: str
+    target_metrics: StageTargets
+    market_regimes: tuple[CurriculumRegime, ...]
+    training_constraints: StageConstraints
+    minimum_episodes: Annotated[int, Field(ge=1)] = 50
+    advancement_criteria: AdvancementCriteria = AdvancementCriteria()
+    continuous_improvement: bool = False
+
+
+class AdvancementGates(_Frozen):
+    """How out-of-sample validation counts for advancement."""
+
+    validation_method: Literal["walk_forward"] = "walk_forward"
+    minimum_out_of_sample_periods: Annotated[int, Field(ge=1)] = 3
+    confidence_threshold: Fraction = 0.95
+
+
+class AdaptationTriggers(_Frozen):
+    """Performance against target that triggers an adaptation."""
+
+    consistent_overperformance: Annotated[float, Field(gt=1)] = 1.2
+    consistent_underperformance: Annotated[float, Field(gt=0, lt=1)] = 0.8
+
+
+AdaptationMethod = Literal[
+    "transaction_cost_scaling",
+    "market_regime_complexity",
+    "position_size_constraints",
+    "risk_budget_adjustment",
+]
+
+
+class DifficultyAdaptation(_Frozen):
+    """Adaptive difficulty within a stage."""
+
+    enabled: bool = True
+    performance_window: Annotated[int, Field(ge=2)] = 20
+    adaptation_triggers: AdaptationTriggers = AdaptationTriggers()
+    adaptation_methods: tuple[AdaptationMethod, ...] = (
+        "transaction_cost_scaling",
+        "market_regime_complexity",
+        "position_size_constraints",
+        "risk_budget_adjustment",
+    )
+
+
+class CurriculumConfig(_Frozen):
+    """The curriculum with performance gates (master plan, phase 4). Off by default."""
+
+    enabled: bool = False
+    architecture: Literal["multi_stage_adaptive"] = "multi_stage_adaptive"
+    advancement_gates: AdvancementGates = AdvancementGates()
+    stages: dict[str, CurriculumStage] = Field(default_factory=dict)
+    difficulty_adaptation: DifficultyAdaptation = DifficultyAdaptation()
+
+    @model_validator(mode="after")
+    def _stages_when_enabled(self) -> CurriculumConfig:
+        if self.enabled and not self.stages:
+            raise ValueError("an enabled curriculum needs at least one stage")
+        return self
+
+
+class WalkForwardConfig(_Frozen):
+    """Walk-forward validation over the development bars (the test window stays held out)."""
+
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    fold_ids: tuple[Annotated[int, Field(ge=0)], ...] = (0, 1, 2)
+    test_bars: Annotated[int, Field(ge=50)] = 1500
+    train_bars: Annotated[int, Field(ge=100)] = 6000
+    min_train_bars: Annotated[int, Field(ge=100)] = 2000
+    purge_bars: Annotated[int, Field(ge=0)] = 1
+    embargo_bars: Annotated[int, Field(ge=0)] = 48
+    total_timesteps: PositiveInt = 8192
+    confidence: Fraction = 0.95  # a fold's Sharpe is significant when its PSR reaches this
+
+    @field_validator("fold_ids")
+    @classmethod
+    def _consecutive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or list(value) != list(range(len(value))):
+            raise ValueError(f"fold_ids must be 0, 1, ..., n-1, got {list(value)}")
+        return value
+
+
+StressName = Literal[
+    "market_crash_2008",
+    "flash_crash_2010",
+    "covid_volatility_2020",
+    "volatility_x3",
+    "correlation_breakdown",
+    "liquidity_crisis",
+]
+
+
+class StressConfig(_Frozen):
+    """Stress scenarios: real crises mapped onto the instrument, and synthetic shocks."""
+
+    scenarios: tuple[StressName, ...] = (
+        "market_crash_2008",
+        "flash_crash_2010",
+        "covid_volatility_2020",
+        "volatility_x3",
+        "correlation_breakdown",
+        "liquidity_crisis",
+    )
+    crisis_windows: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "market_crash_2008": ("2008-09-01", "2008-12-31"),
+            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
+            "covid_volatility_2020": ("2020-02-18", "2020-04-15"),
+        }
+    )
+    calm_reference: tuple[str, str] = ("2012-01-01", "2019-12-31")
+    volatility_multiple: Annotated[float, Field(gt=1)] = 3.0
+    liquidity_multiple: Annotated[float, Field(gt=1)] = 5.0
+    max_drawdown: Fraction = 0.25
+
+
+class ReportConfig(_Frozen):
+    """Red-flag rules of the performance report (defaults: the master plan's standards)."""
+
+    min_sharpe: float = 1.0  # "institutional minimum 1.0"
+    max_drawdown: Fraction = 0.05  # "under 5% threshold"
+    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.0  # "target < 2x"
+    min_win_rate: Fraction = 0.45
+    min_explained_variance: float = 0.85  # phase 1 success criteria
+    min_psr: Fraction = 0.95
+    max_cost_share: Fraction = 0.5  # costs above this share of gross P&L
+    rolling_sharpe_bars: Annotated[int, Field(ge=10)] = 168
 
 
 class RegistryConfig(_Frozen):
@@ -606,6 +773,13 @@ class PathsConfig(_Frozen):
     mailbox: str = "var/mail"
     var_backtest: str = "reports/risk/var_backtest.json"
     breakers: str = "reports/risk/breakers.json"
+    checkpoints: str = "var/checkpoints"
+    walk_forward_folds: str = "reports/walk_forward/folds"
+    walk_forward: str = "reports/walk_forward/summary.json"
+    stress: str = "reports/stress.json"
+    performance_report: str = "reports/performance_report.yaml"
+    performance_html: str = "reports/performance_report.html"
+    performance_rolling: str = "reports/performance_rolling.csv"
 
 
 class Config(_Frozen):
@@ -627,7 +801,11 @@ class Config(_Frozen):
     portfolio_optimization: PortfolioOptimizationConfig = PortfolioOptimizationConfig()
     risk_report: RiskReportConfig = RiskReportConfig()
     training: TrainingConfig = TrainingConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    walk_forward: WalkForwardConfig = WalkForwardConfig()
+    stress: StressConfig = StressConfig()
     gate: GateConfig = GateConfig()
+    report: ReportConfig = ReportConfig()
     registry: RegistryConfig = RegistryConfig()
     drift: DriftConfig = DriftConfig()
     notify: NotifyConfig = NotifyConfig()

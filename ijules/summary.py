@@ -10,6 +10,7 @@ from typing import Any
 from ijules.config import Config
 from ijules.io import read_json
 
+_WHO = ("agent", "buy_and_hold", "flat", "momentum", "random")
 _ROWS = (
     ("total return", "total_return", "{:+.2%}"),
     ("Sharpe (annualised)", "sharpe", "{:+.2f}"),
@@ -28,6 +29,9 @@ def render_summary(config: Config) -> str:
     lines = ["IntradayJules: last run", ""]
     lines += _data_lines(Path(paths.ingest_report), Path(paths.validation))
     lines += _metric_lines(Path(paths.metrics))
+    lines += _walk_forward_lines(Path(paths.walk_forward))
+    lines += _stress_lines(Path(paths.stress))
+    lines += _report_lines(Path(paths.performance_report), Path(paths.performance_html))
     lines += _registry_lines(Path(paths.registration))
     lines += _drift_lines(Path(paths.drift_metrics), Path(paths.drift_html))
     lines += _mail_lines(Path(paths.mailbox))
@@ -63,14 +67,55 @@ def _metric_lines(path: Path) -> list[str]:
         "",
         f"out of sample: test window {window['start']} to {window['end']} ({window['bars']:,} "
         f"bars, after costs: {window['costs']})",
-        f"  {'':22}{'agent':>12}{'buy & hold':>12}{'flat':>12}",
+        f"  {'':22}" + "".join(f"{who.replace('_', ' '):>14}" for who in _WHO),
     ]
     for label, key, fmt in _ROWS:
-        cells = "".join(
-            f"{fmt.format(metrics[who][key]):>12}" for who in ("agent", "buy_and_hold", "flat")
-        )
+        cells = "".join(f"{fmt.format(metrics[who][key]):>14}" for who in _WHO if who in metrics)
         lines.append(f"  {label:22}{cells}")
     return [*lines, ""]
+
+
+def _walk_forward_lines(path: Path) -> list[str]:
+    summary = _load(path)
+    if summary is None:
+        return ["walk-forward: not run yet"]
+    lines = [
+        f"walk-forward ({summary['scheme']}): {summary['folds_passed']} of {summary['folds']} "
+        f"folds passed (required {summary['required_pass_rate']:.0%}); trials {summary['trials']}",
+        f"  {'fold':>4} {'test window':>24} {'Sharpe':>8} {'B&H':>8} {'maxDD':>7} {'B&H DD':>7} "
+        f"{'turn':>6} {'PSR':>5} {'DSR':>5}",
+    ]
+    for row in summary["table"]:
+        lines.append(
+            f"  {row['fold']:>4} {row['test_first'][:10] + '..' + row['test_last'][:10]:>24} "
+            f"{row['agent_sharpe']:>8.2f} {row['buy_and_hold_sharpe']:>8.2f} "
+            f"{row['agent_max_drawdown']:>7.2%} {row['buy_and_hold_max_drawdown']:>7.2%} "
+            f"{row['agent_daily_turnover']:>6.2f} {row['psr']:>5.2f} {row['dsr']:>5.2f}"
+        )
+    return [*lines, ""]
+
+
+def _stress_lines(path: Path) -> list[str]:
+    stress = _load(path)
+    if stress is None:
+        return ["stress:   not run yet"]
+    cells = ", ".join(
+        f"{s['scenario']} {'ok' if s['survived'] else 'FAILED'} (DD {s['max_drawdown']:.1%})"
+        for s in stress["scenarios"]
+    )
+    return [f"stress:   survived {stress['survived']} of {stress['scenarios_run']}: {cells}"]
+
+
+def _report_lines(path: Path, page: Path) -> list[str]:
+    if not path.is_file():
+        return ["report:   not written yet"]
+    import yaml
+
+    report = yaml.safe_load(path.read_text())["baseline_performance"]
+    flags = report["red_flags"]
+    lines = [f"report:   {page} ({len(flags)} red flag(s))"]
+    lines += [f"          - {flag}" for flag in flags]
+    return lines
 
 
 def _registry_lines(path: Path) -> list[str]:

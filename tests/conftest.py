@@ -61,6 +61,12 @@ TINY = {
         "batch_size": 64,
         "n_epochs": 1,
     },
+    "walk_forward": {
+        "test_bars": 150,
+        "min_train_bars": 300,
+        "embargo_bars": 12,
+        "total_timesteps": 128,
+    },
     "drift": {"window_bars": 120},
     "regimes": {"markov_probabilities": False},
     "risk_models": {"monte_carlo_paths": 2000, "refit_every": 60},

@@ -28,6 +28,7 @@ from ijules.market.regimes import REGIME_COLUMNS, RegimeSettings, detect_regimes
 log = logging.getLogger(__name__)
 
 SPLIT = "split"
+BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 REGIME_PREFIX = "regime_"  # market regimes travel with the features, but are not features
 Window = Literal["train", "validation", "test"]
 WINDOWS: tuple[Window, ...] = ("train", "validation", "test")
@@ -102,14 +103,8 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     if not bars.is_file():
         raise IngestError(f"validated bars not found: {bars} (run `ijules validate` first)")
     frame = pd.read_parquet(bars)
-    table = compute_features(frame, config.features)
     per_year = bars_per_year(frame[TIMESTAMP])
-    settings = RegimeSettings(config.microstructure.regime_detection, config.regimes, per_year)
-    regimes = detect_regimes(frame["close"].astype("float64"), settings)
-    for name in REGIME_COLUMNS:
-        table[f"{REGIME_PREFIX}{name}"] = regimes[name].to_numpy()
-    warmup = config.features.warmup_bars
-    table = table.iloc[warmup:].reset_index(drop=True)
+    table = feature_table(frame, config, per_year)
     table[SPLIT] = assign_windows(len(table), config.split)
     names = feature_columns(table)
     _require_finite(table, names, bars)
@@ -137,13 +132,34 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     return feature_set
 
 
+def feature_table(
+    bars: pd.DataFrame, config: Config, per_year: float, *, markov: bool = True
+) -> pd.DataFrame:
+    """Features and regimes of canonical bars, after the warm-up (no split column yet).
+
+    ``markov=False`` skips the Markov-switching regime probabilities (slow; stress replays).
+    """
+    table = compute_features(bars, config.features)
+    regimes_config = config.regimes.model_copy(
+        update={"markov_probabilities": config.regimes.markov_probabilities and markov}
+    )
+    settings = RegimeSettings(config.microstructure.regime_detection, regimes_config, per_year)
+    regimes = detect_regimes(bars["close"].astype("float64"), settings)
+    for name in REGIME_COLUMNS:
+        table[f"{REGIME_PREFIX}{name}"] = regimes[name].to_numpy()
+    return table.iloc[config.features.warmup_bars :].reset_index(drop=True)
+
+
 def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
-    """Return timestamp, close, volume and the features; row t uses bars 0..t only."""
+    """Return timestamp, the bar (OHLCV) and the features; row t uses bars 0..t only."""
     close = bars["close"].astype("float64")
     log_close = pd.Series(np.log(close.to_numpy()), index=close.index)
     one_bar = log_close.diff()
-    # Close and volume travel with the features: the simulator marks and costs trades with them.
-    out = pd.DataFrame({TIMESTAMP: bars[TIMESTAMP], "close": close, "volume": bars["volume"]})
+    # The bar travels with the features: the simulator marks and costs trades with close and
+    # volume, and stress scenarios rebuild features from reshaped bars.
+    out = pd.DataFrame({TIMESTAMP: bars[TIMESTAMP]})
+    for column in BAR_COLUMNS:
+        out[column] = bars[column].astype("float64")
     for window in cfg.return_windows:
         out[f"ret_{window}"] = log_close.diff(window)
     out[f"vol_{cfg.volatility_window}"] = one_bar.rolling(cfg.volatility_window).std()
@@ -167,7 +183,7 @@ def feature_columns(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(
         c
         for c in table.columns
-        if c not in (TIMESTAMP, "close", "volume", SPLIT) and not c.startswith(REGIME_PREFIX)
+        if c not in (TIMESTAMP, SPLIT, *BAR_COLUMNS) and not c.startswith(REGIME_PREFIX)
     )
 
 

@@ -191,6 +191,7 @@ class Engine:
         self.width = self.layout.n_features + n_assets + int(risk_mask.sum())
         self.observations_by_step = observations_by_step
         self.observations = self._observation_buffer()
+        self.start_pool: npt.NDArray[np.int64] | None = None
         self.reset()
 
     def _observation_buffer(self) -> npt.NDArray[np.float32]:
@@ -221,13 +222,33 @@ class Engine:
         self.params[layout.P_REWARD_LOW] = low
         self.params[layout.P_REWARD_HIGH] = high
 
+    def set_start_pool(self, bars: npt.NDArray[np.int64] | None) -> None:
+        """Draw training episodes' first bars from ``bars`` only (``None``: from anywhere).
+
+        Bars too late to fit a whole episode are dropped; an empty pool is refused.
+        """
+        if bars is None:
+            self.start_pool = None
+            return
+        last_start = len(self.market) - 1 - self.episode_steps
+        pool = np.asarray(bars, dtype=np.int64)
+        pool = pool[(pool >= 0) & (pool <= last_start)]
+        if len(pool) == 0:
+            raise ValueError("no bar of the start pool leaves room for a whole episode")
+        self.start_pool = pool
+
     def reset(self, which: Sequence[int] | None = None) -> None:
         """Start new episodes for the environments in ``which`` (all by default)."""
         chosen = range(self.n_envs) if which is None else which
         last_start = len(self.market) - 1 - self.episode_steps
         capital = self.settings.initial_capital
         for b in chosen:
-            begin = int(self.rng.integers(0, last_start + 1)) if self.random_starts else 0
+            if not self.random_starts:
+                begin = 0
+            elif self.start_pool is not None:
+                begin = int(self.rng.choice(self.start_pool))
+            else:
+                begin = int(self.rng.integers(0, last_start + 1))
             row = self.state[b]
             row[:] = 0.0
             row[layout.S_T] = row[layout.S_START] = row[layout.S_STATE_SINCE] = begin
@@ -372,6 +393,12 @@ class Engine:
                 traded, equity, self.market.capacity[bar], sigma, self.params[layout.P_ETA]
             )
         return dict(zip(layout.COST_COMPONENTS, map(float, total), strict=True))
+
+    def episode_equity(self, b: int = 0) -> FloatArray:
+        """Equity at the start of the episode and after each step so far."""
+        steps = int(self.state[b, layout.S_T] - self.state[b, layout.S_START])
+        marks = self.fills[b, :steps, 0, 1 + layout.N_COSTS + layout.F_EQUITY]
+        return np.concatenate([[self.settings.initial_capital], marks])
 
     def fill_log(self, b: int = 0) -> pd.DataFrame:
         """Every non-zero fill of the episode so far, with its cost breakdown."""

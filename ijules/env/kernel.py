@@ -35,6 +35,7 @@ from ijules.env.layout import (
     D_RING,
     D_RISK_MASK,
     D_UNITS,
+    F_EQUITY,
     FIXED,
     M_CAPACITY,
     M_CORRELATION,
@@ -59,6 +60,7 @@ from ijules.env.layout import (
     P_LAMBDA,
     P_MAX_GROSS,
     P_MAX_SINGLE,
+    P_MAX_TRADE,
     P_OBS_BY_STEP,
     P_PENALTY_VARIANCE,
     P_PROPORTIONAL,
@@ -267,6 +269,8 @@ def step_batch(
         # Which instruments trade, towards which weight.
         over_gross = gross_now > max_gross + _TOLERANCE
         gross_goal = 0.0
+        max_trade = params[P_MAX_TRADE]
+        band = min(params[P_BAND], max_trade) if max_trade > 0.0 else params[P_BAND]
         for i in range(n_assets):
             weight = row[goal_at + i]
             row[moving_at + i] = 0.0
@@ -275,7 +279,9 @@ def step_batch(
             if not closed and not stale:
                 wanted = row[wanted_at + i]
                 over_limit = abs(weight) > row[cap_at + i] + _TOLERANCE
-                if abs(wanted - weight) >= params[P_BAND] or over_limit or over_gross:
+                if max_trade > 0.0 and not over_limit:
+                    wanted = min(weight + max_trade, max(weight - max_trade, wanted))
+                if abs(wanted - weight) >= band or over_limit or over_gross:
                     row[goal_at + i] = wanted
                     row[moving_at + i] = 1.0
             gross_goal += abs(row[goal_at + i])
@@ -370,6 +376,8 @@ def step_batch(
         for i in range(n_assets):
             after += row[units_at + i] * market[now + 1, i]
         row[S_MARK] = after
+        for i in range(n_assets):
+            fills[b, step, i, 1 + N_COSTS + F_EQUITY] = after
         row[S_PEAK] = max(row[S_PEAK], after)
         drawdown = 1.0 - after / row[S_PEAK] if row[S_PEAK] > 0.0 else 1.0
         previous = row[ring_at + step % ring]

@@ -103,12 +103,14 @@ P_VOL_ALERT = 39
 P_DD_VELOCITY_ALERT = 40
 P_REDUCE_FACTOR = 41
 P_LOSING_DAY = 42
-P_DIMS = 43  # the dims block (sizes and offsets, as floats) follows
+P_MAX_TRADE = 43  # largest change of weight per bar (0: none), a curriculum constraint
+P_DIMS = 44  # the dims block (sizes and offsets, as floats) follows
 P_TICKS = P_DIMS + N_DIMS  # then one tick size per instrument
 
-# The risk engine's record on each fill row, after units and costs.
-F_REFUSAL, F_STATE, F_TRANSITION = 0, 1, 2
-N_RECORD = 3
+# The risk engine's record on each fill row, after units and costs; then the equity marked
+# at the next bar (the episode's equity curve).
+F_REFUSAL, F_STATE, F_TRANSITION, F_EQUITY = 0, 1, 2, 3
+N_RECORD = 4
 FILL_WIDTH = 1 + N_COSTS + N_RECORD
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
+from ijules.env import layout
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
@@ -50,12 +51,16 @@ class VectorTradingEnv(VecEnv):
         )
         super().__init__(n_envs, observation_space, settings.actions.space)
         self._actions: npt.NDArray[Any] | None = None
+        self._returns = np.zeros(n_envs)
+        # Per-episode metrics (Sharpe, drawdown, ...) for the curriculum: off unless asked.
+        self.episode_metrics = False
 
     def reset(self) -> npt.NDArray[np.float32]:
         """Start new episodes everywhere."""
         if self._seeds[0] is not None:
             self.engine.rng = np.random.default_rng(self._seeds[0])
         self._reset_seeds()
+        self._returns[:] = 0.0
         self.engine.reset()
         return self.engine.observations.copy()
 
@@ -68,20 +73,27 @@ class VectorTradingEnv(VecEnv):
         engine = self.engine
         assert self._actions is not None
         observations = engine.step(self._actions).copy()
+        rewards = engine.rewards()
+        self._returns += rewards
         terminated, truncated = engine.terminated(), engine.truncated()
         done = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(done)
         if len(finished):
             for b in finished:
+                length = int(engine.state[b, layout.S_T] - engine.state[b, layout.S_START])
                 infos[b] = {
                     "terminal_observation": observations[b].copy(),
                     "TimeLimit.truncated": bool(truncated[b] and not terminated[b]),
+                    "episode": {"r": float(self._returns[b]), "l": length, "t": 0.0},
                     "episode_costs": engine.cost_attribution(int(b)),
                 }
+                if self.episode_metrics:
+                    infos[b]["episode_metrics"] = episode_metrics(engine, int(b))
+                self._returns[b] = 0.0
             engine.reset(finished.tolist())
             observations[finished] = engine.observations[finished]
-        return observations, engine.rewards().astype(np.float32), done, infos
+        return observations, rewards.astype(np.float32), done, infos
 
     def close(self) -> None:
         """Nothing to release."""
@@ -112,3 +124,34 @@ class VectorTradingEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return list(indices)
+
+
+def episode_metrics(engine: Engine, b: int) -> dict[str, float]:
+    """Sharpe, drawdown, win rate, information ratio and Calmar of ``b``'s finished episode."""
+    from ijules.evaluation.metrics import summarise
+
+    equity = engine.episode_equity(b)
+    steps = len(equity) - 1
+    start = int(engine.state[b, layout.S_START])
+    log = engine.fills[b, :steps]
+    traded = log[:, :, 0]
+    close = engine.market.close[start : start + steps + 1]
+    benchmark = close[1:, 0] / close[:-1, 0] - 1.0
+    result = summarise(
+        equity=equity,
+        units=np.cumsum(traded, axis=0),
+        traded=traded,
+        costs=log[:, :, 1 : 1 + layout.N_COSTS].sum(axis=2),
+        close=close,
+        timestamps=engine.market.timestamps[start : start + steps + 1],
+        bars_per_year=engine.market.bars_per_year,
+        benchmark_returns=benchmark,
+    )
+    return {
+        "sharpe_ratio": result.sharpe,
+        "max_drawdown_pct": result.max_drawdown,
+        "win_rate_pct": result.win_rate,
+        "information_ratio": result.information_ratio,
+        "calmar_ratio": result.calmar,
+        "daily_turnover": result.daily_turnover,
+    }

@@ -44,8 +44,10 @@ class Backtest:
     risk_events: pd.DataFrame
     risk_refusals: dict[str, int]
 
-    def metrics(self, bars_per_year: float) -> PerformanceMetrics:
-        """Headline metrics of this backtest."""
+    def metrics(
+        self, bars_per_year: float, benchmark_returns: FloatArray | None = None
+    ) -> PerformanceMetrics:
+        """Every metric of this backtest (the information ratio against ``benchmark_returns``)."""
         return summarise(
             equity=self.equity,
             units=self.units,
@@ -54,7 +56,18 @@ class Backtest:
             close=self.close,
             timestamps=self.timestamps,
             bars_per_year=bars_per_year,
+            benchmark_returns=benchmark_returns,
         )
+
+    @property
+    def returns(self) -> FloatArray:
+        """Per-bar returns of equity."""
+        return np.asarray(self.equity[1:] / self.equity[:-1] - 1.0)
+
+    @property
+    def asset_returns(self) -> FloatArray:
+        """Per-bar returns of the first instrument (the buy-and-hold benchmark)."""
+        return np.asarray(self.close[1:, 0] / self.close[:-1, 0] - 1.0)
 
     def risk_summary(self) -> dict[str, object]:
         """The risk engine's changes of state (by reason) and its refusals, over the window."""

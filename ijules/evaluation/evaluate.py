@@ -19,12 +19,13 @@ from ijules.env.market_data import MarketData, load_window
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
 from ijules.errors import ModelCompatibilityError, RegistryError
-from ijules.evaluation.backtest import (
-    Backtest,
-    baseline_env,
-    constant,
-    policy_settings,
-    run_backtest,
+from ijules.evaluation.backtest import Backtest, policy_settings, run_backtest
+from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
+from ijules.evaluation.significance import (
+    SharpeMoments,
+    minimum_track_record,
+    psr,
+    target_test,
 )
 from ijules.io import read_json, write_json, write_text, write_with
 from ijules.registry.tracking import configure
@@ -33,7 +34,7 @@ from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
 
 log = logging.getLogger(__name__)
 
-AGENT, BUY_AND_HOLD, FLAT = "agent", "buy_and_hold", "flat"
+AGENT = "agent"
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,20 @@ class Evaluation:
     window: dict[str, Any]
     backtests: dict[str, Backtest]
     bars_per_year: float
+    regimes: list[str]
 
     def metrics(self) -> dict[str, Any]:
-        """The content of ``metrics.json``: metrics and cost attribution per backtest."""
+        """The content of ``metrics.json``: metrics, costs, risk and significance per backtest.
+
+        The information ratio is against the instrument's own return (buy-and-hold unlevered).
+        """
         payload: dict[str, Any] = {"window": self.window}
-        asset = (
-            np.diff(self.backtests[BUY_AND_HOLD].close[:, 0])
-            / self.backtests[BUY_AND_HOLD].close[:-1, 0]
-        )
+        asset = self.backtests[AGENT].asset_returns
         for name, backtest in self.backtests.items():
-            returns = np.diff(backtest.equity) / backtest.equity[:-1]
+            returns = backtest.returns
             payload[name] = {
-                **backtest.metrics(self.bars_per_year).to_dict(),
+                **backtest.metrics(self.bars_per_year, asset).to_dict(),
+                "significance": significance(returns),
                 "costs": backtest.costs_by_component(),
                 "exit_costs": backtest.exit_costs,
                 "risk_engine": backtest.risk_summary(),
@@ -65,8 +68,33 @@ class Evaluation:
         return payload
 
 
+def significance(returns: np.ndarray) -> dict[str, float]:
+    """PSR against 0, the minimum track record (bars) for 95%, and the t-test of mean return."""
+    moments = SharpeMoments.of(returns)
+    test = target_test(returns, 0.0)
+    track = minimum_track_record(moments)
+    return {
+        "sharpe_per_bar": moments.sharpe,
+        "skewness": moments.skewness,
+        "kurtosis": moments.kurtosis,
+        "observations": moments.observations,
+        "psr": psr(moments),
+        "min_track_record_bars": track if np.isfinite(track) else -1.0,
+        "t_statistic": test.t_statistic,
+        "p_value": test.p_value,
+        "cohens_d": test.cohens_d,
+    }
+
+
 def backtest_policy(policy: RecurrentPolicy, market: MarketData, config: Config) -> Backtest:
     """Run ``policy`` over the whole of ``market``: its own observations, today's economics."""
+    env = policy_env(policy, market, config)
+    policy.reset()
+    return run_backtest(env, policy.act)
+
+
+def policy_env(policy: RecurrentPolicy, market: MarketData, config: Config) -> TradingEnv:
+    """An evaluation environment for ``policy`` over ``market``, after checking they match."""
     settings = policy_settings(config, policy.spec)
     env = TradingEnv(market, settings, Safeguards(config.safeguards))
     policy.check_compatible(
@@ -79,18 +107,15 @@ def backtest_policy(policy: RecurrentPolicy, market: MarketData, config: Config)
             f"instrument mismatch: policy trades {list(policy.spec.instruments)}, "
             f"the market has {list(market.instruments)}"
         )
-    policy.reset()
-    return run_backtest(env, policy.act)
+    return env
 
 
 def evaluate(
     policy: RecurrentPolicy, market: MarketData, feature_set: FeatureSet, config: Config
 ) -> Evaluation:
-    """Backtest the policy, buy-and-hold and flat on the same bars with the same costs."""
+    """Backtest the policy and the rule baselines on the same bars with the same costs."""
     backtests = {AGENT: backtest_policy(policy, market, config)}
-    for name, weight in ((BUY_AND_HOLD, 1.0), (FLAT, 0.0)):
-        env = baseline_env(config, market, feature_set.norm, feature_set.clip_zscore)
-        backtests[name] = run_backtest(env, constant(weight, market.n_instruments))
+    backtests.update(rule_baselines(config, market, feature_set.norm, feature_set.clip_zscore))
     span = feature_set.windows["test"]
     window = {
         "name": "test",
@@ -100,7 +125,17 @@ def evaluate(
         "bars_per_year": feature_set.bars_per_year,
         "costs": describe_costs(config),
     }
-    return Evaluation(window, backtests, feature_set.bars_per_year)
+    return Evaluation(window, backtests, feature_set.bars_per_year, regime_labels(market))
+
+
+def regime_labels(market: MarketData) -> list[str]:
+    """The market regime at each bar, most severe first: crisis, recovery, high volatility."""
+    return [
+        "crisis" if crisis else "recovery" if recovery else "high_volatility" if high else "normal"
+        for crisis, recovery, high in zip(
+            market.crisis, market.recovery, market.high_volatility, strict=True
+        )
+    ]
 
 
 def describe_costs(config: Config) -> str:
@@ -160,6 +195,7 @@ def _curve_frame(result: Evaluation) -> pd.DataFrame:
         frame[name] = np.round(backtest.equity, 2)
     gross = np.abs(agent.weights).sum(axis=1) * np.sign(agent.weights.sum(axis=1))
     frame["agent_position"] = np.round(np.append(gross, gross[-1]), 4)
+    frame["regime"] = result.regimes[: len(frame)]
     return frame
 
 

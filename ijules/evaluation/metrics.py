@@ -1,7 +1,8 @@
-"""Performance metrics of an equity curve and its trades, after costs.
+"""Performance metrics of a backtest, after costs. One module; each formula is in its docstring.
 
-Returns are simple per-bar returns of equity. Annualisation uses bars per year measured on the
-data (so market closures count), never a constant.
+Returns r_t are simple per-bar returns of equity E_t. Annualisation uses A bars per year,
+measured on the data (so the instrument's calendar, with its closures, counts), never a constant.
+Ratios that divide by zero report 0 (a flat record has no risk and no reward to rank).
 """
 
 from __future__ import annotations
@@ -14,23 +15,38 @@ import numpy.typing as npt
 from scipy import stats
 
 FloatArray = npt.NDArray[np.float64]
+_EPSILON = 1e-15
 
 
 @dataclass(frozen=True)
 class PerformanceMetrics:
-    """Headline metrics of one backtest. Fractions, not percent."""
+    """Every headline metric of one backtest. Fractions, not percent."""
 
     total_return: float
     annualised_return: float
     annualised_volatility: float
     sharpe: float
     sharpe_psr: float
+    sortino: float
+    calmar: float
+    sterling: float
+    omega: float
+    information_ratio: float
+    tail_ratio: float
+    skewness: float
+    excess_kurtosis: float
+    var_95: float
+    es_95: float
     max_drawdown: float
-    daily_turnover: float
+    max_drawdown_bars: int
     win_rate: float
+    profit_factor: float
+    daily_turnover: float
     num_trades: int
     num_round_trips: int
+    avg_holding_bars: float
     total_cost: float
+    traded_notional: float
     exposure: float
     bars: int
 
@@ -40,7 +56,7 @@ class PerformanceMetrics:
 
 
 def bar_returns(equity: FloatArray) -> FloatArray:
-    """Simple returns between consecutive equity marks: r_t = E_t / E_{t-1} - 1."""
+    """r_t = E_t / E_{t-1} - 1."""
     return np.asarray(equity[1:] / equity[:-1] - 1.0, dtype=np.float64)
 
 
@@ -49,73 +65,139 @@ def total_return(equity: FloatArray) -> float:
     return float(equity[-1] / equity[0] - 1.0)
 
 
-def annualised_return(equity: FloatArray, bars_per_year: float) -> float:
-    """(E_T / E_0) ** (bars_per_year / bars) - 1, the geometric rate per year."""
-    periods = len(equity) - 1
-    growth = equity[-1] / equity[0]
-    if periods <= 0 or growth <= 0:
-        return -1.0 if growth <= 0 else 0.0
-    return float(growth ** (bars_per_year / periods) - 1.0)
+def annualised_return(returns: FloatArray, bars_per_year: float) -> float:
+    """Geometric rate per year: (prod(1 + r_t)) ** (A / n) - 1 (-1 on ruin)."""
+    growth = float(np.prod(1.0 + returns))
+    if len(returns) == 0:
+        return 0.0
+    if growth <= 0:
+        return -1.0
+    return float(growth ** (bars_per_year / len(returns)) - 1.0)
+
+
+def annualised_volatility(returns: FloatArray, bars_per_year: float) -> float:
+    """std(r, ddof=1) * sqrt(A)."""
+    return float(np.std(returns, ddof=1) * np.sqrt(bars_per_year)) if len(returns) > 1 else 0.0
 
 
 def sharpe_ratio(returns: FloatArray, bars_per_year: float) -> float:
-    """mean(r) / std(r, ddof=1) * sqrt(bars_per_year); 0 when returns do not vary."""
+    """mean(r) / std(r, ddof=1) * sqrt(A) (risk-free rate 0: intraday cash earns nothing)."""
     if len(returns) < 2:
         return 0.0
     spread = float(np.std(returns, ddof=1))
-    if spread <= 1e-15:
+    if spread <= _EPSILON:
         return 0.0
     return float(np.mean(returns) / spread * np.sqrt(bars_per_year))
 
 
-def probabilistic_sharpe(returns: FloatArray, benchmark_sharpe: float = 0.0) -> float:
-    """Probability that the true per-bar Sharpe beats ``benchmark_sharpe`` (Bailey, López de Prado).
+def sortino_ratio(returns: FloatArray, bars_per_year: float) -> float:
+    """mean(r) * A / (sqrt(mean(min(r, 0)^2)) * sqrt(A)): only losses count as risk."""
+    downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))) if len(returns) else 0.0
+    if downside <= _EPSILON:
+        return 0.0
+    return float(np.mean(returns) * bars_per_year / (downside * np.sqrt(bars_per_year)))
 
-    PSR = Phi( (SR - SR*) sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2) ), with SR the
-    per-bar (not annualised) Sharpe, g3 the skewness and g4 the (non-excess) kurtosis of returns.
-    Returns 0.5 when returns do not vary (no evidence either way).
-    """
-    n = len(returns)
-    if n < 3:
-        return 0.5
-    spread = float(np.std(returns, ddof=1))
-    if spread <= 1e-15:
-        return 0.5
-    sr = float(np.mean(returns)) / spread
-    skew = float(stats.skew(returns))
-    kurt = float(stats.kurtosis(returns, fisher=False))
-    denominator = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2
-    if denominator <= 0:
-        return 0.5
-    return float(stats.norm.cdf((sr - benchmark_sharpe) * np.sqrt(n - 1) / np.sqrt(denominator)))
+
+def drawdowns(equity: FloatArray) -> FloatArray:
+    """1 - E_t / max_{s <= t} E_s, per bar."""
+    return np.asarray(1.0 - equity / np.maximum.accumulate(equity), dtype=np.float64)
 
 
 def max_drawdown(equity: FloatArray) -> float:
-    """Largest fall from a running peak, as a fraction of it: max(1 - E_t / max_{s<=t} E_s)."""
-    peaks = np.maximum.accumulate(equity)
-    return float(np.max(1.0 - equity / peaks))
+    """The largest fall from a running peak: max_t (1 - E_t / max_{s <= t} E_s)."""
+    return float(np.max(drawdowns(equity)))
+
+
+def max_drawdown_duration(equity: FloatArray) -> int:
+    """The longest stretch of bars spent below a previous peak."""
+    under = drawdowns(equity) > _EPSILON
+    longest = current = 0
+    for flag in under:
+        current = current + 1 if flag else 0
+        longest = max(longest, current)
+    return longest
+
+
+def calmar_ratio(returns: FloatArray, equity: FloatArray, bars_per_year: float) -> float:
+    """Annualised return / maximum drawdown."""
+    worst = max_drawdown(equity)
+    return annualised_return(returns, bars_per_year) / worst if worst > _EPSILON else 0.0
+
+
+def sterling_ratio(
+    returns: FloatArray,
+    equity: FloatArray,
+    timestamps: npt.NDArray[np.datetime64],
+    bars_per_year: float,
+) -> float:
+    """Annualised return / the average of each calendar year's maximum drawdown.
+
+    (Without the historical 10% offset: the offset assumed annual drawdowns of that size.)
+    """
+    years = timestamps.astype("datetime64[Y]")
+    worst = [max_drawdown(equity[years == year]) for year in np.unique(years)]
+    average = float(np.mean(worst)) if worst else 0.0
+    return annualised_return(returns, bars_per_year) / average if average > _EPSILON else 0.0
+
+
+def omega_ratio(returns: FloatArray, threshold: float = 0.0) -> float:
+    """sum(max(r - t, 0)) / sum(max(t - r, 0)): gains over losses around the threshold."""
+    gains = float(np.sum(np.maximum(returns - threshold, 0.0)))
+    losses = float(np.sum(np.maximum(threshold - returns, 0.0)))
+    return gains / losses if losses > _EPSILON else 0.0
+
+
+def information_ratio(returns: FloatArray, benchmark: FloatArray, bars_per_year: float) -> float:
+    """mean(r - b) / std(r - b, ddof=1) * sqrt(A): the Sharpe ratio of the active return."""
+    return sharpe_ratio(np.asarray(returns) - np.asarray(benchmark), bars_per_year)
+
+
+def tail_ratio(returns: FloatArray) -> float:
+    """|95th percentile| / |5th percentile| of returns: the right tail against the left."""
+    if len(returns) == 0:
+        return 0.0
+    left = abs(float(np.percentile(returns, 5)))
+    return abs(float(np.percentile(returns, 95))) / left if left > _EPSILON else 0.0
+
+
+def historical_var_es(returns: FloatArray, confidence: float = 0.95) -> tuple[float, float]:
+    """Historical VaR and ES of the bar returns, as positive losses: -q_{1-a}(r), -mean(r <= q)."""
+    if len(returns) == 0:
+        return 0.0, 0.0
+    cutoff = float(np.percentile(returns, 100 * (1 - confidence)))
+    return -cutoff, -float(np.mean(returns[returns <= cutoff]))
+
+
+def probabilistic_sharpe(returns: FloatArray, benchmark_sharpe: float = 0.0) -> float:
+    """P(true per-bar Sharpe > SR*): see :mod:`ijules.evaluation.significance`."""
+    from ijules.evaluation.significance import probabilistic_sharpe_ratio
+
+    return probabilistic_sharpe_ratio(returns, benchmark_sharpe)
 
 
 def daily_turnover(
-    traded_notional: FloatArray, equity_before: FloatArray, days: npt.NDArray[np.datetime64]
+    traded_notional: FloatArray, equity_before: FloatArray, timestamps: npt.NDArray[np.datetime64]
 ) -> float:
-    """Traded notional over equity, summed, per trading day: sum(|q p| / E) / #days with bars."""
-    trading_days = len(np.unique(days.astype("datetime64[D]")))
+    """sum_t |q_t p_t| / E_t over the number of calendar days that have bars."""
+    trading_days = len(np.unique(timestamps.astype("datetime64[D]")))
     if trading_days == 0:
         return 0.0
     return float(np.sum(traded_notional / equity_before) / trading_days)
 
 
-def round_trip_pnls(units: FloatArray, close: FloatArray, costs: FloatArray) -> FloatArray:
-    """P&L after costs of each holding period: a run of bars holding a position of one sign.
+def round_trips(
+    units: FloatArray, close: FloatArray, costs: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """P&L after costs, and length in bars, of each holding period (a run of one sign).
 
     ``units[t]`` is the position held from bar t's close to bar t+1's; ``costs[t]`` was paid
     trading into it. A trade that closes or flips a position charges the closing trip with the
     share of its cost that closed units.
     """
     pnls: list[float] = []
+    lengths: list[float] = []
     side = np.sign(units)
-    current = 0.0
+    current, length = 0.0, 0
     for t in range(len(units)):
         previous = side[t - 1] if t > 0 else 0.0
         if side[t] != previous:
@@ -124,14 +206,28 @@ def round_trip_pnls(units: FloatArray, close: FloatArray, costs: FloatArray) -> 
             closing_cost = costs[t] * (closed / traded) if traded > 0 else 0.0
             if previous != 0:
                 pnls.append(current - closing_cost)
-            current = -(costs[t] - closing_cost)
+                lengths.append(length)
+            current, length = -(costs[t] - closing_cost), 0
         else:
             current -= costs[t]
         if side[t] != 0:
             current += units[t] * (close[t + 1] - close[t])
+            length += 1
     if len(units) and side[-1] != 0:
         pnls.append(current)
-    return np.asarray(pnls, dtype=np.float64)
+        lengths.append(length)
+    return np.asarray(pnls, dtype=np.float64), np.asarray(lengths, dtype=np.float64)
+
+
+def round_trip_pnls(units: FloatArray, close: FloatArray, costs: FloatArray) -> FloatArray:
+    """P&L after costs of each holding period (see :func:`round_trips`)."""
+    return round_trips(units, close, costs)[0]
+
+
+def profit_factor(pnls: FloatArray) -> float:
+    """Gross profit / gross loss of the round trips."""
+    losses = float(-np.sum(pnls[pnls < 0]))
+    return float(np.sum(pnls[pnls > 0])) / losses if losses > _EPSILON else 0.0
 
 
 def summarise(
@@ -143,33 +239,52 @@ def summarise(
     close: FloatArray,
     timestamps: npt.NDArray[np.datetime64],
     bars_per_year: float,
+    benchmark_returns: FloatArray | None = None,
 ) -> PerformanceMetrics:
-    """Compute every headline metric of a backtest.
+    """Compute every metric of a backtest.
 
     ``equity`` (steps + 1 marks), ``close`` (steps + 1 bars x instruments) and per-step arrays
     (steps x instruments): ``units`` held after each trade, ``traded`` units and ``costs`` paid.
+    The information ratio is measured against ``benchmark_returns`` (0 without one).
     """
     returns = bar_returns(equity)
     before = equity[:-1]
     notional = np.abs(traded) * close[:-1]
-    trips = np.concatenate(
-        [round_trip_pnls(units[:, i], close[:, i], costs[:, i]) for i in range(units.shape[1])]
-    )
+    trips = [round_trips(units[:, i], close[:, i], costs[:, i]) for i in range(units.shape[1])]
+    pnls = np.concatenate([p for p, _ in trips]) if trips else np.zeros(0)
+    lengths = np.concatenate([n for _, n in trips]) if trips else np.zeros(0)
     exposure = np.abs(units * close[:-1]).sum(axis=1) / before
+    var_95, es_95 = historical_var_es(returns, 0.95)
     return PerformanceMetrics(
         total_return=total_return(equity),
-        annualised_return=annualised_return(equity, bars_per_year),
-        annualised_volatility=float(np.std(returns, ddof=1) * np.sqrt(bars_per_year))
-        if len(returns) > 1
-        else 0.0,
+        annualised_return=annualised_return(returns, bars_per_year),
+        annualised_volatility=annualised_volatility(returns, bars_per_year),
         sharpe=sharpe_ratio(returns, bars_per_year),
         sharpe_psr=probabilistic_sharpe(returns),
+        sortino=sortino_ratio(returns, bars_per_year),
+        calmar=calmar_ratio(returns, equity, bars_per_year),
+        sterling=sterling_ratio(returns, equity, timestamps, bars_per_year),
+        omega=omega_ratio(returns),
+        information_ratio=0.0
+        if benchmark_returns is None
+        else information_ratio(returns, benchmark_returns, bars_per_year),
+        tail_ratio=tail_ratio(returns),
+        skewness=float(stats.skew(returns)) if len(returns) > 2 and np.std(returns) > 0 else 0.0,
+        excess_kurtosis=float(stats.kurtosis(returns))
+        if len(returns) > 3 and np.std(returns) > 0
+        else 0.0,
+        var_95=var_95,
+        es_95=es_95,
         max_drawdown=max_drawdown(equity),
+        max_drawdown_bars=max_drawdown_duration(equity),
+        win_rate=float(np.mean(pnls > 0)) if len(pnls) else 0.0,
+        profit_factor=profit_factor(pnls),
         daily_turnover=daily_turnover(notional.sum(axis=1), before, timestamps[:-1]),
-        win_rate=float(np.mean(trips > 0)) if len(trips) else 0.0,
         num_trades=int(np.count_nonzero(traded)),
-        num_round_trips=len(trips),
+        num_round_trips=len(pnls),
+        avg_holding_bars=float(np.mean(lengths)) if len(lengths) else 0.0,
         total_cost=float(np.sum(costs)),
+        traded_notional=float(np.sum(notional)),
         exposure=float(np.mean(exposure)),
         bars=len(units),
     )

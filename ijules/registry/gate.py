@@ -17,6 +17,7 @@ class GateCheck:
     threshold: float
     rule: str
     passed: bool
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class GateDecision:
     def reasons(self) -> list[str]:
         """One sentence per failed check."""
         return [
-            f"{c.metric} {c.value:.4g} is not {c.rule} {c.threshold:.4g}"
+            c.note or f"{c.metric} {c.value:.4g} is not {c.rule} {c.threshold:.4g}"
             for c in self.checks
             if not c.passed
         ]
@@ -44,8 +45,8 @@ class GateDecision:
         }
 
 
-def apply_gate(agent: dict[str, Any], gate: GateConfig) -> GateDecision:
-    """Check the agent's out-of-sample metrics against the gate's thresholds."""
+def threshold_checks(agent: dict[str, Any], gate: GateConfig) -> GateDecision:
+    """The thresholds on one window's metrics alone (what a walk-forward fold must meet)."""
     checks = [
         _at_least("sharpe", float(agent["sharpe"]), gate.min_sharpe),
         _at_most("max_drawdown", float(agent["max_drawdown"]), gate.max_drawdown),
@@ -55,9 +56,51 @@ def apply_gate(agent: dict[str, Any], gate: GateConfig) -> GateDecision:
     return GateDecision(all(c.passed for c in checks), checks)
 
 
+def apply_gate(
+    agent: dict[str, Any],
+    gate: GateConfig,
+    *,
+    walk_forward: dict[str, Any] | None = None,
+    stress: dict[str, Any] | None = None,
+) -> GateDecision:
+    """Check out-of-sample metrics against the gate's thresholds.
+
+    ``agent`` holds one window's metrics (the test window, or one walk-forward fold). With
+    ``walk_forward`` (the summary), the share of folds that passed must reach
+    ``min_walk_forward_pass_rate``; with ``stress`` and ``require_stress_survival``, every
+    scenario must have been survived. Results that are required but absent fail the gate.
+    """
+    checks = list(threshold_checks(agent, gate).checks)
+    if walk_forward is None and gate.min_walk_forward_pass_rate > 0:
+        checks.append(_missing("walk_forward_pass_rate", "no walk-forward results"))
+    elif walk_forward is not None:
+        checks.append(
+            _at_least(
+                "walk_forward_pass_rate",
+                float(walk_forward["pass_rate"]),
+                gate.min_walk_forward_pass_rate,
+            )
+        )
+    if stress is None and gate.require_stress_survival:
+        checks.append(_missing("stress_scenarios_survived", "no stress-test results"))
+    elif stress is not None and gate.require_stress_survival:
+        checks.append(
+            _at_least(
+                "stress_scenarios_survived",
+                float(stress["survived"]),
+                float(stress["scenarios_run"]),
+            )
+        )
+    return GateDecision(all(c.passed for c in checks), checks)
+
+
 def _at_least(metric: str, value: float, threshold: float) -> GateCheck:
     return GateCheck(metric, value, threshold, ">=", value >= threshold)
 
 
 def _at_most(metric: str, value: float, threshold: float) -> GateCheck:
     return GateCheck(metric, value, threshold, "<=", value <= threshold)
+
+
+def _missing(metric: str, what: str) -> GateCheck:
+    return GateCheck(metric, 0.0, 1.0, "present", False, f"{what}: the gate requires them")

@@ -49,6 +49,7 @@ class Registration:
     gate: dict[str, Any] = field(default_factory=dict)
     champion_before: str | None = None
     champion_sharpe_on_this_window: float | None = None
+    champion_on_this_window: dict[str, float] | None = None  # the champion baseline
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -63,19 +64,28 @@ def run_register(
     features: Path,
     meta: Path,
     output: Path,
+    walk_forward: Path | None = None,
+    stress: Path | None = None,
 ) -> Registration:
-    """Register ``model_dir``'s policy, apply the gate and aliases, and write ``output``."""
+    """Register ``model_dir``'s policy, apply the gate and aliases, and write ``output``.
+
+    The gate reads the test-window metrics, the walk-forward summary (which must describe this
+    configuration) and the stress results (which must describe this model).
+    """
     from mlflow import MlflowClient
 
     record = read_json(model_dir / POLICY_SPEC)["mlflow"]
     evaluation = read_json(metrics)
     run_id, model_uri = record["run_id"], record["model_uri"]
-    if evaluation.get("model", {}).get("run_id") != run_id:
-        described = evaluation.get("model", {}).get("run_id")
+    _require_same_model(evaluation, run_id, metrics, model_dir, "ijules evaluate")
+    folds = _optional(walk_forward)
+    if folds is not None and folds.get("params_md5") != config.digest():
         raise RegistryError(
-            f"{metrics} describes run {described}, but the model in {model_dir} is run {run_id}; "
-            "run `ijules evaluate` first"
+            f"{walk_forward} was produced with other parameters; run `ijules walk-forward` first"
         )
+    scenarios = _optional(stress)
+    if scenarios is not None:
+        _require_same_model(scenarios, run_id, stress, model_dir, "ijules stress")
     configure(config.registry.experiment)
     client = MlflowClient()
     name = config.registry.model_name
@@ -88,7 +98,7 @@ def run_register(
         return result
 
     agent = evaluation["agent"]
-    decision = apply_gate(agent, config.gate)
+    decision = apply_gate(agent, config.gate, walk_forward=folds, stress=scenarios)
     for key in ("sharpe", "max_drawdown", "daily_turnover", "total_return", "num_trades"):
         client.set_model_version_tag(name, version.version, f"test.{key}", str(agent[key]))
     result = Registration(
@@ -115,6 +125,21 @@ def run_register(
     return result
 
 
+def _optional(path: Path | None) -> dict[str, Any] | None:
+    return read_json(path) if path is not None and path.is_file() else None
+
+
+def _require_same_model(
+    payload: dict[str, Any], run_id: str, path: Path | None, model_dir: Path, command: str
+) -> None:
+    described = payload.get("model", {}).get("run_id")
+    if described != run_id:
+        raise RegistryError(
+            f"{path} describes run {described}, but the model in {model_dir} is run {run_id}; "
+            f"run `{command}` first"
+        )
+
+
 def _compare_with_champion(
     config: Config,
     result: Registration,
@@ -138,8 +163,13 @@ def _compare_with_champion(
         result.status, result.alias = CHALLENGER, CHALLENGER
         result.reasons = [f"champion v{champion.version} cannot be compared here ({err}); kept it"]
         return
-    champion_sharpe = backtest.metrics(feature_set.bars_per_year).sharpe
+    baseline = backtest.metrics(feature_set.bars_per_year, backtest.asset_returns)
+    champion_sharpe = baseline.sharpe
     result.champion_sharpe_on_this_window = champion_sharpe
+    result.champion_on_this_window = {
+        key: float(getattr(baseline, key))
+        for key in ("sharpe", "total_return", "max_drawdown", "daily_turnover", "num_trades")
+    }
     if sharpe > champion_sharpe:
         result.status, result.alias = CHAMPION, CHAMPION
         result.reasons = [

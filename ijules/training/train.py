@@ -1,15 +1,14 @@
 """Train: RecurrentPPO on the train window, logged to MLflow with its lineage.
 
-A run that produces non-finite weights is marked failed in MLflow and leaves the previous model
-files in place; the model files are only replaced once the run has been logged.
+A run that meets a NaN (in the environment, the losses, the gradients or the weights) is marked
+failed in MLflow, registers nothing and leaves the previous model files in place: the model
+files are only replaced once the run has been logged.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -18,17 +17,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from stable_baselines3.common.logger import KVWriter
 
 from ijules.config import Config
 from ijules.data.features import FeatureSet
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window
-from ijules.env.safeguards import Safeguards
-from ijules.env.vector_env import VectorTradingEnv
-from ijules.errors import TrainingError
-from ijules.io import atomic_path, write_json
+from ijules.io import atomic_path, md5_file, write_json
 from ijules.registry.tracking import configure, lineage_tags, tracking_uri
+from ijules.training.checkpoints import checkpoint_folder, discard, latest
+from ijules.training.fit import fit
 from ijules.training.policy import POLICY_SPEC, POLICY_ZIP, PolicySpec
 
 log = logging.getLogger(__name__)
@@ -51,102 +48,98 @@ class TrainResult:
     seconds: float
 
 
-def resolve_device(requested: str) -> str:
-    """Map ``auto`` to CUDA when a GPU is present, else CPU; refuse CUDA without a GPU."""
-    import torch
+def run_train(
+    config: Config,
+    *,
+    features: Path,
+    meta: Path,
+    model_dir: Path,
+    checkpoints: Path | None = None,
+) -> TrainResult:
+    """Train on the train window and write ``policy.zip`` and ``policy.json`` to ``model_dir``.
 
-    available = torch.cuda.is_available()
-    if requested == "cuda" and not available:
-        raise TrainingError("training.device is 'cuda' but no CUDA device is available")
-    if requested == "auto":
-        return "cuda" if available else "cpu"
-    return requested
-
-
-def run_train(config: Config, *, features: Path, meta: Path, model_dir: Path) -> TrainResult:
-    """Train on the train window and write ``policy.zip`` and ``policy.json`` to ``model_dir``."""
+    An interrupted run resumes from its last checkpoint in ``checkpoints`` (default
+    ``paths.checkpoints``; same parameters, same data) and continues the same MLflow run.
+    """
     import mlflow
-    import torch
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.logger import Logger
 
     feature_set = FeatureSet.load(meta)
     market = load_window(features, feature_set, "train", config)
-    training = config.training
-    device = resolve_device(training.device)
-    torch.set_num_threads(training.torch_threads)
+    validation = (
+        load_window(features, feature_set, "validation", config)
+        if config.curriculum.enabled
+        else None
+    )
     settings = EngineSettings.from_config(
         config, feature_set.norm, feature_set.clip_zscore, market.n_instruments
     )
-    safeguards = Safeguards(config.safeguards)
-    vec_env = VectorTradingEnv(
-        market,
-        settings,
-        safeguards,
-        n_envs=training.n_envs,
-        episode_bars=config.environment.episode_bars,
-        seed=config.seed,
-    )
-    model = RecurrentPPO(
-        "MlpLstmPolicy",
-        vec_env,
-        n_steps=training.n_steps,
-        batch_size=training.batch_size,
-        n_epochs=training.n_epochs,
-        learning_rate=training.learning_rate,
-        gamma=training.gamma,
-        gae_lambda=training.gae_lambda,
-        clip_range=training.clip_range,
-        ent_coef=training.ent_coef,
-        policy_kwargs={
-            "lstm_hidden_size": training.lstm_hidden_size,
-            "net_arch": list(training.net_arch),
-        },
-        seed=config.seed,
-        device=device,
-        verbose=0,
-    )
-    spec = PolicySpec.of(settings, feature_set.feature_names, market.instruments)
+    root = checkpoints if checkpoints is not None else Path(config.paths.checkpoints)
+    folder = checkpoint_folder(root, "train", config.digest(), md5_file(features))
+    resume = latest(folder)
     experiment_id = configure(config.registry.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.phase}") as run:
-        mlflow.log_params(_flatten(config.model_dump(mode="json", exclude={"paths"})))
-        mlflow.set_tags(lineage_tags(config, {"features": features, "feature_meta": meta}))
-        mlflow.set_tags({"ijules.stage": "train", "ijules.device": device})
-        model.set_logger(Logger(folder=None, output_formats=[_MlflowWriter()]))
-        started = time.perf_counter()
-        model.learn(total_timesteps=training.total_timesteps, progress_bar=sys.stderr.isatty())
-        seconds = time.perf_counter() - started
-        _require_finite_weights(model)
-        mlflow.log_metrics(
-            {
-                "train_seconds": seconds,
-                "train_steps_per_second": model.num_timesteps / seconds,
-                "safeguard_incidents": safeguards.incidents,
-                "reward_bound_alerts": safeguards.reward_alerts,
-            }
+    run_id = resume.state.get("run_id") if resume is not None else None
+    if run_id is not None and not _run_exists(run_id):
+        run_id = None
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=experiment_id, run_name=f"train-{config.phase}"
+    ) as run:
+        if run_id is None:
+            mlflow.log_params(flatten(config.model_dump(mode="json", exclude={"paths"})))
+            mlflow.set_tags(lineage_tags(config, {"features": features, "feature_meta": meta}))
+            mlflow.set_tags({"ijules.stage": "train"})
+        result = fit(
+            config,
+            market,
+            settings,
+            total_timesteps=config.training.total_timesteps,
+            checkpoints=folder,
+            resume=resume,
+            validation=validation,
+            run_id=run.info.run_id,
         )
+        mlflow.set_tag("ijules.device", result.device)
         with tempfile.TemporaryDirectory() as scratch:
             zip_path, spec_path = Path(scratch) / POLICY_ZIP, Path(scratch) / POLICY_SPEC
-            model.save(zip_path)
-            record = {
-                "spec": spec.to_dict(),
+            result.model.save(zip_path)
+            record: dict[str, Any] = {
+                "spec": result.spec.to_dict(),
                 "mlflow": {"run_id": run.info.run_id, "tracking_uri": tracking_uri()},
-                "training": {"device": device, "timesteps": int(model.num_timesteps)},
+                "training": {
+                    "device": result.device,
+                    "timesteps": result.timesteps,
+                    "resumed_from": result.resumed_from,
+                    "diagnostics": result.diagnostics,
+                    "curriculum_stage": (result.curriculum or {}).get("final_stage"),
+                },
             }
             write_json(spec_path, record)
-            info = _log_policy(zip_path, spec_path, spec)
+            info = _log_policy(zip_path, spec_path, result.spec)
             record["mlflow"]["model_uri"] = info.model_uri
             write_json(spec_path, record)
             _publish(zip_path, model_dir / POLICY_ZIP)
             _publish(spec_path, model_dir / POLICY_SPEC)
+    discard(folder)
     log.info(
         "trained %d steps on %s in %.0f s (run %s)",
-        model.num_timesteps,
-        device,
-        seconds,
+        result.timesteps,
+        result.device,
+        result.seconds,
         run.info.run_id,
     )
-    return TrainResult(run.info.run_id, info.model_uri, device, int(model.num_timesteps), seconds)
+    return TrainResult(
+        run.info.run_id, info.model_uri, result.device, result.timesteps, result.seconds
+    )
+
+
+def _run_exists(run_id: str) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
@@ -185,39 +178,12 @@ def _publish(source: Path, target: Path) -> None:
         tmp.write_bytes(source.read_bytes())
 
 
-def _require_finite_weights(model: Any) -> None:
-    import torch
-
-    for name, parameter in model.policy.named_parameters():
-        if not torch.isfinite(parameter).all():
-            raise TrainingError(f"training diverged: non-finite weights in {name}")
-
-
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted keys, for MLflow."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-class _MlflowWriter(KVWriter):
-    """SB3 logger output that sends each update's numbers to the active MLflow run."""
-
-    def write(
-        self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0
-    ) -> None:
-        import mlflow
-
-        numbers = {
-            key.replace("/", "_"): float(value)
-            for key, value in key_values.items()
-            if isinstance(value, int | float | np.floating) and np.isfinite(value)
-        }
-        if numbers:
-            mlflow.log_metrics(numbers, step=step)
-
-    def close(self) -> None:
-        """Nothing to release."""

@@ -20,10 +20,14 @@ WRITERS = {
     "features",
     "train",
     "evaluate",
+    "walk_forward",
+    "stress",
+    "report",
     "drift",
     "risk_report",
     "gate_and_register",
 }
+TRAINERS = {"train", "walk_forward"}  # the tasks a GPU worker should take
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,10 @@ def test_weekly_retrains_then_gates(dagbag) -> None:
         "features",
         "train",
         "evaluate",
+        "walk_forward",
+        "stress",
         "risk_report",
+        "report",
         "gate_and_register",
     ]
     assert edges(dag) == set(itertools.pairwise(chain))
@@ -68,7 +75,7 @@ def test_nightly_monitors_then_mails(dagbag) -> None:
 def test_training_goes_to_the_gpu_queue_and_only_training(dagbag) -> None:
     for dag_id in ("ijules_weekly", "ijules_nightly"):
         for task in dagbag.dags[dag_id].tasks:
-            assert (task.queue == "gpu") == (task.task_id == "train"), task.task_id
+            assert (task.queue == "gpu") == (task.task_id in TRAINERS), task.task_id
 
 
 def test_workspace_writers_share_a_one_slot_pool(dagbag) -> None:
@@ -99,7 +106,8 @@ def test_dvc_tasks_name_real_pipeline_stages(dagbag) -> None:
         for task in dag.tasks:
             command = getattr(task, "bash_command", "")
             if 'dvc" repro' in command:
-                assert command.split()[-1] in stages
+                named = command.split("--single-item")[1].split()
+                assert named and set(named) <= stages, task.task_id
 
 
 def _top_level_imports(path: Path) -> set[str]:

@@ -57,9 +57,18 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     weekly = dags["ijules_weekly"].test()
     assert str(weekly.state) == "success", states(weekly)
     metrics = yaml.safe_load((project / "reports" / "metrics.json").read_text())
-    assert {"agent", "buy_and_hold", "flat"} <= set(metrics)
+    assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(metrics)
+    folds = yaml.safe_load((project / "reports" / "walk_forward" / "summary.json").read_text())
+    assert len(folds["table"]) == 3
+    stress = yaml.safe_load((project / "reports" / "stress.json").read_text())
+    assert stress["scenarios_run"] == 6
+    report = yaml.safe_load((project / "reports" / "performance_report.yaml").read_text())
+    assert set(report["baseline_performance"]) >= {"returns", "risk_metrics", "red_flags"}
     registration = yaml.safe_load((project / "reports" / "registry.json").read_text())
     assert registration["status"] in {"champion", "challenger", "rejected"}
+    # The gate decided on the walk-forward and stress results, not on one split alone.
+    gated = {check["metric"] for check in registration["gate"]["checks"]}
+    assert {"walk_forward_pass_rate", "stress_scenarios_survived"} <= gated
     version = MlflowClient(tracking_uri=tracking).get_model_version(
         "ijules-policy", registration["version"]
     )

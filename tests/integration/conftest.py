@@ -48,6 +48,7 @@ class Workspace:
             features=self.path("features"),
             meta=self.path("feature_meta"),
             model_dir=self.root / model_dir,
+            checkpoints=self.root / "var" / "checkpoints",
         )
 
     def evaluate(

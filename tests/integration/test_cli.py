@@ -19,6 +19,10 @@ COMMANDS = (
     "features",
     "train",
     "evaluate",
+    "walk-forward-fold",
+    "walk-forward",
+    "stress",
+    "report",
     "register",
     "drift",
     "promote",
@@ -59,16 +63,38 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     assert "features; bars per window: train" in invoke("features")
     assert "trained 256 steps on cpu" in invoke("train", "--device", "cpu")
     assert "test window: agent Sharpe" in invoke("evaluate")
+    for fold in ("0", "1", "2"):
+        assert f"fold {fold}: agent Sharpe" in invoke("walk-forward-fold", "--fold", fold)
+    assert "of 3 folds passed" in invoke("walk-forward")
+    assert "stress: survived" in invoke("stress")
+    assert "performance report:" in invoke("report")
     assert "ijules-policy v1:" in invoke("register")
     assert "features drifted" in invoke("drift")
     summary = invoke("summary")
-    for expected in ("2,534 rows ingested", "buy & hold", "ijules-policy v1", "features drifted"):
+    for expected in (
+        "2,534 rows ingested",
+        "buy and hold",
+        "walk-forward (expanding)",
+        "stress:   survived",
+        "red flag(s)",
+        "ijules-policy v1",
+        "features drifted",
+    ):
         assert expected in summary
     resolved = yaml.safe_load(invoke("config"))
     assert resolved["training"]["total_timesteps"] == 256
     assert (project / "reports" / "equity.png").stat().st_size > 10_000
     curve = pd.read_csv(project / "reports" / "equity.csv")
-    assert list(curve.columns) == ["timestamp", "agent", "buy_and_hold", "flat", "agent_position"]
+    assert list(curve.columns) == [
+        "timestamp",
+        "agent",
+        "buy_and_hold",
+        "flat",
+        "momentum",
+        "random",
+        "agent_position",
+        "regime",
+    ]
 
 
 def test_unknown_params_key_is_one_line_and_exit_1(tmp_path) -> None:

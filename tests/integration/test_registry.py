@@ -27,6 +27,8 @@ LENIENT = {
         "max_drawdown": 1.0,
         "max_daily_turnover": 100.0,
         "min_trades": 0,
+        "min_walk_forward_pass_rate": 0.0,
+        "require_stress_survival": False,
     }
 }
 NAME = "ijules-policy"

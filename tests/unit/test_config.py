@@ -98,9 +98,25 @@ def test_unknown_phase_lists_the_known_ones(make_config) -> None:
 
 def test_master_plan_phase_refuses_unimplemented_section_by_name(make_config) -> None:
     with pytest.raises(
-        ConfigError, match=r"phase4_adaptive_curriculum\.yaml: 'curriculum' is not implemented"
+        ConfigError,
+        match=r"phase5_production_optimization\.yaml: "
+        r"'portfolio_optimization\.objective_function' is not implemented",
     ):
-        make_config(phase="phase4_adaptive_curriculum")
+        make_config(phase="phase5_production_optimization")
+
+
+def test_phase_4_loads_the_plan_curriculum(make_config) -> None:
+    phase4 = make_config(phase="phase4_adaptive_curriculum")
+    stages = phase4.curriculum.stages
+    assert phase4.curriculum.enabled and list(stages) == [
+        "foundation",
+        "proficiency",
+        "mastery",
+        "excellence",
+    ]
+    assert stages["foundation"].target_metrics.sharpe_ratio == 0.6
+    assert stages["mastery"].advancement_criteria.stress_test_passage
+    assert stages["excellence"].training_constraints.max_position_size == 0.25
 
 
 def test_phases_1_and_2_load_with_the_plan_parameters(make_config) -> None:
@@ -116,8 +132,8 @@ def test_phases_1_and_2_load_with_the_plan_parameters(make_config) -> None:
 
 
 def test_planned_key_in_params_is_refused_not_ignored(make_config) -> None:
-    with pytest.raises(ConfigError, match="'curriculum' is not implemented yet"):
-        make_config({"curriculum": {"enabled": True}})
+    with pytest.raises(ConfigError, match="'risk_budgeting' is not implemented yet"):
+        make_config({"risk_budgeting": {"enabled": True}})
 
 
 @pytest.mark.parametrize("overlay", sorted(p.stem for p in (REPO / "config").glob("*.yaml")))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ijules.data.features import compute_features
+from ijules.data.features import BAR_COLUMNS, compute_features
 from ijules.env.market_data import align_instruments
 from tests.conftest import SAMPLES
 from tests.unit.env.conftest import env_of
@@ -24,7 +24,7 @@ def aligned(make_config_module):
     config = make_config_module
     frames = {"EURUSD": bars("eurusd_1h", "EURUSD"), "BTCUSD": bars("btcusd_1h", "BTCUSD")}
     features = {
-        name: compute_features(frame, config.features).drop(columns=["close", "volume"])
+        name: compute_features(frame, config.features).drop(columns=list(BAR_COLUMNS))
         for name, frame in frames.items()
     }
     market = align_instruments(frames, features, config=config, bars_per_year=24 * 365.25)

@@ -39,7 +39,7 @@ def test_max_drawdown_by_hand() -> None:
 
 def test_annualised_return_compounds() -> None:
     equity = np.array([100.0, 110.0, 121.0])  # +10% per bar
-    assert annualised_return(equity, bars_per_year=4) == pytest.approx(1.1**4 - 1)
+    assert annualised_return(bar_returns(equity), bars_per_year=4) == pytest.approx(1.1**4 - 1)
 
 
 def test_daily_turnover_divides_by_days_with_bars() -> None:

@@ -1,0 +1,299 @@
+"""Stress scenarios: the trained policy in markets it has not seen, and whether it survives them.
+
+Every scenario reshapes a base window of real bars (the test window by default), rebuilds the
+features and regimes from the reshaped bars with the pipeline's own code (the history before the
+window is real, so trailing windows start with real context), and backtests the policy with the
+configured costs and risk engine. Buy-and-hold runs beside it for scale.
+
+Reshaping a bar: with x = log(price / previous close) for its open, high, low and close, the bar
+becomes m x + (r' - m x_close) for every x, so its shape scales by m and its close return is r';
+highs stay highs. Prices are rebuilt from the last real close before the window.
+
+- **Real crises** (``market_crash_2008``, ``flash_crash_2010``, ``covid_volatility_2020``),
+  mapped by return scaling: each crisis day's S&P 500 return, in units of the index's calm
+  daily volatility (``stress.calm_reference``), becomes one day of the instrument's, in units of
+  the instrument's own daily volatility before the window. Within a day, the real bars' own
+  noise is scaled by the crisis's volatility multiple (its daily volatility over the calm one)
+  and the day's move is spread evenly over its bars. A crisis of K trading days replays on the
+  window's first K days.
+- **volatility_x3**: every bar's deviation from the window's mean return times
+  ``stress.volatility_multiple``.
+- **correlation_breakdown**: the correlation-breakdown signal forced on for the whole window and
+  the correlation gap at its worst, so the risk engine's response is tested. (With one
+  instrument there is no cross-asset correlation in prices to break; the signal is what the
+  engine acts on.)
+- **liquidity_crisis**: spread (proportional costs) x k and depth (traded volume, book depth)
+  / k, k = ``stress.liquidity_multiple``; impact and capacity costs grow accordingly.
+
+Survival, per scenario: the agent's maximum drawdown stays within ``stress.max_drawdown``,
+equity stays positive, and the breakers behaved: no exposure grew while the risk engine was
+REDUCING or HALTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ijules.config import Config, StressName
+from ijules.data.features import BAR_COLUMNS, SPLIT, FeatureSet, Window, feature_table
+from ijules.data.schema import TIMESTAMP
+from ijules.env.market_data import MarketData, from_feature_table
+from ijules.errors import IngestError
+from ijules.evaluation.backtest import Backtest, baseline_env, constant, run_backtest
+from ijules.io import read_json, write_json
+from ijules.risk import codes
+from ijules.risk.report import load_daily
+from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
+
+log = logging.getLogger(__name__)
+
+CRISES: tuple[StressName, ...] = ("market_crash_2008", "flash_crash_2010", "covid_volatility_2020")
+FloatArray = npt.NDArray[np.float64]
+
+
+def bars_of(table: pd.DataFrame) -> pd.DataFrame:
+    """The canonical bars (timestamp, OHLCV) a feature table was computed from."""
+    missing = [c for c in BAR_COLUMNS if c not in table]
+    if missing:
+        raise IngestError(f"the feature table has no {missing} columns; rerun `ijules features`")
+    return table[[TIMESTAMP, *BAR_COLUMNS]].reset_index(drop=True)
+
+
+def reshape(
+    segment: pd.DataFrame, previous_close: float, returns: FloatArray, multiple: float
+) -> pd.DataFrame:
+    """Bars with close log returns ``returns`` and each bar's shape scaled by ``multiple``."""
+    prev = np.concatenate([[previous_close], segment["close"].to_numpy()[:-1]])
+    logs = {c: np.log(segment[c].to_numpy() / prev) for c in ("open", "high", "low", "close")}
+    shift = returns - multiple * logs["close"]
+    closes = previous_close * np.exp(np.cumsum(returns))
+    base = np.concatenate([[previous_close], closes[:-1]])
+    out = segment.copy()
+    for column, values in logs.items():
+        out[column] = base * np.exp(multiple * values + shift)
+    out["close"] = closes
+    return out
+
+
+def volatility_scaled(
+    segment: pd.DataFrame, previous_close: float, multiple: float
+) -> pd.DataFrame:
+    """Every bar's deviation from the segment's mean log return times ``multiple``."""
+    returns = _log_returns(segment, previous_close)
+    mean = float(np.mean(returns))
+    return reshape(segment, previous_close, mean + multiple * (returns - mean), multiple)
+
+
+def crisis_replay(
+    segment: pd.DataFrame,
+    previous_close: float,
+    *,
+    crisis_returns: FloatArray,
+    calm_sigma: float,
+    instrument_daily_sigma: float,
+) -> pd.DataFrame:
+    """The crisis's daily moves replayed on the segment's first days (see the module docstring)."""
+    days = segment[TIMESTAMP].dt.floor("D").to_numpy()
+    calendar = pd.unique(days)
+    n_days = min(len(calendar), len(crisis_returns))
+    if n_days < len(crisis_returns):
+        log.warning("the window holds %d days; the crisis's last %d days are left out",
+                    len(calendar), len(crisis_returns) - n_days)  # fmt: skip
+    kept = np.isin(days, calendar[:n_days])
+    segment = segment.loc[kept].reset_index(drop=True)
+    days = days[kept]
+    returns = _log_returns(segment, previous_close)
+    multiple = max(float(np.std(crisis_returns, ddof=1)) / calm_sigma, 1.0)
+    replayed = np.empty_like(returns)
+    for k, day in enumerate(calendar[:n_days]):
+        bars = days == day
+        noise = returns[bars] - returns[bars].mean()
+        target = crisis_returns[k] / calm_sigma * instrument_daily_sigma
+        replayed[bars] = multiple * noise + target / bars.sum()
+    return reshape(segment, previous_close, replayed, multiple)
+
+
+def scenario_market(
+    config: Config, table: pd.DataFrame, meta: FeatureSet, scenario: StressName, window: Window
+) -> tuple[MarketData, Config]:
+    """The market (and the costs) of ``scenario`` over ``window`` of the feature table."""
+    selected = (table[SPLIT] == window).to_numpy()
+    if selected.sum() < 2:
+        raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
+    first = int(np.argmax(selected))
+    history, segment = bars_of(table.iloc[:first]), bars_of(table.loc[selected])
+    previous_close = float(history["close"].iloc[-1])
+    stress = config.stress
+    if scenario in CRISES:
+        closes = load_daily(config, Path(config.risk_report.source))
+        start, end = stress.crisis_windows[scenario]
+        daily = np.log(closes).diff().dropna()
+        calm = daily.loc[stress.calm_reference[0] : stress.calm_reference[1]]
+        crisis = daily.loc[start:end].to_numpy()
+        if len(crisis) < 2 or len(calm) < 20:
+            raise IngestError(
+                f"{config.risk_report.source} does not cover {scenario} ({start}..{end})"
+            )
+        history_returns = np.log(history["close"]).diff()
+        per_day = history_returns.groupby(history[TIMESTAMP].dt.floor("D")).sum()
+        segment = crisis_replay(
+            segment,
+            previous_close,
+            crisis_returns=crisis,
+            calm_sigma=float(calm.std()),
+            instrument_daily_sigma=float(per_day.std()),
+        )
+    elif scenario == "volatility_x3":
+        segment = volatility_scaled(segment, previous_close, stress.volatility_multiple)
+    market = _market(config, meta, history, segment)
+    if scenario == "correlation_breakdown":
+        market = replace(
+            market,
+            correlation_break=np.ones(len(market), dtype=bool),
+            correlation=np.full_like(
+                market.correlation, float(np.max(np.abs(market.correlation)) + 1.0)
+            ),
+        )
+    elif scenario == "liquidity_crisis":
+        k = stress.liquidity_multiple
+        market = replace(market, liquidity=market.liquidity / k)
+        config = _illiquid(config, k)
+    return market, config
+
+
+def _market(
+    config: Config, meta: FeatureSet, history: pd.DataFrame, segment: pd.DataFrame
+) -> MarketData:
+    bars = pd.concat([history, segment], ignore_index=True)
+    table = feature_table(bars, config, meta.bars_per_year, markov=False)
+    rows = len(segment)
+    return from_feature_table(table, meta, config).rows(slice(len(table) - rows, None))
+
+
+def _illiquid(config: Config, k: float) -> Config:
+    micro = config.microstructure
+    costs = micro.transaction_costs.model_copy(
+        update={"proportional_cost_bps": micro.transaction_costs.proportional_cost_bps * k}
+    )
+    liquidity = micro.liquidity_model.model_copy(
+        update={"book_depth_estimate": micro.liquidity_model.book_depth_estimate / k}
+    )
+    updated = micro.model_copy(update={"transaction_costs": costs, "liquidity_model": liquidity})
+    return config.model_copy(update={"microstructure": updated})
+
+
+def _log_returns(segment: pd.DataFrame, previous_close: float) -> FloatArray:
+    closes = segment["close"].to_numpy(dtype=np.float64)
+    return np.diff(np.log(np.concatenate([[previous_close], closes])))
+
+
+def breaker_violations(backtest: Backtest, states: npt.NDArray[np.int64]) -> int:
+    """Steps where a position grew while the risk engine was REDUCING or HALTED."""
+    units = np.abs(backtest.units)
+    before = np.vstack([np.zeros((1, units.shape[1])), units[:-1]])
+    grew = (units > before * (1 + 1e-9) + 1e-9).any(axis=1)
+    restricted = states[: len(units)] != codes.ACTIVE
+    return int(np.sum(grew & restricted))
+
+
+def survival(
+    config: Config, agent: Backtest, states: npt.NDArray[np.int64], bars_per_year: float
+) -> dict[str, Any]:
+    """The survival criteria of one scenario, with the numbers behind them."""
+    metrics = agent.metrics(bars_per_year, agent.asset_returns)
+    violations = breaker_violations(agent, states)
+    checks = {
+        "max_drawdown_within_limit": metrics.max_drawdown <= config.stress.max_drawdown,
+        "equity_positive": bool(np.all(agent.equity > 0)),
+        "no_growth_while_restricted": violations == 0,
+    }
+    return {
+        "survived": all(checks.values()),
+        "checks": checks,
+        "max_drawdown": metrics.max_drawdown,
+        "max_drawdown_limit": config.stress.max_drawdown,
+        "breaker_violations": violations,
+    }
+
+
+def stress_policy(
+    config: Config,
+    policy: RecurrentPolicy,
+    table: pd.DataFrame,
+    meta: FeatureSet,
+    scenario: StressName,
+    window: Window = "test",
+) -> dict[str, Any]:
+    """Backtest ``policy`` and buy-and-hold under ``scenario``; judge the agent's survival."""
+    from ijules.evaluation.evaluate import policy_env
+    from ijules.risk.engine import states
+
+    market, scenario_config = scenario_market(config, table, meta, scenario, window)
+    env = policy_env(policy, market, scenario_config)
+    policy.reset()
+    agent = run_backtest(env, policy.act)
+    hold_env = baseline_env(scenario_config, market, meta.norm, meta.clip_zscore)
+    hold = run_backtest(hold_env, constant(1.0, market.n_instruments))
+    bars_per_year = meta.bars_per_year
+    agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
+    hold_metrics = hold.metrics(bars_per_year)
+    result = survival(config, agent, states(env.engine), bars_per_year)
+    return {
+        "scenario": scenario,
+        "bars": len(market),
+        "start": str(pd.Timestamp(market.timestamps[0])),
+        "end": str(pd.Timestamp(market.timestamps[-1])),
+        "asset_return": float(market.close[-1, 0] / market.close[0, 0] - 1.0),
+        **result,
+        "agent": {
+            "total_return": agent_metrics.total_return,
+            "sharpe": agent_metrics.sharpe,
+            "max_drawdown": agent_metrics.max_drawdown,
+            "daily_turnover": agent_metrics.daily_turnover,
+            "total_cost": agent_metrics.total_cost,
+            "risk_engine": agent.risk_summary(),
+        },
+        "buy_and_hold": {
+            "total_return": hold_metrics.total_return,
+            "sharpe": hold_metrics.sharpe,
+            "max_drawdown": hold_metrics.max_drawdown,
+            "risk_engine": hold.risk_summary(),
+        },
+    }
+
+
+def run_stress(
+    config: Config, *, features: Path, meta: Path, model_dir: Path, output: Path
+) -> dict[str, Any]:
+    """Run every configured scenario on the test window; write ``output``."""
+    feature_set = FeatureSet.load(meta)
+    table = pd.read_parquet(features)
+    policy = RecurrentPolicy.load(model_dir)
+    results = []
+    for scenario in config.stress.scenarios:
+        result = stress_policy(config, policy, table, feature_set, scenario)
+        log.info(
+            "stress %s: %s (agent max drawdown %.2f%%, buy-and-hold %.2f%%)",
+            scenario,
+            "survived" if result["survived"] else "FAILED",
+            100 * result["max_drawdown"],
+            100 * result["buy_and_hold"]["max_drawdown"],
+        )
+        results.append(result)
+    payload = {
+        "model": {"run_id": read_json(model_dir / POLICY_SPEC)["mlflow"]["run_id"]},
+        "window": "test",
+        "survived": sum(r["survived"] for r in results),
+        "scenarios_run": len(results),
+        "all_survived": all(r["survived"] for r in results),
+        "scenarios": results,
+    }
+    write_json(output, payload)
+    return payload

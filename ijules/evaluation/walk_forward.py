@@ -1,0 +1,294 @@
+"""Walk-forward validation: train on the past, test on the next stretch, fold after fold.
+
+Folds live on the development bars (train and validation windows, in time order); the test
+window stays held out for the final evaluation. With F folds of ``test_bars`` each, fold k tests
+on the k-th of the last F stretches of the development bars and trains on the bars before it,
+minus a gap of ``purge_bars`` (labels that would overlap the test: the reward of bar t looks at
+bar t+1) and ``embargo_bars`` (serial correlation that would leak across the boundary):
+
+- expanding: train from the first development bar;
+- rolling: train on the ``train_bars`` bars before the gap.
+
+Each fold fits its own normalisation on its own training bars, trains with the same code as the
+train stage (``walk_forward.total_timesteps`` steps), and backtests the agent and the rule
+baselines on its test bars with the configured costs and risk engine. A fold passes when the
+agent meets the gate's thresholds there; its Sharpe ratio comes with the PSR and, in the
+summary, the DSR (trials: the distinct configurations trained in this MLflow experiment).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ijules.config import Config, WalkForwardConfig
+from ijules.data.features import SPLIT, FeatureSet, NormStats
+from ijules.env.engine import EngineSettings
+from ijules.env.market_data import MarketData, from_feature_table
+from ijules.errors import ConfigError
+from ijules.evaluation.backtest import run_backtest
+from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
+from ijules.evaluation.evaluate import AGENT, policy_env, significance
+from ijules.evaluation.significance import (
+    SharpeMoments,
+    deflated_sharpe_ratio,
+    expected_maximum_sharpe,
+    target_test,
+)
+from ijules.io import md5_file, read_json, write_json
+from ijules.registry.gate import threshold_checks
+from ijules.registry.tracking import configure, lineage_tags
+from ijules.training.checkpoints import checkpoint_folder, discard, latest
+from ijules.training.fit import fit
+from ijules.training.policy import RecurrentPolicy
+
+log = logging.getLogger(__name__)
+
+DEVELOPMENT = ("train", "validation")
+_HEADLINE = ("sharpe", "max_drawdown", "daily_turnover", "total_return", "num_trades", "win_rate")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Row ranges [start, end) of one fold, in development-bar positions."""
+
+    fold: int
+    train_start: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+    def to_dict(self) -> dict[str, int]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+def fold_windows(rows: int, config: WalkForwardConfig) -> list[Fold]:
+    """The folds over ``rows`` development bars; refuses a layout that leaves too little."""
+    n = len(config.fold_ids)
+    gap = config.purge_bars + config.embargo_bars
+    folds = []
+    for k in config.fold_ids:
+        test_start = rows - (n - k) * config.test_bars
+        train_end = test_start - gap
+        train_start = 0 if config.scheme == "expanding" else max(0, train_end - config.train_bars)
+        if train_end - train_start < config.min_train_bars:
+            raise ConfigError(
+                f"walk_forward: fold {k} would train on {max(train_end - train_start, 0)} bars, "
+                f"below walk_forward.min_train_bars={config.min_train_bars} ({rows} development "
+                f"bars, {n} folds x test_bars={config.test_bars}, purge+embargo {gap})"
+            )
+        folds.append(Fold(k, train_start, train_end, test_start, test_start + config.test_bars))
+    return folds
+
+
+def development_market(
+    config: Config, table: pd.DataFrame, meta: FeatureSet
+) -> tuple[MarketData, pd.DataFrame]:
+    """Market state over the development bars, and their rows of the feature table."""
+    selected = table[SPLIT].isin(DEVELOPMENT).to_numpy()
+    market = from_feature_table(table, meta, config).rows(selected)
+    return market, table.loc[selected].reset_index(drop=True)
+
+
+def fold_norm(rows: pd.DataFrame, meta: FeatureSet, fold: Fold) -> NormStats:
+    """Normalisation fitted on the fold's own training bars (nothing from its test)."""
+    values = rows[list(meta.feature_names)].to_numpy(dtype=np.float64)
+    train = values[fold.train_start : fold.train_end]
+    std = train.std(axis=0)
+    return NormStats(tuple(train.mean(axis=0)), tuple(np.where(std > 0, std, 1.0)))
+
+
+def run_fold(
+    config: Config, *, fold_id: int, features: Path, meta: Path, output: Path, checkpoints: Path
+) -> dict[str, Any]:
+    """Train and test one fold; write its result to ``output``; log a ``walk_forward`` run."""
+    import mlflow
+
+    feature_set = FeatureSet.load(meta)
+    table = pd.read_parquet(features)
+    market, rows = development_market(config, table, feature_set)
+    folds = fold_windows(len(market), config.walk_forward)
+    if fold_id not in config.walk_forward.fold_ids:
+        raise ConfigError(f"fold {fold_id} is not in walk_forward.fold_ids")
+    fold = folds[fold_id]
+    norm = fold_norm(rows, feature_set, fold)
+    train_market = market.rows(slice(fold.train_start, fold.train_end))
+    test_market = market.rows(slice(fold.test_start, fold.test_end))
+    settings = EngineSettings.from_config(
+        config, norm, feature_set.clip_zscore, market.n_instruments
+    )
+    wf_config = config.model_copy(
+        update={
+            "training": config.training.model_copy(
+                update={"total_timesteps": config.walk_forward.total_timesteps}
+            )
+        }
+    )
+    folder = checkpoint_folder(
+        checkpoints, "walk_forward", config.digest(), md5_file(features), str(fold_id)
+    )
+    resume = latest(folder)
+    experiment_id = configure(config.registry.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"walk-forward-{fold_id}") as run:
+        mlflow.set_tags(lineage_tags(config, {"features": features, "feature_meta": meta}))
+        mlflow.set_tags({"ijules.stage": "walk_forward", "ijules.fold": str(fold_id)})
+        result = fit(
+            wf_config,
+            train_market,
+            settings,
+            total_timesteps=config.walk_forward.total_timesteps,
+            checkpoints=folder,
+            resume=resume,
+            run_id=run.info.run_id,
+        )
+        policy = RecurrentPolicy(result.model, result.spec)
+        env = policy_env(policy, test_market, config)
+        policy.reset()
+        backtests = {AGENT: run_backtest(env, policy.act)}
+        backtests.update(rule_baselines(config, test_market, norm, feature_set.clip_zscore))
+        bars_per_year = feature_set.bars_per_year
+        asset = backtests[AGENT].asset_returns
+        payload: dict[str, Any] = {
+            "fold": fold_id,
+            "scheme": config.walk_forward.scheme,
+            "window": {
+                **fold.to_dict(),
+                "train_first": str(pd.Timestamp(train_market.timestamps[0])),
+                "train_last": str(pd.Timestamp(train_market.timestamps[-1])),
+                "test_first": str(pd.Timestamp(test_market.timestamps[0])),
+                "test_last": str(pd.Timestamp(test_market.timestamps[-1])),
+                "purge_bars": config.walk_forward.purge_bars,
+                "embargo_bars": config.walk_forward.embargo_bars,
+            },
+            "training": {"timesteps": result.timesteps, "run_id": run.info.run_id},
+        }
+        for name, backtest in backtests.items():
+            metrics = backtest.metrics(bars_per_year, asset).to_dict()
+            payload[name] = {
+                **{key: metrics[key] for key in _HEADLINE},
+                "significance": significance(backtest.returns),
+                "costs": float(metrics["total_cost"]),
+            }
+        gate = threshold_checks(payload[AGENT], config.gate)
+        payload["passed"] = gate.passed
+        payload["reasons"] = gate.reasons
+        mlflow.log_metrics(
+            {
+                f"wf_{name}_{key}": float(payload[name][key])
+                for name in (AGENT, BUY_AND_HOLD)
+                for key in _HEADLINE
+            }
+            | {"wf_sharpe_per_bar": payload[AGENT]["significance"]["sharpe_per_bar"]}
+        )
+    discard(folder)
+    write_json(output, payload)
+    log.info(
+        "fold %d: agent Sharpe %.2f (buy-and-hold %.2f), %s",
+        fold_id,
+        payload[AGENT]["sharpe"],
+        payload[BUY_AND_HOLD]["sharpe"],
+        "passed" if gate.passed else "failed: " + "; ".join(gate.reasons),
+    )
+    return payload
+
+
+def trials(config: Config) -> tuple[int, float | None]:
+    """Configurations tried (distinct parameter digests of train and walk-forward runs in the
+    experiment), and the variance of their walk-forward per-bar Sharpe ratios (None below 2)."""
+    import mlflow
+
+    experiment_id = configure(config.registry.experiment)
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
+    digests: dict[str, list[float]] = {config.digest(): []}
+    if len(runs) and "tags.params.md5" in runs and "tags.ijules.stage" in runs:
+        trained = runs[runs["tags.ijules.stage"].isin(["train", "walk_forward"])]
+        for _, run in trained.iterrows():
+            digest = run.get("tags.params.md5")
+            if isinstance(digest, str):
+                values = digests.setdefault(digest, [])
+                sharpe = run.get("metrics.wf_sharpe_per_bar")
+                if sharpe is not None and np.isfinite(sharpe):
+                    values.append(float(sharpe))
+    means = [float(np.mean(v)) for v in digests.values() if v]
+    variance = float(np.var(means, ddof=1)) if len(means) >= 2 else None
+    return len(digests), variance
+
+
+def run_summary(
+    config: Config, *, folds: Path, output: Path, count_trials: bool = True
+) -> dict[str, Any]:
+    """Gather the folds into the walk-forward table, with pass rate, PSR and DSR."""
+    results = [read_json(folds / f"fold_{k}.json") for k in config.walk_forward.fold_ids]
+    n_trials, variance = trials(config) if count_trials else (1, None)
+    confidence = config.walk_forward.confidence
+    table = []
+    for result in results:
+        agent, hold = result[AGENT], result[BUY_AND_HOLD]
+        moments = SharpeMoments(
+            agent["significance"]["sharpe_per_bar"],
+            int(agent["significance"]["observations"]),
+            agent["significance"]["skewness"],
+            agent["significance"]["kurtosis"],
+        )
+        # Without a spread of trials to measure, the Sharpe estimator's own variance stands in.
+        trial_variance = (
+            variance
+            if variance is not None
+            else moments.variance_factor() / max(moments.observations - 1, 1)
+        )
+        dsr = deflated_sharpe_ratio(moments, n_trials, trial_variance)
+        table.append(
+            {
+                "fold": result["fold"],
+                "test_first": result["window"]["test_first"],
+                "test_last": result["window"]["test_last"],
+                "agent_sharpe": agent["sharpe"],
+                "buy_and_hold_sharpe": hold["sharpe"],
+                "agent_max_drawdown": agent["max_drawdown"],
+                "buy_and_hold_max_drawdown": hold["max_drawdown"],
+                "agent_daily_turnover": agent["daily_turnover"],
+                "buy_and_hold_daily_turnover": hold["daily_turnover"],
+                "agent_total_return": agent["total_return"],
+                "buy_and_hold_total_return": hold["total_return"],
+                "psr": agent["significance"]["psr"],
+                "dsr": dsr,
+                "sharpe_benchmark_per_bar": expected_maximum_sharpe(n_trials, trial_variance),
+                "significant": agent["significance"]["psr"] >= confidence,
+                "passed": result["passed"],
+                "reasons": result["reasons"],
+            }
+        )
+    sharpes = np.array([row["agent_sharpe"] for row in table])
+    passed = sum(row["passed"] for row in table)
+    payload = {
+        "params_md5": config.digest(),
+        "scheme": config.walk_forward.scheme,
+        "folds": len(table),
+        "folds_passed": passed,
+        "pass_rate": passed / len(table) if table else 0.0,
+        "required_pass_rate": config.gate.min_walk_forward_pass_rate,
+        "confidence": confidence,
+        "folds_significant": sum(row["significant"] for row in table),
+        "trials": n_trials,
+        "mean_agent_sharpe": float(np.mean(sharpes)) if len(sharpes) else 0.0,
+        "mean_buy_and_hold_sharpe": float(np.mean([r["buy_and_hold_sharpe"] for r in table]))
+        if table
+        else 0.0,
+        "sharpe_vs_target": target_test(sharpes, config.gate.min_sharpe).to_dict(),
+        "table": table,
+    }
+    write_json(output, payload)
+    log.info(
+        "walk-forward: %d of %d folds passed (need %.0f%%); mean Sharpe %.2f",
+        passed,
+        len(table),
+        100 * config.gate.min_walk_forward_pass_rate,
+        payload["mean_agent_sharpe"],
+    )
+    return payload
