@@ -264,6 +264,7 @@ def stress_policy(
             "total_return": hold_metrics.total_return,
             "sharpe": hold_metrics.sharpe,
             "max_drawdown": hold_metrics.max_drawdown,
+            "total_cost": hold_metrics.total_cost,
             "risk_engine": hold.risk_summary(),
         },
     }

@@ -113,21 +113,24 @@ def fit(
     device = resolve_device(training.device)
     torch.set_num_threads(training.torch_threads)
     safeguards = Safeguards(config.safeguards)
-    env = VectorTradingEnv(
-        market,
-        settings,
-        safeguards,
-        n_envs=training.n_envs,
-        episode_bars=config.environment.episode_bars,
-        seed=config.seed,
-    )
+    diagnostics = Diagnostics(training.entropy_floor, safeguards)
+    try:
+        env = VectorTradingEnv(
+            market,
+            settings,
+            safeguards,
+            n_envs=training.n_envs,
+            episode_bars=config.environment.episode_bars,
+            seed=config.seed,
+        )
+    except NonFiniteError as error:
+        raise diagnostics.nan(f"the training data ({error})", 0) from None
     spec = PolicySpec.of(settings, market.feature_names, market.instruments)
     if resume is not None:
         model = RecurrentPPO.load(resume.model, env=env, device=device)
         log.info("resuming from the checkpoint at %d steps", resume.timesteps)
     else:
         model = build_model(config, env, device)
-    diagnostics = Diagnostics(training.entropy_floor, safeguards)
     model.set_logger(Logger(folder=None, output_formats=[MlflowDiagnostics(diagnostics)]))
     clip_and_watch_gradients(model, training.max_grad_norm, diagnostics)
     callbacks: list[BaseCallback] = [EpisodeRange()]
@@ -173,7 +176,8 @@ def fit(
         "train_seconds": seconds,
         "train_steps_per_second": (model.num_timesteps - done) / max(seconds, 1e-9),
     }
-    mlflow.log_metrics(summary)
+    # The last update's numbers are already in the run's history; log only the totals.
+    mlflow.log_metrics({k: v for k, v in summary.items() if k not in diagnostics.last})
     if curriculum is not None:
         mlflow.log_dict(curriculum.summary(), "curriculum/history.json")
         mlflow.log_metric("curriculum_final_stage", curriculum.stage_index)

@@ -1,0 +1,113 @@
+"""Walk-forward folds and every stress scenario, end to end with a tiny budget on real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ijules.config import StressConfig
+from ijules.evaluation.stress import run_stress
+from ijules.evaluation.walk_forward import run_fold, run_summary
+from ijules.risk.report import load_daily
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace) -> None:
+    ws = workspace()
+    ws.prepare_data()
+    folds = ws.root / "reports" / "walk_forward" / "folds"
+    for fold in ws.config.walk_forward.fold_ids:
+        run_fold(
+            ws.config,
+            fold_id=fold,
+            features=ws.path("features"),
+            meta=ws.path("feature_meta"),
+            output=folds / f"fold_{fold}.json",
+            checkpoints=ws.root / "var" / "checkpoints",
+        )
+    results = [json.loads((folds / f"fold_{k}.json").read_text()) for k in (0, 1, 2)]
+    gap = ws.config.walk_forward.purge_bars + ws.config.walk_forward.embargo_bars
+    hour = pd.Timedelta(hours=1)
+    for earlier, later in zip(results, results[1:], strict=False):
+        assert pd.Timestamp(earlier["window"]["test_last"]) < pd.Timestamp(
+            later["window"]["test_first"]
+        )
+    for result in results:
+        window = result["window"]
+        assert pd.Timestamp(window["test_first"]) - pd.Timestamp(window["train_last"]) > gap * hour
+        assert result["training"]["timesteps"] == ws.config.walk_forward.total_timesteps
+        assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(result)
+        assert result["flat"]["total_return"] == 0.0 and result["flat"]["costs"] == 0.0
+    summary = run_summary(
+        ws.config, folds=folds, output=ws.root / "reports" / "walk_forward" / "summary.json"
+    )
+    assert summary["folds"] == 3 and summary["trials"] == 1
+    assert summary["pass_rate"] == summary["folds_passed"] / 3
+    for row in summary["table"]:
+        assert row["dsr"] == pytest.approx(row["psr"])  # one trial: nothing to deflate
+    # Trials are configurations, counted from MLflow: a second configuration deflates.
+    other = ws.config.model_copy(update={"seed": 99})
+    run_fold(
+        other,
+        fold_id=0,
+        features=ws.path("features"),
+        meta=ws.path("feature_meta"),
+        output=ws.root / "other" / "fold_0.json",
+        checkpoints=ws.root / "var" / "checkpoints",
+    )
+    again = run_summary(ws.config, folds=folds, output=ws.root / "summary-2.json")
+    assert again["trials"] == 2
+    assert all(row["dsr"] <= row["psr"] + 1e-12 for row in again["table"])
+
+
+def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
+    ws = workspace()
+    ws.prepare_data()
+    ws.train()
+    evaluation = ws.evaluate()
+    result = run_stress(
+        ws.config,
+        features=ws.path("features"),
+        meta=ws.path("feature_meta"),
+        model_dir=ws.root / "models",
+        output=ws.root / "reports" / "stress.json",
+    )
+    by_name = {s["scenario"]: s for s in result["scenarios"]}
+    assert set(by_name) == set(StressConfig().scenarios)
+    assert result["model"]["run_id"] == evaluation["model"]["run_id"]
+    for scenario in by_name.values():
+        assert scenario["bars"] > 24
+        assert set(scenario["checks"]) == {
+            "max_drawdown_within_limit",
+            "equity_positive",
+            "no_growth_while_restricted",
+        }
+        assert scenario["survived"] == all(scenario["checks"].values())
+        assert scenario["breaker_violations"] == 0
+
+    # The 2008 replay moves the instrument the way the index moved on the replayed days.
+    closes = load_daily(ws.config, REPO / ws.config.risk_report.source)
+    start, end = ws.config.stress.crisis_windows["market_crash_2008"]
+    crisis = np.log(closes).diff().dropna().loc[start:end]
+    replayed_days = pd.Timestamp(by_name["market_crash_2008"]["end"]).floor("D") - pd.Timestamp(
+        by_name["market_crash_2008"]["start"]
+    ).floor("D")
+    index_move = crisis.iloc[: replayed_days.days + 1].sum()
+    assert np.sign(by_name["market_crash_2008"]["asset_return"]) == np.sign(index_move)
+
+    # Volatility x3 makes buy-and-hold's path rougher than in the plain test window.
+    assert (
+        by_name["volatility_x3"]["buy_and_hold"]["max_drawdown"]
+        > evaluation["buy_and_hold"]["max_drawdown"]
+    )
+    # A liquidity crisis makes the same buy-and-hold trades cost more.
+    hold_cost = evaluation["buy_and_hold"]["total_cost"]
+    assert by_name["liquidity_crisis"]["buy_and_hold"]["total_cost"] > 2 * hold_cost
+    # A correlation breakdown trips the risk engine's halt.
+    reasons = by_name["correlation_breakdown"]["buy_and_hold"]["risk_engine"]["by_reason"]
+    assert any("correlations broke down" in reason for reason in reasons)

@@ -1,0 +1,80 @@
+"""Stress reshaping: bars stay bars, returns and volatility are what the scenario says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ijules.evaluation.stress import crisis_replay, reshape, volatility_scaled
+
+
+@pytest.fixture(scope="module")
+def segment(btc_1h: pd.DataFrame) -> pd.DataFrame:
+    return btc_1h.iloc[1000:1720][
+        ["timestamp", "open", "high", "low", "close", "volume"]
+    ].reset_index(drop=True)
+
+
+def log_returns(frame: pd.DataFrame, previous: float) -> np.ndarray:
+    return np.diff(np.log(np.concatenate([[previous], frame["close"].to_numpy()])))
+
+
+def assert_valid_bars(frame: pd.DataFrame) -> None:
+    prices = frame[["open", "high", "low", "close"]].to_numpy()
+    assert np.isfinite(prices).all() and (prices > 0).all()
+    assert (frame["high"] >= frame[["open", "close"]].max(axis=1) * (1 - 1e-12)).all()
+    assert (frame["low"] <= frame[["open", "close"]].min(axis=1) * (1 + 1e-12)).all()
+
+
+def test_reshape_sets_close_returns_and_keeps_bars_valid(segment: pd.DataFrame) -> None:
+    previous = 4000.0
+    wanted = np.random.default_rng(1).normal(0.0, 0.02, len(segment))
+    out = reshape(segment, previous, wanted, 2.0)
+    np.testing.assert_allclose(log_returns(out, previous), wanted, atol=1e-12)
+    assert_valid_bars(out)
+    assert (out["volume"] == segment["volume"]).all() and (
+        out["timestamp"] == segment["timestamp"]
+    ).all()
+
+
+def test_volatility_shock_multiplies_deviations_from_the_mean(segment: pd.DataFrame) -> None:
+    previous = float(segment["close"].iloc[0])
+    base = log_returns(segment, previous)
+    out = volatility_scaled(segment, previous, 3.0)
+    shocked = log_returns(out, previous)
+    assert np.std(shocked) == pytest.approx(3.0 * np.std(base), rel=1e-9)
+    assert np.mean(shocked) == pytest.approx(np.mean(base), abs=1e-12)
+    # High-low ranges scale with the shock too.
+    ratio = (out["high"] / out["low"]).map(np.log) / (segment["high"] / segment["low"]).map(np.log)
+    assert ratio.dropna().median() == pytest.approx(3.0, rel=1e-6)
+    assert_valid_bars(out)
+
+
+def test_a_crisis_replays_its_daily_moves_in_the_instruments_volatility(
+    segment: pd.DataFrame,
+) -> None:
+    previous = float(segment["close"].iloc[0])
+    crisis = np.array([-0.05, 0.02, -0.09, 0.01, -0.03])  # index daily log returns
+    out = crisis_replay(
+        segment, previous, crisis_returns=crisis, calm_sigma=0.01, instrument_daily_sigma=0.04
+    )
+    days = out["timestamp"].dt.floor("D")
+    assert days.nunique() == len(crisis)  # one replayed day per crisis day
+    per_day = pd.Series(log_returns(out, previous)).groupby(days.to_numpy()).sum().to_numpy()
+    # Each day moves by the crisis day's z-score times the instrument's daily volatility.
+    np.testing.assert_allclose(per_day, crisis / 0.01 * 0.04, atol=1e-9)
+    assert_valid_bars(out)
+
+
+def test_a_crisis_longer_than_the_window_is_cut_to_the_window(segment: pd.DataFrame) -> None:
+    short = segment.iloc[:72].reset_index(drop=True)  # three days of hourly bars
+    out = crisis_replay(
+        short,
+        float(short["close"].iloc[0]),
+        crisis_returns=np.full(10, -0.01),
+        calm_sigma=0.01,
+        instrument_daily_sigma=0.03,
+    )
+    assert out["timestamp"].dt.floor("D").nunique() == short["timestamp"].dt.floor("D").nunique()
+    assert out["close"].iloc[-1] < short["close"].iloc[0]
