@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace
     results = [json.loads((folds / f"fold_{k}.json").read_text()) for k in (0, 1, 2)]
     gap = ws.config.walk_forward.purge_bars + ws.config.walk_forward.embargo_bars
     hour = pd.Timedelta(hours=1)
-    for earlier, later in zip(results, results[1:], strict=False):
+    for earlier, later in itertools.pairwise(results):
         assert pd.Timestamp(earlier["window"]["test_last"]) < pd.Timestamp(
             later["window"]["test_first"]
         )

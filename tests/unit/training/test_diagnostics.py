@@ -1,4 +1,4 @@
-"""Training diagnostics: NaN losses and gradients abort, entropy collapse is counted, norms logged."""
+"""Training diagnostics: NaN losses and gradients abort; entropy collapse is counted."""
 
 from __future__ import annotations
 
