@@ -57,6 +57,7 @@ bench: setup  ## Run the benchmarks (installs their reference environments first
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/env_throughput.py
 	$(BIN)/python benchmarks/risk_latency.py
+	$(BIN)/python benchmarks/training_throughput.py
 
 up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail sink in the background
 	bash scripts/services.sh up
