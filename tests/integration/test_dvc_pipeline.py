@@ -11,7 +11,21 @@ from tests.conftest import SAMPLES, make_project, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("ingest", "validate", "features", "train", "evaluate", "drift", "risk")
+STAGES = (
+    "ingest",
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "drift",
+    "risk",
+    "walk_forward@0",
+    "walk_forward@1",
+    "walk_forward@2",
+    "walk_forward_summary",
+    "stress",
+    "report",
+)
 
 
 def test_repro_runs_every_stage_once_then_nothing(tmp_path) -> None:
@@ -65,9 +79,9 @@ def test_phases_are_selected_with_dvc_exp_set_param(tmp_path) -> None:
     assert policy["training"]["timesteps"] == 128
 
     refused = run(
-        ["dvc", "exp", "run", "--set-param", "phase=phase4_adaptive_curriculum"],
+        ["dvc", "exp", "run", "--set-param", "phase=phase5_production_optimization"],
         project,
         check=False,
     )
     assert refused.returncode != 0
-    assert "'curriculum' is not implemented yet" in refused.stderr
+    assert "'portfolio_optimization.objective_function' is not implemented yet" in refused.stderr
