@@ -68,8 +68,12 @@ class Evaluation:
         return payload
 
 
-def significance(returns: np.ndarray) -> dict[str, float]:
-    """PSR against 0, the minimum track record (bars) for 95%, and the t-test of mean return."""
+def significance(returns: np.ndarray) -> dict[str, float | None]:
+    """PSR against 0, the minimum track record (bars) for 95%, and the t-test of mean return.
+
+    The minimum track record is None when the Sharpe ratio is not above 0: no length of record
+    would make it significant.
+    """
     moments = SharpeMoments.of(returns)
     test = target_test(returns, 0.0)
     track = minimum_track_record(moments)
@@ -79,7 +83,7 @@ def significance(returns: np.ndarray) -> dict[str, float]:
         "kurtosis": moments.kurtosis,
         "observations": moments.observations,
         "psr": psr(moments),
-        "min_track_record_bars": track if np.isfinite(track) else -1.0,
+        "min_track_record_bars": track if np.isfinite(track) else None,
         "t_statistic": test.t_statistic,
         "p_value": test.p_value,
         "cohens_d": test.cohens_d,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ijules.evaluation.evaluate import significance
 from ijules.evaluation.significance import (
     EULER_GAMMA,
     SharpeMoments,
@@ -250,3 +251,15 @@ def test_sharpe_moments_of_a_fat_tailed_sample_and_of_a_constant() -> None:
     flat = SharpeMoments.of(np.full(30, 0.002))
     assert flat == SharpeMoments(0.0, 30, 0.0, 3.0)
     assert flat.variance_factor() == 1.0
+
+
+def test_evaluation_reports_no_track_record_for_a_losing_series() -> None:
+    rng = np.random.default_rng(7)
+    winning = significance(rng.normal(0.002, 0.01, 500))
+    losing = significance(rng.normal(-0.002, 0.01, 500))
+    track = winning["min_track_record_bars"]
+    assert track is not None and 1 < track < 2000
+    assert winning["psr"] is not None and winning["psr"] > 0.5
+    # A negative Sharpe ratio never becomes significant: no sentinel that reads as a length.
+    assert losing["min_track_record_bars"] is None
+    assert losing["psr"] is not None and losing["psr"] < 0.5
