@@ -19,13 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sample_env import sample_bars, sample_env
 
-from ijules.config import load_config
-from ijules.data.features import NormStats, compute_features, feature_columns
-from ijules.env import layout
-from ijules.env.engine import EngineSettings
-from ijules.env.market_data import build_market
-from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
 from ijules.risk.var import estimators
 
@@ -45,28 +40,6 @@ def var_timings(repeats: int) -> list[tuple[str, float]]:
             runs.append(time.perf_counter() - started)
         timings.append((name, statistics.median(runs)))
     return timings
-
-
-def environment(risk_on: bool) -> TradingEnv:
-    config = load_config(REPO / "params.yaml")
-    bars = pd.read_csv(REPO / "data" / "samples" / "btcusd_1h.csv.gz")
-    bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
-    table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
-    names = feature_columns(table)
-    index = pd.DatetimeIndex(table["timestamp"])
-    market = build_market(
-        pd.DataFrame({"BTCUSD": table["close"].to_numpy()}, index=index),
-        pd.DataFrame({"BTCUSD": table["volume"].to_numpy()}, index=index),
-        pd.DataFrame(table[list(names)].to_numpy(), index=index, columns=list(names)),
-        config=config,
-        bars_per_year=24 * 365.25,
-    )
-    values = market.features
-    norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
-    settings = EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
-    env = TradingEnv(market, settings, Safeguards(config.safeguards), episode_bars=512)
-    env.engine.params[layout.P_RISK_ON] = float(risk_on)
-    return env
 
 
 def rate(env: TradingEnv, actions: np.ndarray, steps: int) -> float:
@@ -92,7 +65,9 @@ def main() -> None:
     print(f"{'all methods':46}{1000 * sum(s for _, s in timings):>10.1f}")
 
     actions = np.random.default_rng(0).uniform(-1, 1, size=(100_000, 1)).astype(np.float32)
-    on, off = environment(True), environment(False)
+    bars = sample_bars()
+    on = sample_env(bars, risk_on=True, episode_bars=512)
+    off = sample_env(bars, risk_on=False, episode_bars=512)
     rate(on, actions, 5_000), rate(off, actions, 5_000)  # compile and warm up
     rates_on, rates_off = [], []
     for _ in range(args.repeats):

@@ -1,0 +1,70 @@
+"""The btcusd_1h sample as our environment sees it, shared by the environment benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ijules.config import Config, load_config
+from ijules.data.features import NormStats, compute_features, feature_columns
+from ijules.env import layout
+from ijules.env.engine import EngineSettings
+from ijules.env.market_data import MarketData, build_market
+from ijules.env.safeguards import Safeguards
+from ijules.env.trading_env import TradingEnv
+from ijules.env.vector_env import VectorTradingEnv
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "samples" / "btcusd_1h.csv.gz"
+
+
+def sample_bars() -> pd.DataFrame:
+    bars = pd.read_csv(SAMPLE)
+    bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
+    return bars
+
+
+def sample_market(config: Config, bars: pd.DataFrame) -> tuple[MarketData, EngineSettings]:
+    """The sample's features and market state, normalised over the whole sample (timing only)."""
+    table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
+    names = list(feature_columns(table))
+    index = pd.DatetimeIndex(table["timestamp"])
+    market = build_market(
+        pd.DataFrame({"BTCUSD": table["close"].to_numpy()}, index=index),
+        pd.DataFrame({"BTCUSD": table["volume"].to_numpy()}, index=index),
+        pd.DataFrame(table[names].to_numpy(), index=index, columns=names),
+        config=config,
+        bars_per_year=24 * 365.25,
+    )
+    values = market.features
+    norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
+    return market, EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
+
+
+def sample_env(bars: pd.DataFrame, *, risk_on: bool, episode_bars: int | None = None) -> TradingEnv:
+    """One environment on the sample: full costs, risk features, safeguards; risk engine on/off."""
+    config = load_config(REPO / "params.yaml")
+    market, settings = sample_market(config, bars)
+    env = TradingEnv(
+        market,
+        settings,
+        Safeguards(config.safeguards),
+        episode_bars=episode_bars or config.environment.episode_bars,
+    )
+    env.engine.params[layout.P_RISK_ON] = float(risk_on)
+    return env
+
+
+def sample_vector_env(bars: pd.DataFrame, n_envs: int) -> VectorTradingEnv:
+    """``n_envs`` copies stepped in one kernel call, as training uses them (risk engine on)."""
+    config = load_config(REPO / "params.yaml")
+    market, settings = sample_market(config, bars)
+    return VectorTradingEnv(
+        market,
+        settings,
+        Safeguards(config.safeguards),
+        n_envs=n_envs,
+        episode_bars=config.environment.episode_bars,
+        seed=0,
+    )
