@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -194,13 +194,7 @@ RiskFeature = Literal[
     "var_breach_indicator",
     "correlation_breakdown",
 ]
-ALL_RISK_FEATURES: tuple[RiskFeature, ...] = (
-    "portfolio_heat_ratio",
-    "concentration_ratio",
-    "drawdown_velocity",
-    "var_breach_indicator",
-    "correlation_breakdown",
-)
+ALL_RISK_FEATURES: tuple[RiskFeature, ...] = get_args(RiskFeature)
 
 
 class RiskObservationConfig(_Frozen):
@@ -431,13 +425,7 @@ class ExpectedShortfallConfig(_Frozen):
 class RiskModelsConfig(_Frozen):
     """VaR models (master plan, phase 3)."""
 
-    var_models: tuple[VarModel, ...] = (
-        "historical_simulation",
-        "parametric_normal",
-        "parametric_student_t",
-        "monte_carlo",
-        "extreme_value_theory",
-    )
+    var_models: tuple[VarModel, ...] = get_args(VarModel)
     expected_shortfall: ExpectedShortfallConfig = ExpectedShortfallConfig()
     monte_carlo_paths: Annotated[int, Field(ge=1000)] = 20_000
     evt_threshold_quantile: Annotated[float, Field(gt=0.5, lt=0.99)] = 0.90
@@ -627,12 +615,7 @@ class DifficultyAdaptation(_Frozen):
     enabled: bool = True
     performance_window: Annotated[int, Field(ge=2)] = 20
     adaptation_triggers: AdaptationTriggers = AdaptationTriggers()
-    adaptation_methods: tuple[AdaptationMethod, ...] = (
-        "transaction_cost_scaling",
-        "market_regime_complexity",
-        "position_size_constraints",
-        "risk_budget_adjustment",
-    )
+    adaptation_methods: tuple[AdaptationMethod, ...] = get_args(AdaptationMethod)
 
 
 class CurriculumConfig(_Frozen):
@@ -685,14 +668,7 @@ StressName = Literal[
 class StressConfig(_Frozen):
     """Stress scenarios: real crises mapped onto the instrument, and synthetic shocks."""
 
-    scenarios: tuple[StressName, ...] = (
-        "market_crash_2008",
-        "flash_crash_2010",
-        "covid_volatility_2020",
-        "volatility_x3",
-        "correlation_breakdown",
-        "liquidity_crisis",
-    )
+    scenarios: tuple[StressName, ...] = get_args(StressName)
     crisis_windows: dict[str, tuple[str, str]] = Field(
         default_factory=lambda: {
             "market_crash_2008": ("2008-09-01", "2008-12-31"),

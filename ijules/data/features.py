@@ -42,6 +42,12 @@ class NormStats:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
+    @classmethod
+    def fit(cls, values: npt.NDArray[np.float64]) -> NormStats:
+        """Fit on ``values`` (rows x features); a constant feature keeps a std of 1."""
+        std = values.std(axis=0)
+        return cls(tuple(values.mean(axis=0)), tuple(np.where(std > 0, std, 1.0)))
+
     def apply(self, values: npt.NDArray[np.float64], clip: float) -> npt.NDArray[np.float32]:
         """Standardise ``values`` (rows x features) and clip them to +-``clip``."""
         scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
@@ -109,10 +115,9 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     names = feature_columns(table)
     _require_finite(table, names, bars)
     train = table.loc[table[SPLIT] == "train", list(names)].to_numpy(dtype=np.float64)
-    std = train.std(axis=0)
     feature_set = FeatureSet(
         feature_names=names,
-        norm=NormStats(tuple(train.mean(axis=0)), tuple(np.where(std > 0, std, 1.0))),
+        norm=NormStats.fit(train),
         windows={w: _span(table, w) for w in WINDOWS},
         bars_per_year=per_year,
         frequency=config.data.frequency,

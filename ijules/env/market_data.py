@@ -12,7 +12,7 @@ full history before a window is cut out, so a window's first bars already have t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -203,18 +203,24 @@ def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) ->
 
 def load_window(features: Path, meta: FeatureSet, window: Window, config: Config) -> MarketData:
     """Read one time window (train, validation or test) of the pipeline's feature table."""
+    return load_windows(features, meta, (window,), config)[0]
+
+
+def load_windows(
+    features: Path, meta: FeatureSet, windows: Sequence[Window], config: Config
+) -> list[MarketData]:
+    """Read several time windows of the feature table: one read, one history-aware market."""
     if not features.is_file():
         raise IngestError(f"features not found: {features} (run `ijules features` first)")
     table = pd.read_parquet(features)
-    return window_of(table, meta, window, config)
-
-
-def window_of(table: pd.DataFrame, meta: FeatureSet, window: Window, config: Config) -> MarketData:
-    """Select ``window`` rows of a feature table, with history-aware market state."""
-    selected = (table[SPLIT] == window).to_numpy()
-    if selected.sum() < 2:
-        raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
-    return from_feature_table(table, meta, config).rows(selected)
+    selections = []
+    for window in windows:
+        selected = (table[SPLIT] == window).to_numpy()
+        if selected.sum() < 2:
+            raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
+        selections.append(selected)
+    market = from_feature_table(table, meta, config)
+    return [market.rows(selected) for selected in selections]
 
 
 def align_instruments(

@@ -147,11 +147,4 @@ def episode_metrics(engine: Engine, b: int) -> dict[str, float]:
         bars_per_year=engine.market.bars_per_year,
         benchmark_returns=benchmark,
     )
-    return {
-        "sharpe_ratio": result.sharpe,
-        "max_drawdown_pct": result.max_drawdown,
-        "win_rate_pct": result.win_rate,
-        "information_ratio": result.information_ratio,
-        "calmar_ratio": result.calmar,
-        "daily_turnover": result.daily_turnover,
-    }
+    return {**result.stage_targets(), "daily_turnover": result.daily_turnover}

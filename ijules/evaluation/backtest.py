@@ -17,7 +17,7 @@ from ijules.env.market_data import MarketData
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, PortfolioLimits
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import Action, Observation, TradingEnv
-from ijules.evaluation.metrics import PerformanceMetrics, summarise
+from ijules.evaluation.metrics import PerformanceMetrics, bar_returns, summarise
 from ijules.risk.engine import events, refusals
 from ijules.training.policy import PolicySpec
 
@@ -62,12 +62,12 @@ class Backtest:
     @property
     def returns(self) -> FloatArray:
         """Per-bar returns of equity."""
-        return np.asarray(self.equity[1:] / self.equity[:-1] - 1.0)
+        return bar_returns(self.equity)
 
     @property
     def asset_returns(self) -> FloatArray:
         """Per-bar returns of the first instrument (the buy-and-hold benchmark)."""
-        return np.asarray(self.close[1:, 0] / self.close[:-1, 0] - 1.0)
+        return bar_returns(self.close[:, 0])
 
     def risk_summary(self) -> dict[str, object]:
         """The risk engine's changes of state (by reason) and its refusals, over the window."""

@@ -28,7 +28,7 @@ from ijules.evaluation.significance import (
     target_test,
 )
 from ijules.io import read_json, write_json, write_text, write_with
-from ijules.registry.tracking import configure
+from ijules.registry.tracking import configure, run_exists
 from ijules.risk.attribution import risk_attribution
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
 
@@ -231,17 +231,14 @@ def _log_to_run(
     config: Config, spec_path: Path, payload: dict[str, Any], files: list[Path]
 ) -> None:
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     run_id = read_json(spec_path)["mlflow"]["run_id"]
     configure(config.registry.experiment)
-    try:
-        mlflow.get_run(run_id)
-    except MlflowException:
+    if not run_exists(run_id):
         raise RegistryError(
             f"MLflow run {run_id} (from {spec_path}) is not in {mlflow.get_tracking_uri()}; "
             "retrain, or point MLFLOW_TRACKING_URI at the store that holds it"
-        ) from None
+        )
     numbers = {
         f"test_{prefix}{key}": float(value)
         for name, prefix in ((AGENT, ""), (BUY_AND_HOLD, "buy_and_hold_"))

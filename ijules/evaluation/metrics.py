@@ -54,6 +54,16 @@ class PerformanceMetrics:
         """Return a JSON-ready dict."""
         return asdict(self)
 
+    def stage_targets(self) -> dict[str, float]:
+        """The metrics under the names the curriculum's stage targets use (plan, phase 4)."""
+        return {
+            "sharpe_ratio": self.sharpe,
+            "max_drawdown_pct": self.max_drawdown,
+            "win_rate_pct": self.win_rate,
+            "information_ratio": self.information_ratio,
+            "calmar_ratio": self.calmar,
+        }
+
 
 def bar_returns(equity: FloatArray) -> FloatArray:
     """r_t = E_t / E_{t-1} - 1."""

@@ -395,13 +395,11 @@ def run_report(
 def _log(config: Config, spec: dict[str, Any], report: dict[str, Any], files: list[Path]) -> None:
     import mlflow
 
-    from ijules.registry.tracking import configure
+    from ijules.registry.tracking import configure, run_exists
 
     configure(config.registry.experiment)
     run_id = spec["mlflow"]["run_id"]
-    try:
-        mlflow.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
+    if not run_exists(run_id):
         return  # the report stands on its own; the run lives in another store
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metric("red_flags", len(report["baseline_performance"]["red_flags"]))

@@ -121,9 +121,17 @@ def crisis_replay(
 
 
 def scenario_market(
-    config: Config, table: pd.DataFrame, meta: FeatureSet, scenario: StressName, window: Window
+    config: Config,
+    table: pd.DataFrame,
+    meta: FeatureSet,
+    scenario: StressName,
+    window: Window,
+    daily: pd.Series | None,
 ) -> tuple[MarketData, Config]:
-    """The market (and the costs) of ``scenario`` over ``window`` of the feature table."""
+    """The market (and the costs) of ``scenario`` over ``window`` of the feature table.
+
+    ``daily`` holds the daily log returns the crises are taken from (see `daily_returns`).
+    """
     selected = (table[SPLIT] == window).to_numpy()
     if selected.sum() < 2:
         raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
@@ -132,9 +140,9 @@ def scenario_market(
     previous_close = float(history["close"].iloc[-1])
     stress = config.stress
     if scenario in CRISES:
-        closes = load_daily(config, Path(config.risk_report.source))
+        if daily is None:
+            raise ValueError(f"{scenario} needs the daily returns it replays")
         start, end = stress.crisis_windows[scenario]
-        daily = np.log(closes).diff().dropna()
         calm = daily.loc[stress.calm_reference[0] : stress.calm_reference[1]]
         crisis = daily.loc[start:end].to_numpy()
         if len(crisis) < 2 or len(calm) < 20:
@@ -166,6 +174,15 @@ def scenario_market(
         market = replace(market, liquidity=market.liquidity / k)
         config = _illiquid(config, k)
     return market, config
+
+
+def daily_returns(config: Config) -> pd.Series | None:
+    """The daily log returns the configured crises replay, read once; None if none is run."""
+    if not any(scenario in CRISES for scenario in config.stress.scenarios):
+        return None
+    closes = load_daily(config, Path(config.risk_report.source))
+    returns: pd.Series = np.log(closes).diff().dropna()
+    return returns
 
 
 def _market(
@@ -204,20 +221,19 @@ def breaker_violations(backtest: Backtest, states: npt.NDArray[np.int64]) -> int
 
 
 def survival(
-    config: Config, agent: Backtest, states: npt.NDArray[np.int64], bars_per_year: float
+    config: Config, agent: Backtest, states: npt.NDArray[np.int64], max_drawdown: float
 ) -> dict[str, Any]:
     """The survival criteria of one scenario, with the numbers behind them."""
-    metrics = agent.metrics(bars_per_year, agent.asset_returns)
     violations = breaker_violations(agent, states)
     checks = {
-        "max_drawdown_within_limit": metrics.max_drawdown <= config.stress.max_drawdown,
+        "max_drawdown_within_limit": max_drawdown <= config.stress.max_drawdown,
         "equity_positive": bool(np.all(agent.equity > 0)),
         "no_growth_while_restricted": violations == 0,
     }
     return {
         "survived": all(checks.values()),
         "checks": checks,
-        "max_drawdown": metrics.max_drawdown,
+        "max_drawdown": max_drawdown,
         "max_drawdown_limit": config.stress.max_drawdown,
         "breaker_violations": violations,
     }
@@ -229,13 +245,14 @@ def stress_policy(
     table: pd.DataFrame,
     meta: FeatureSet,
     scenario: StressName,
+    daily: pd.Series | None,
     window: Window = "test",
 ) -> dict[str, Any]:
     """Backtest ``policy`` and buy-and-hold under ``scenario``; judge the agent's survival."""
     from ijules.evaluation.evaluate import policy_env
     from ijules.risk.engine import states
 
-    market, scenario_config = scenario_market(config, table, meta, scenario, window)
+    market, scenario_config = scenario_market(config, table, meta, scenario, window, daily)
     env = policy_env(policy, market, scenario_config)
     policy.reset()
     agent = run_backtest(env, policy.act)
@@ -244,7 +261,7 @@ def stress_policy(
     bars_per_year = meta.bars_per_year
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
     hold_metrics = hold.metrics(bars_per_year)
-    result = survival(config, agent, states(env.engine), bars_per_year)
+    result = survival(config, agent, states(env.engine), agent_metrics.max_drawdown)
     return {
         "scenario": scenario,
         "bars": len(market),
@@ -277,9 +294,10 @@ def run_stress(
     feature_set = FeatureSet.load(meta)
     table = pd.read_parquet(features)
     policy = RecurrentPolicy.load(model_dir)
+    daily = daily_returns(config)
     results = []
     for scenario in config.stress.scenarios:
-        result = stress_policy(config, policy, table, feature_set, scenario)
+        result = stress_policy(config, policy, table, feature_set, scenario, daily)
         log.info(
             "stress %s: %s (agent max drawdown %.2f%%, buy-and-hold %.2f%%)",
             scenario,

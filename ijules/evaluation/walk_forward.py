@@ -31,9 +31,8 @@ from ijules.data.features import SPLIT, FeatureSet, NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import ConfigError
-from ijules.evaluation.backtest import run_backtest
 from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
-from ijules.evaluation.evaluate import AGENT, policy_env, significance
+from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
 from ijules.evaluation.significance import (
     SharpeMoments,
     deflated_sharpe_ratio,
@@ -99,9 +98,7 @@ def development_market(
 def fold_norm(rows: pd.DataFrame, meta: FeatureSet, fold: Fold) -> NormStats:
     """Normalisation fitted on the fold's own training bars (nothing from its test)."""
     values = rows[list(meta.feature_names)].to_numpy(dtype=np.float64)
-    train = values[fold.train_start : fold.train_end]
-    std = train.std(axis=0)
-    return NormStats(tuple(train.mean(axis=0)), tuple(np.where(std > 0, std, 1.0)))
+    return NormStats.fit(values[fold.train_start : fold.train_end])
 
 
 def run_fold(
@@ -123,13 +120,6 @@ def run_fold(
     settings = EngineSettings.from_config(
         config, norm, feature_set.clip_zscore, market.n_instruments
     )
-    wf_config = config.model_copy(
-        update={
-            "training": config.training.model_copy(
-                update={"total_timesteps": config.walk_forward.total_timesteps}
-            )
-        }
-    )
     folder = checkpoint_folder(
         checkpoints, "walk_forward", config.digest(), md5_file(features), str(fold_id)
     )
@@ -139,7 +129,7 @@ def run_fold(
         mlflow.set_tags(lineage_tags(config, {"features": features, "feature_meta": meta}))
         mlflow.set_tags({"ijules.stage": "walk_forward", "ijules.fold": str(fold_id)})
         result = fit(
-            wf_config,
+            config,
             train_market,
             settings,
             total_timesteps=config.walk_forward.total_timesteps,
@@ -148,9 +138,7 @@ def run_fold(
             run_id=run.info.run_id,
         )
         policy = RecurrentPolicy(result.model, result.spec)
-        env = policy_env(policy, test_market, config)
-        policy.reset()
-        backtests = {AGENT: run_backtest(env, policy.act)}
+        backtests = {AGENT: backtest_policy(policy, test_market, config)}
         backtests.update(rule_baselines(config, test_market, norm, feature_set.clip_zscore))
         bars_per_year = feature_set.bars_per_year
         asset = backtests[AGENT].asset_returns

@@ -52,6 +52,18 @@ def configure(experiment: str) -> str:
     return str(mlflow.create_experiment(experiment, artifact_location=artifact_root(uri)))
 
 
+def run_exists(run_id: str) -> bool:
+    """Whether the configured MLflow store holds run ``run_id``."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
+
+
 def git_revision(cwd: Path | None = None) -> str:
     """Return ``HEAD``'s hash, suffixed ``-dirty`` when tracked files have uncommitted changes."""
     where = cwd or project_root()

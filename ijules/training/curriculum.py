@@ -290,14 +290,7 @@ def policy_validator(
         env.engine.params[_CONTROLLED] = engine.params[_CONTROLLED]
         policy = RecurrentPolicy(model, spec)
         result = run_backtest(env, policy.act)
-        metrics = result.metrics(market.bars_per_year, result.asset_returns)
-        return {
-            "sharpe_ratio": metrics.sharpe,
-            "max_drawdown_pct": metrics.max_drawdown,
-            "win_rate_pct": metrics.win_rate,
-            "information_ratio": metrics.information_ratio,
-            "calmar_ratio": metrics.calmar,
-        }
+        return result.metrics(market.bars_per_year, result.asset_returns).stage_targets()
 
     stressed: list[MarketData] = []
 

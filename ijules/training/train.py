@@ -21,9 +21,9 @@ import pandas as pd
 from ijules.config import Config
 from ijules.data.features import FeatureSet
 from ijules.env.engine import EngineSettings
-from ijules.env.market_data import load_window
+from ijules.env.market_data import load_window, load_windows
 from ijules.io import atomic_path, md5_file, write_json
-from ijules.registry.tracking import configure, lineage_tags, tracking_uri
+from ijules.registry.tracking import configure, lineage_tags, run_exists, tracking_uri
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
 from ijules.training.policy import POLICY_SPEC, POLICY_ZIP, PolicySpec
@@ -64,12 +64,10 @@ def run_train(
     import mlflow
 
     feature_set = FeatureSet.load(meta)
-    market = load_window(features, feature_set, "train", config)
-    validation = (
-        load_window(features, feature_set, "validation", config)
-        if config.curriculum.enabled
-        else None
-    )
+    if config.curriculum.enabled:  # its advancement gates test on the validation window
+        market, validation = load_windows(features, feature_set, ("train", "validation"), config)
+    else:
+        market, validation = load_window(features, feature_set, "train", config), None
     settings = EngineSettings.from_config(
         config, feature_set.norm, feature_set.clip_zscore, market.n_instruments
     )
@@ -78,7 +76,7 @@ def run_train(
     resume = latest(folder)
     experiment_id = configure(config.registry.experiment)
     run_id = resume.state.get("run_id") if resume is not None else None
-    if run_id is not None and not _run_exists(run_id):
+    if run_id is not None and not run_exists(run_id):
         run_id = None
     with mlflow.start_run(
         run_id=run_id, experiment_id=experiment_id, run_name=f"train-{config.phase}"
@@ -129,17 +127,6 @@ def run_train(
     return TrainResult(
         run.info.run_id, info.model_uri, result.device, result.timesteps, result.seconds
     )
-
-
-def _run_exists(run_id: str) -> bool:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mlflow.get_run(run_id)
-    except MlflowException:
-        return False
-    return True
 
 
 def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
