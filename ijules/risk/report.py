@@ -24,10 +24,10 @@ from ijules.data.features import NormStats
 from ijules.env.market_data import MarketData, build_market
 from ijules.errors import IngestError
 from ijules.evaluation.backtest import baseline_env, constant, run_backtest
+from ijules.evaluation.metrics import max_drawdown
 from ijules.io import write_json
 from ijules.market.regimes import RegimeSettings, detect_regimes
 from ijules.risk import codes
-from ijules.risk.engine import events, refusals
 from ijules.risk.var import estimators
 from ijules.risk.var_backtest import backtest, rolling_var
 
@@ -130,11 +130,9 @@ def replay_breakers(config: Config, closes: pd.Series) -> dict[str, Any]:
         window = market.rows(inside)
         env = baseline_env(replay_config, window, norm, 5.0)
         result = run_backtest(env, constant(1.0, window.n_instruments))
-        changes = events(env.engine)
-        fired = Counter(
-            codes.describe(int(code)) for code in changes["code"] if code < codes.RELEASED_TIME
-        )
-        drawdown = float(np.max(1.0 - result.equity / np.maximum.accumulate(result.equity)))
+        changes = result.risk_events
+        # Releases (codes from RELEASED_TIME up) lift a breaker; they are not breakers firing.
+        fired = Counter(changes["reason"][changes["code"] < codes.RELEASED_TIME])
         index_return = float(window.close[-1, 0] / window.close[0, 0] - 1.0)
         results[name] = {
             "start": str(first),
@@ -142,10 +140,10 @@ def replay_breakers(config: Config, closes: pd.Series) -> dict[str, Any]:
             "days": int(inside.sum()),
             "index_return": index_return,
             "replay_return": float(result.equity[-1] / result.equity[0] - 1.0),
-            "replay_max_drawdown": drawdown,
+            "replay_max_drawdown": max_drawdown(result.equity),
             "breakers_fired": int(sum(fired.values())),
             "by_reason": dict(fired),
-            "refusals": refusals(env.engine),
+            "refusals": result.risk_refusals,
             "events": [
                 {"date": ts.date().isoformat(), "state": state, "reason": reason}
                 for ts, state, reason in zip(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
+from scipy.special import xlogy
 
 from ijules.risk.var import Estimator
 
@@ -39,10 +40,6 @@ class CoverageTest:
     p_value: float
 
 
-def _xlogy(x: float, y: float) -> float:
-    return 0.0 if x == 0 else x * float(np.log(y))
-
-
 def kupiec(exceptions: int, observations: int, coverage: float) -> CoverageTest:
     """Kupiec's proportion-of-failures test at ``coverage`` (e.g. 0.99)."""
     p = 1.0 - coverage
@@ -50,8 +47,8 @@ def kupiec(exceptions: int, observations: int, coverage: float) -> CoverageTest:
     if t <= 0:
         raise ValueError("Kupiec's test needs at least one observation")
     observed = x / t
-    null = _xlogy(t - x, 1 - p) + _xlogy(x, p)
-    alternative = _xlogy(t - x, 1 - observed) + _xlogy(x, observed)
+    null = float(xlogy(t - x, 1 - p) + xlogy(x, p))
+    alternative = float(xlogy(t - x, 1 - observed) + xlogy(x, observed))
     statistic = max(-2.0 * (null - alternative), 0.0)
     return CoverageTest(statistic, float(stats.chi2.sf(statistic, 1)))
 
@@ -69,8 +66,10 @@ def christoffersen(
     pi0 = n01 / (n00 + n01) if n00 + n01 else 0.0
     pi1 = n11 / (n10 + n11) if n10 + n11 else 0.0
     pi = (n01 + n11) / (n00 + n01 + n10 + n11)
-    null = _xlogy(n00 + n10, 1 - pi) + _xlogy(n01 + n11, pi)
-    alternative = _xlogy(n00, 1 - pi0) + _xlogy(n01, pi0) + _xlogy(n10, 1 - pi1) + _xlogy(n11, pi1)
+    null = float(xlogy(n00 + n10, 1 - pi) + xlogy(n01 + n11, pi))
+    alternative = float(
+        xlogy(n00, 1 - pi0) + xlogy(n01, pi0) + xlogy(n10, 1 - pi1) + xlogy(n11, pi1)
+    )
     independence = max(-2.0 * (null - alternative), 0.0)
     pof = kupiec(int(series.sum()), len(series), coverage).statistic
     conditional = pof + independence
@@ -142,9 +141,15 @@ def backtest(
     hits = losses > var
     exceptions = int(hits.sum())
     independence, conditional = christoffersen(hits, confidence)
+    # Not len(counts): "valid" convolution of fewer than BASEL_WINDOW hits is not empty.
     windows = max(len(hits) - BASEL_WINDOW + 1, 0)
     counts = np.convolve(hits.astype(int), np.ones(BASEL_WINDOW, dtype=int), mode="valid")
-    green = [traffic_light(int(c), BASEL_WINDOW, confidence) == "green" for c in counts]
+    # Zone each distinct count once (at most BASEL_WINDOW + 1 of them), then map back.
+    distinct, position = np.unique(counts, return_inverse=True)
+    green_distinct = np.array(
+        [traffic_light(int(c), BASEL_WINDOW, confidence) == "green" for c in distinct], dtype=bool
+    )
+    green = green_distinct[position]
     return VarBacktest(
         method=method,
         confidence=confidence,
