@@ -48,7 +48,6 @@ class EngineSettings:
     risk: RiskSettings
     initial_capital: float
     min_trade_weight: float
-    daily_var_budget: float
     drawdown_velocity_bars: int
 
     @classmethod
@@ -65,7 +64,6 @@ class EngineSettings:
             risk=RiskSettings(config.risk_management, config.risk.daily_var_budget),
             initial_capital=config.environment.initial_capital,
             min_trade_weight=config.environment.min_trade_weight,
-            daily_var_budget=config.risk.daily_var_budget,
             drawdown_velocity_bars=config.risk.drawdown_velocity_bars,
         )
 
@@ -211,7 +209,6 @@ class Engine:
         settings.costs.write_params(params)
         settings.reward.write_params(params)
         settings.risk.write_params(params)
-        params[layout.P_VAR_BUDGET] = settings.daily_var_budget
         params[layout.P_REWARD_LOW] = -np.inf
         params[layout.P_REWARD_HIGH] = np.inf
         params[layout.P_TICKS :] = market.tick

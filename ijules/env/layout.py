@@ -112,18 +112,3 @@ P_TICKS = P_DIMS + N_DIMS  # then one tick size per instrument
 F_REFUSAL, F_STATE, F_TRANSITION, F_EQUITY = 0, 1, 2, 3
 N_RECORD = 4
 FILL_WIDTH = 1 + N_COSTS + N_RECORD
-
-
-def block(kind: int, n_assets: int) -> int:
-    """First column of a per-instrument block of ``market``."""
-    return kind * n_assets
-
-
-def market_scalar(kind: int, n_assets: int) -> int:
-    """Column of a market scalar."""
-    return N_BLOCKS * n_assets + kind
-
-
-def features_column(n_assets: int) -> int:
-    """First column of the standardised features."""
-    return N_BLOCKS * n_assets + N_MARKET_SCALARS

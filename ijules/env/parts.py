@@ -32,28 +32,19 @@ class PortfolioLimits:
         environment = config.environment
         return cls(environment.position_limit, environment.gross_limit)
 
-    def fit(self, weights: FloatArray) -> FloatArray:
-        """Clip each weight to the single limit, then scale rows down to the gross limit."""
-        clipped = np.clip(weights, -self.max_single, self.max_single)
-        gross = np.abs(clipped).sum(axis=1, keepdims=True)
-        scale = np.where(gross > self.max_gross, self.max_gross / np.maximum(gross, 1e-12), 1.0)
-        return np.asarray(clipped * scale, dtype=np.float64)
-
 
 class ActionInterpreter(Protocol):
-    """Turns a batch of policy actions into target weights.
+    """The action space policies act in.
 
-    The kernel clips every target to the single-position limit and scales a batch row down to
-    the gross limit on every step, so interpreters stay cheap and no path trades around limits.
+    The kernel turns actions into target weights itself, (action - offset) x max_single with the
+    offset 1 for :class:`DiscreteWeights` and 0 otherwise; it clips every target to the
+    single-position limit and scales a batch row down to the gross limit on every step, so no
+    path trades around limits.
     """
 
     @property
     def space(self) -> spaces.Space[npt.NDArray[np.generic]]:
         """The action space one environment exposes."""
-        ...
-
-    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
-        """Target weights (batch x instruments) for a batch of actions."""
         ...
 
 
@@ -69,11 +60,6 @@ class ContinuousWeights:
         """Box(-1, 1) per instrument."""
         return spaces.Box(low=-1.0, high=1.0, shape=(self.n_instruments,), dtype=np.float32)
 
-    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
-        """Scale by the single limit (the kernel clips and fits the gross limit on every step)."""
-        raw = np.asarray(actions, dtype=np.float64).reshape(-1, self.n_instruments)
-        return raw * self.limits.max_single
-
 
 @dataclass(frozen=True)
 class DiscreteWeights:
@@ -86,11 +72,6 @@ class DiscreteWeights:
     def space(self) -> spaces.MultiDiscrete:
         """Three choices per instrument."""
         return spaces.MultiDiscrete([3] * self.n_instruments)
-
-    def targets(self, actions: npt.NDArray[np.generic]) -> FloatArray:
-        """Map 0/1/2 to -limit/0/+limit (the kernel fits the gross limit)."""
-        raw = np.asarray(actions, dtype=np.float64).reshape(-1, self.n_instruments) - 1.0
-        return raw * self.limits.max_single
 
 
 def action_interpreter(config: Config, n_instruments: int) -> ActionInterpreter:
