@@ -63,8 +63,8 @@ def main() -> None:
     rates: dict[str, list[float]] = {"theirs": [], "ours": [], "ours_risk": []}
     runs = {
         "theirs": stepper(theirs, their_actions),
-        "ours": stepper(sample_env(bars, risk_on=False), our_actions),
-        "ours_risk": stepper(sample_env(bars, risk_on=True), our_actions),
+        "ours": stepper(sample_env(risk_on=False), our_actions),
+        "ours_risk": stepper(sample_env(risk_on=True), our_actions),
     }
     for _ in range(args.repeats):
         for name, run in runs.items():
@@ -79,7 +79,7 @@ def main() -> None:
 
     print(f"\n{'vectorised (one kernel call per step)':40}{'N':>6}{'env-steps/s':>16}")
     for n in (1, 8, 64):
-        vec = sample_vector_env(bars, n)
+        vec = sample_vector_env(n)
         vec.seed(0)
         vec.reset()
         batch = rng.uniform(-1.0, 1.0, size=(256, n, 1)).astype(np.float32)

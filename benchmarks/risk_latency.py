@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sample_env import sample_bars, sample_env
+from sample_env import sample_env
 
 from ijules.env.trading_env import TradingEnv
 from ijules.risk.var import estimators
@@ -65,9 +65,8 @@ def main() -> None:
     print(f"{'all methods':46}{1000 * sum(s for _, s in timings):>10.1f}")
 
     actions = np.random.default_rng(0).uniform(-1, 1, size=(100_000, 1)).astype(np.float32)
-    bars = sample_bars()
-    on = sample_env(bars, risk_on=True, episode_bars=512)
-    off = sample_env(bars, risk_on=False, episode_bars=512)
+    on = sample_env(risk_on=True, episode_bars=512)
+    off = sample_env(risk_on=False, episode_bars=512)
     rate(on, actions, 5_000), rate(off, actions, 5_000)  # compile and warm up
     rates_on, rates_off = [], []
     for _ in range(args.repeats):

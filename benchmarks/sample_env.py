@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +26,12 @@ def sample_bars() -> pd.DataFrame:
     return bars
 
 
-def sample_market(config: Config, bars: pd.DataFrame) -> tuple[MarketData, EngineSettings]:
-    """The sample's features and market state, normalised over the whole sample (timing only)."""
+@functools.cache
+def prepared() -> tuple[Config, MarketData, EngineSettings]:
+    """params.yaml and the sample's market and settings, built once: the market (GARCH regimes
+    over the whole sample) takes seconds, and every environment only reads it."""
+    config = load_config(REPO / "params.yaml")
+    bars = sample_bars()
     table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
     names = list(feature_columns(table))
     index = pd.DatetimeIndex(table["timestamp"])
@@ -37,15 +42,16 @@ def sample_market(config: Config, bars: pd.DataFrame) -> tuple[MarketData, Engin
         config=config,
         bars_per_year=24 * 365.25,
     )
+    # Normalised over the whole sample: these environments are timed, not evaluated.
     values = market.features
     norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
-    return market, EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
+    settings = EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
+    return config, market, settings
 
 
-def sample_env(bars: pd.DataFrame, *, risk_on: bool, episode_bars: int | None = None) -> TradingEnv:
+def sample_env(*, risk_on: bool, episode_bars: int | None = None) -> TradingEnv:
     """One environment on the sample: full costs, risk features, safeguards; risk engine on/off."""
-    config = load_config(REPO / "params.yaml")
-    market, settings = sample_market(config, bars)
+    config, market, settings = prepared()
     env = TradingEnv(
         market,
         settings,
@@ -56,10 +62,9 @@ def sample_env(bars: pd.DataFrame, *, risk_on: bool, episode_bars: int | None = 
     return env
 
 
-def sample_vector_env(bars: pd.DataFrame, n_envs: int) -> VectorTradingEnv:
+def sample_vector_env(n_envs: int) -> VectorTradingEnv:
     """``n_envs`` copies stepped in one kernel call, as training uses them (risk engine on)."""
-    config = load_config(REPO / "params.yaml")
-    market, settings = sample_market(config, bars)
+    config, market, settings = prepared()
     return VectorTradingEnv(
         market,
         settings,
