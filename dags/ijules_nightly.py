@@ -2,27 +2,28 @@
 
 A failed data check stops the run before anything downstream reads the bars; the last good data
 stays in place. The e-mail goes through Airflow's SMTP connection (`smtp_default`) to the
-addresses in params.yaml (`notify.risk_team`), with the Evidently report attached.
+addresses in params.yaml (`notify.risk_team`), with the Evidently report attached. Like the
+stages, it reads the project from the worker's IJULES_PROJECT_DIR when it runs.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from airflow.sdk import dag, get_current_context, task
-from wiring import DEFAULT_ARGS, PROJECT_DIR, dvc_stage
+from wiring import DEFAULT_ARGS, dvc_stage, project_dir
 
 
 @task
 def email_risk_team() -> str:
     """Send the drift and health report; return the path of the attached drift report."""
+    root = project_dir()  # the worker's IJULES_PROJECT_DIR, read now rather than at parse time
+
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     from ijules.config import load_config
     from ijules.monitoring.report_mail import build_drift_email
 
-    root = Path(PROJECT_DIR)
     config = load_config(root / "params.yaml")
     paths = config.paths
     interval_end = get_current_context().get("data_interval_end")

@@ -5,11 +5,12 @@ performance report -> gate and register.
 
 The data stages are `dvc repro` stages, so a week without new bars or code reruns nothing up to
 training. Training and the walk-forward folds go to the `gpu` queue (a Celery deployment routes
-them to a GPU worker; the local executor ignores queues). Walk-forward trains and tests one model
-per fold; stress replays crises and synthetic shocks on the trained model; the risk report
-backtests the VaR models and replays the circuit breakers. The last task registers the model in
-MLflow and lets the gate decide its alias from the test window, the walk-forward pass rate and
-stress survival: champion, challenger, or rejected with its reasons.
+them to a GPU worker; the local executor ignores queues). Each worker runs the tasks with its own
+`dvc` and `ijules` from its PATH, in the project its IJULES_PROJECT_DIR names. Walk-forward trains
+and tests one model per fold; stress replays crises and synthetic shocks on the trained model; the
+risk report backtests the VaR models and replays the circuit breakers. The last task registers the
+model in MLflow and lets the gate decide its alias from the test window, the walk-forward pass rate
+and stress survival: champion, challenger, or rejected with its reasons.
 """
 
 from __future__ import annotations

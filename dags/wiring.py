@@ -2,22 +2,27 @@
 
 Only Airflow and the standard library are imported here: the scheduler parses DAG files every few
 seconds, and the work itself happens in the commands the tasks run.
+
+Nothing about the machine that parses the DAGs is baked into a task. Each task resolves, when it
+runs, the worker's own environment: `dvc` and `ijules` come from the worker's PATH, and the
+project (the DVC workspace the tasks operate on) from the worker's IJULES_PROJECT_DIR. A task on
+a worker without IJULES_PROJECT_DIR fails at once with an error that names it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import shlex
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 
-# The project whose DVC workspace the tasks operate on: this checkout unless the deployment says
-# otherwise. The tasks run the same venv's `dvc` and `ijules` as the scheduler.
-PROJECT_DIR = os.environ.get("IJULES_PROJECT_DIR") or str(Path(__file__).resolve().parents[1])
-BIN = Path(sys.executable).parent
+PROJECT_ENV = "IJULES_PROJECT_DIR"
+_MISSING_PROJECT = f"{PROJECT_ENV} must name the project folder on this worker"
+# Bash expands this when the task runs; `:?` stops the command with the message if it is unset.
+_IN_PROJECT = f'cd "${{{PROJECT_ENV}:?{_MISSING_PROJECT}}}" && '
 
 # Tasks that write to the DVC workspace hold its only slot, so two runs never interleave there.
 WORKSPACE_POOL = "ijules_dvc_workspace"
@@ -32,6 +37,17 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def project_dir() -> Path:
+    """The project folder on the worker running the task, from its IJULES_PROJECT_DIR.
+
+    Call it inside a task, at run time, never while the DAG is parsed.
+    """
+    folder = os.environ.get(PROJECT_ENV)
+    if not folder:
+        raise RuntimeError(_MISSING_PROJECT)
+    return Path(folder)
+
+
 def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOperator:
     """A task that brings DVC stages up to date (a no-op when nothing they depend on changed).
 
@@ -39,10 +55,7 @@ def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOp
     """
     return BashOperator(
         task_id=task_id or stages[0],
-        bash_command=f'"{BIN}/dvc" repro --single-item {" ".join(stages)}',
-        cwd=PROJECT_DIR,
-        env={"IJULES_PROJECT_DIR": PROJECT_DIR, "PATH": f"{BIN}:{os.defpath}"},
-        append_env=True,
+        bash_command=f"{_IN_PROJECT}dvc repro --single-item {shlex.join(stages)}",
         pool=WORKSPACE_POOL,
         do_xcom_push=False,
         **kwargs,
@@ -53,10 +66,7 @@ def ijules_command(command: str, task_id: str, **kwargs: Any) -> BashOperator:
     """A task that runs one `ijules` command in the project; its last output line goes to XCom."""
     return BashOperator(
         task_id=task_id,
-        bash_command=f'"{BIN}/ijules" {command}',
-        cwd=PROJECT_DIR,
-        env={"IJULES_PROJECT_DIR": PROJECT_DIR, "PATH": f"{BIN}:{os.defpath}"},
-        append_env=True,
+        bash_command=f"{_IN_PROJECT}ijules {command}",
         pool=WORKSPACE_POOL,
         **kwargs,
     )

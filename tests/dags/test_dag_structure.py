@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
+import shutil
+import subprocess
 import sys
 from datetime import UTC
 from pathlib import Path
@@ -14,6 +17,9 @@ import yaml
 from tests.conftest import REPO
 
 DAGS = REPO / "dags"
+BIN = Path(sys.executable).parent  # the interpreter folder of the process that parses the DAGs
+# What IJULES_PROJECT_DIR says while the DAGs are parsed: no task may carry it.
+PARSE_TIME_PROJECT = "/parse-time/ijules-project"
 WRITERS = {
     "ingest",
     "validate",
@@ -37,7 +43,17 @@ def dagbag():
     # Airflow puts the DAGs folder on sys.path, which makes the shared `wiring` module importable.
     if str(DAGS) not in sys.path:
         sys.path.insert(0, str(DAGS))
-    return DagBag(dag_folder=str(DAGS))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IJULES_PROJECT_DIR", PARSE_TIME_PROJECT)
+        return DagBag(dag_folder=str(DAGS))
+
+
+def bash_tasks(dagbag) -> list:
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    return [
+        task for dag in dagbag.dags.values() for task in dag.tasks if isinstance(task, BashOperator)
+    ]
 
 
 def edges(dag) -> set[tuple[str, str]]:
@@ -105,9 +121,128 @@ def test_dvc_tasks_name_real_pipeline_stages(dagbag) -> None:
     for dag in dagbag.dags.values():
         for task in dag.tasks:
             command = getattr(task, "bash_command", "")
-            if 'dvc" repro' in command:
+            if "dvc repro" in command:
                 named = command.split("--single-item")[1].split()
                 assert named and set(named) <= stages, task.task_id
+
+
+def test_tasks_carry_nothing_from_the_machine_that_parsed_them(dagbag) -> None:
+    """A worker from another image runs the tasks: no parse-time folder may be baked into them."""
+    baked = (str(BIN), str(REPO), PARSE_TIME_PROJECT)
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            for field in task.template_fields:
+                value = str(getattr(task, field, ""))
+                assert not any(path in value for path in baked), (task.task_id, field, value)
+
+
+def test_bash_tasks_resolve_tools_and_project_on_the_worker(dagbag) -> None:
+    tasks = bash_tasks(dagbag)
+    assert {task.task_id for task in tasks} >= WRITERS
+    for task in tasks:
+        command = task.bash_command
+        assert str(BIN) not in command and str(REPO) not in command, task.task_id
+        assert "$IJULES_PROJECT_DIR" in command or "${IJULES_PROJECT_DIR" in command, task.task_id
+        assert task.cwd is None, task.task_id
+        assert not task.env or "PATH" not in task.env, task.task_id
+        # `dvc` and `ijules` by name, found on the worker's PATH.
+        assert "dvc repro" in command or "ijules " in command, task.task_id
+
+
+def fake_tool(folder: Path, name: str) -> Path:
+    """An executable ``name`` in ``folder`` that records its working directory and arguments."""
+    folder.mkdir(exist_ok=True)
+    script = folder / name
+    script.write_text('#!/bin/sh\npwd -P > "$0.called"\nprintf "%s\\n" "$@" >> "$0.called"\n')
+    script.chmod(0o755)
+    return script
+
+
+def run_bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as BashOperator does (``bash -c``), with nothing but ``env``."""
+    bash = shutil.which("bash") or "bash"
+    return subprocess.run(
+        [bash, "-c", command], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id", "tool", "argv"),
+    [
+        (
+            "ijules_weekly",
+            "walk_forward",
+            "dvc",
+            ["repro", "--single-item", "walk_forward", "walk_forward_summary"],
+        ),
+        ("ijules_nightly", "drift", "dvc", ["repro", "--single-item", "drift"]),
+        ("ijules_weekly", "gate_and_register", "ijules", ["register"]),
+    ],
+)
+def test_bash_command_runs_in_the_workers_project_with_its_path(
+    dagbag, tmp_path: Path, dag_id: str, task_id: str, tool: str, argv: list[str]
+) -> None:
+    dag = dagbag.dags[dag_id]
+    task = dag.get_task(task_id)
+    command = task.render_template(task.bash_command, {}, jinja_env=dag.get_template_env())
+    project = tmp_path / "worker-project"
+    project.mkdir()
+    elsewhere = tmp_path / "elsewhere"  # where Airflow starts the command: a temporary folder
+    elsewhere.mkdir()
+    script = fake_tool(tmp_path / "worker-bin", tool)
+
+    result = run_bash(
+        command,
+        cwd=elsewhere,
+        IJULES_PROJECT_DIR=str(project),
+        PATH=f"{script.parent}{os.pathsep}{os.defpath}",
+    )
+
+    assert result.returncode == 0, result.stderr
+    cwd, *called_with = Path(f"{script}.called").read_text().splitlines()
+    assert Path(cwd) == project.resolve()
+    assert called_with == argv
+
+
+def test_operator_takes_path_and_project_from_the_workers_environment(
+    dagbag, tmp_path: Path, monkeypatch
+) -> None:
+    """The operator itself, as a worker runs it: its environment at run time decides."""
+    task = dagbag.dags["ijules_weekly"].get_task("gate_and_register")
+    project = tmp_path / "worker-project"
+    project.mkdir()
+    script = fake_tool(tmp_path / "worker-bin", "ijules")
+    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.defpath}")
+    monkeypatch.chdir(tmp_path)
+
+    task.execute(context={})
+
+    assert Path(f"{script}.called").read_text().splitlines() == [str(project.resolve()), "register"]
+
+
+@pytest.mark.parametrize("project", [None, ""], ids=["unset", "empty"])
+def test_bash_command_names_the_missing_project_variable(
+    dagbag, tmp_path: Path, project: str | None
+) -> None:
+    task = dagbag.dags["ijules_weekly"].get_task("ingest")
+    script = fake_tool(tmp_path / "worker-bin", "dvc")
+    env = {"PATH": f"{script.parent}{os.pathsep}{os.defpath}"}
+    if project is not None:
+        env["IJULES_PROJECT_DIR"] = project
+
+    result = run_bash(task.bash_command, cwd=tmp_path, **env)
+
+    assert result.returncode != 0
+    assert "IJULES_PROJECT_DIR must name the project folder" in result.stderr
+    assert not Path(f"{script}.called").exists()  # dvc never ran, least of all elsewhere
+
+
+def test_email_task_reads_the_project_when_it_runs(dagbag, monkeypatch) -> None:
+    task = dagbag.dags["ijules_nightly"].get_task("email_risk_team")
+    monkeypatch.delenv("IJULES_PROJECT_DIR", raising=False)
+    with pytest.raises(RuntimeError, match="IJULES_PROJECT_DIR"):
+        task.python_callable()
 
 
 def _top_level_imports(path: Path) -> set[str]:

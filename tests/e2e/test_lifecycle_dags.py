@@ -29,9 +29,10 @@ def airflow_db() -> None:
 def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
     from airflow.dag_processing.dagbag import DagBag
 
+    # The tasks read the project (and find `dvc` and `ijules` on PATH) when they run, as a worker
+    # would: `dag.test()` runs them in this process's environment.
     monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
     monkeypatch.syspath_prepend(str(REPO / "dags"))
-    sys.modules.pop("wiring", None)  # it reads IJULES_PROJECT_DIR when imported
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
     return bag.dags
