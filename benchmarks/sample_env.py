@@ -9,7 +9,6 @@ import pandas as pd
 
 from ijules.config import Config, load_config
 from ijules.data.features import NormStats, compute_features, feature_columns
-from ijules.env import layout
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, build_market
 from ijules.env.safeguards import Safeguards
@@ -58,7 +57,7 @@ def sample_env(*, risk_on: bool, episode_bars: int | None = None) -> TradingEnv:
         Safeguards(config.safeguards),
         episode_bars=episode_bars or config.environment.episode_bars,
     )
-    env.engine.params[layout.P_RISK_ON] = float(risk_on)
+    env.engine.reconfigure(risk=settings.risk.switched(enabled=risk_on))
     return env
 
 

@@ -1,16 +1,18 @@
-"""The engine: a batch of environments over one market, advanced by the compiled kernel.
+"""The engine: a batch of environments over one market, on the simulation core.
 
-The engine owns the simulation state (the clock and the portfolio of each environment) and the
-parts: the action interpreter, the observation builder, the reward, the cost model, the limits and
-the safeguards. :class:`ijules.env.trading_env.TradingEnv` is a batch of one;
-:class:`ijules.env.vector_env.VectorTradingEnv` steps N copies in one kernel call.
+The engine assembles the simulator's parameters from its parts (the action interpreter, the
+observation builder, the reward, the cost model, the limits and the risk engine), starts
+episodes, and turns what the compiled step flags into safeguard incidents and log lines.
+:class:`ijules.env.trading_env.TradingEnv` is a batch of one;
+:class:`ijules.env.vector_env.VectorTradingEnv` steps N copies in one call.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +20,6 @@ import pandas as pd
 
 from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import kernel, layout
 from ijules.env.market_data import MarketData, bars_per_day
 from ijules.env.parts import (
     ActionInterpreter,
@@ -30,8 +31,11 @@ from ijules.env.parts import (
 )
 from ijules.env.safeguards import NonFiniteError, Safeguards
 from ijules.execution.costs import CostModel
-from ijules.risk.codes import describe
+from ijules.risk import engine as risk_engine
 from ijules.risk.engine import RiskSettings, log_changes
+from ijules.sim import layout
+from ijules.sim.codes import describe
+from ijules.sim.simulator import Market, Simulator
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,7 +51,6 @@ class EngineSettings:
     limits: PortfolioLimits
     risk: RiskSettings
     initial_capital: float
-    min_trade_weight: float
     drawdown_velocity_bars: int
 
     @classmethod
@@ -63,73 +66,58 @@ class EngineSettings:
             limits=PortfolioLimits.from_config(config),
             risk=RiskSettings(config.risk_management, config.risk.daily_var_budget),
             initial_capital=config.environment.initial_capital,
-            min_trade_weight=config.environment.min_trade_weight,
             drawdown_velocity_bars=config.risk.drawdown_velocity_bars,
         )
 
+    def sim_params(self, bars_per_day: float) -> dict[str, Any]:
+        """Every parameter of the compiled step, by name, from the parts."""
+        discrete = isinstance(self.actions, DiscreteWeights)
+        return {
+            "capital": self.initial_capital,
+            "action_offset": 1.0 if discrete else 0.0,
+            "bars_per_day": bars_per_day,
+            "velocity_bars": self.drawdown_velocity_bars,
+            **self.limits.sim_params(),
+            **self.costs.sim_params(),
+            **self.reward.sim_params(),
+            **self.observation.sim_params(),
+            **self.risk.sim_params(),
+        }
 
-@dataclass(frozen=True)
-class Layout:
-    """Where each block sits in the packed arrays (see :mod:`ijules.env.kernel`)."""
 
-    n_assets: int
-    n_features: int
-    ring: int
-
-    @property
-    def units(self) -> int:
-        """Offset of the units held, per instrument."""
-        return layout.N_SCALARS
-
-    @property
-    def avg_cost(self) -> int:
-        """Offset of the average cost per instrument."""
-        return self.units + self.n_assets
-
-    @property
-    def held(self) -> int:
-        """Offset of the weights held over the last bar."""
-        return self.avg_cost + self.n_assets
-
-    @property
-    def costs(self) -> int:
-        """Offset of the costs paid this episode, by component."""
-        return self.held + self.n_assets
-
-    @property
-    def drawdowns(self) -> int:
-        """Offset of the drawdown ring."""
-        return self.costs + layout.N_COSTS
-
-    @property
-    def width(self) -> int:
-        """Columns of ``state``, the kernel's work space included."""
-        return self.drawdowns + self.ring + kernel.work_size(self.n_assets)
-
-    def dims(self, risk_mask: npt.NDArray[np.bool_]) -> FloatArray:
-        """The dims block of the kernel's parameters."""
-        dims = np.zeros(layout.N_DIMS)
-        dims[layout.D_ASSETS] = self.n_assets
-        dims[layout.D_FEATURES] = self.n_features
-        dims[layout.D_RING] = self.ring
-        dims[layout.D_UNITS] = self.units
-        dims[layout.D_AVG] = self.avg_cost
-        dims[layout.D_HELD] = self.held
-        dims[layout.D_COSTS] = self.costs
-        dims[layout.D_DRAWDOWNS] = self.drawdowns
-        dims[layout.D_RISK_MASK :] = risk_mask.astype(np.float64)
-        return dims
+def sim_market(market: MarketData, features: FloatArray) -> Market:
+    """The market in the simulator's layouts, with the (standardised) ``features``."""
+    packed = Market.empty(len(market), market.n_instruments, features.shape[1])
+    bars = packed.bars
+    bars["close"] = market.close
+    bars["tradable"] = market.tradable
+    bars["stale"] = market.stale
+    bars["sigma"] = market.sigma
+    bars["liquidity"] = market.liquidity
+    bars["daily_var"] = market.daily_var
+    bars["tick"] = market.tick[None, :]
+    bars["capacity"] = market.capacity
+    bars["correlation"] = market.correlation
+    bars["volatility_ratio"] = market.volatility_ratio
+    bars["crisis"] = market.crisis
+    bars["recovery"] = market.recovery
+    bars["high_volatility"] = market.high_volatility
+    bars["correlation_break"] = market.correlation_break
+    bars["day"] = market.day
+    bars["month"] = market.month
+    packed.features[:] = features
+    return packed
 
 
 class Engine:
-    """Simulation state for ``n_envs`` environments trading ``market``.
+    """Episodes of ``n_envs`` environments trading ``market``.
 
     Parameters
     ----------
     market
         Bars, market state and raw features.
     settings
-        The parts and parameters.
+        The parts and parameters; :meth:`reconfigure` changes them.
     safeguards
         Checks every step; its counts are shared by the batch.
     n_envs
@@ -158,18 +146,16 @@ class Engine:
     ) -> None:
         if len(market) < 2:
             raise ValueError("an environment needs at least two bars")
-        if observations_by_step and n_envs != 1:
-            raise ValueError("observations by step are for a batch of one")
         self.market = market
         self.settings = settings
         self.safeguards = safeguards
         self.risk_log_level = risk_log_level
         self.n_envs = n_envs
-        n_bars, n_assets = market.close.shape
+        n_bars = len(market)
         self.episode_steps = n_bars - 1 if episode_bars is None else min(episode_bars, n_bars - 1)
         self.random_starts = episode_bars is not None
         self.rng = np.random.default_rng(seed)
-
+        self.bars_per_day = bars_per_day(market.timestamps)
         features = settings.observation.scaled_features(market.features)
         if not np.isfinite(features).all():
             row, column = np.argwhere(~np.isfinite(features))[0]
@@ -178,46 +164,44 @@ class Engine:
                 f"feature {market.feature_names[column]} is not finite at "
                 f"{pd.Timestamp(market.timestamps[row]).isoformat()}"
             )
-        self.layout = Layout(n_assets, features.shape[1], settings.drawdown_velocity_bars + 1)
-        self.table = market_table(market, features)
-        risk_mask = settings.observation.risk_mask
-        self.params = self._params(market, settings)
-        self.params[layout.P_DIMS : layout.P_TICKS] = self.layout.dims(risk_mask)
-        self.params[layout.P_OBS_BY_STEP] = float(observations_by_step)
-        self.state = np.zeros((n_envs, self.layout.width))
-        self.fills = np.zeros((n_envs, self.episode_steps, n_assets, layout.FILL_WIDTH))
-        self.width = self.layout.n_features + n_assets + int(risk_mask.sum())
-        self.observations_by_step = observations_by_step
-        self.observations = self._observation_buffer()
+        self.reward_bounds = (-np.inf, np.inf)
+        self.sim = Simulator(
+            sim_market(market, features),
+            self._params(),
+            n_envs=n_envs,
+            episode_steps=self.episode_steps,
+            observation_width=settings.observation.width(features.shape[1], market.n_instruments),
+            observations_by_step=observations_by_step,
+        )
         self.start_pool: npt.NDArray[np.int64] | None = None
         self.reset()
 
-    def _observation_buffer(self) -> npt.NDArray[np.float32]:
-        rows = self.episode_steps + 1 if self.observations_by_step else self.n_envs
-        return np.zeros((rows, self.width), dtype=np.float32)
+    @property
+    def observations(self) -> npt.NDArray[np.float32]:
+        """The observation buffer the last step or reset wrote."""
+        return self.sim.observations
 
-    @staticmethod
-    def _params(market: MarketData, settings: EngineSettings) -> FloatArray:
-        params = np.zeros(layout.P_TICKS + market.n_instruments)
-        params[layout.P_CAPITAL] = settings.initial_capital
-        params[layout.P_MAX_SINGLE] = settings.limits.max_single
-        params[layout.P_MAX_GROSS] = settings.limits.max_gross
-        params[layout.P_BAND] = settings.min_trade_weight
-        params[layout.P_BARS_PER_DAY] = bars_per_day(market.timestamps)
-        discrete = isinstance(settings.actions, DiscreteWeights)
-        params[layout.P_ACTION_OFFSET] = 1.0 if discrete else 0.0
-        settings.costs.write_params(params)
-        settings.reward.write_params(params)
-        settings.risk.write_params(params)
-        params[layout.P_REWARD_LOW] = -np.inf
-        params[layout.P_REWARD_HIGH] = np.inf
-        params[layout.P_TICKS :] = market.tick
-        return params
+    def reconfigure(self, **parts: Any) -> None:
+        """Replace parts of the settings (limits, costs, risk, ...) and the step's parameters.
+
+        The one way parameters change after construction (the curriculum's difficulty, stress
+        shocks): ``settings`` always describes what the step runs with.
+        """
+        self.settings = replace(self.settings, **parts)
+        self._write_params()
 
     def set_reward_bounds(self, low: float, high: float) -> None:
         """Rewards outside [low, high] are counted as alerts."""
-        self.params[layout.P_REWARD_LOW] = low
-        self.params[layout.P_REWARD_HIGH] = high
+        self.reward_bounds = (low, high)
+        self._write_params()
+
+    def _write_params(self) -> None:
+        self.sim.set_params(self._params())
+
+    def _params(self) -> dict[str, Any]:
+        low, high = self.reward_bounds
+        params = self.settings.sim_params(self.bars_per_day)
+        return {**params, "reward_low": low, "reward_high": high}
 
     def set_start_pool(self, bars: npt.NDArray[np.int64] | None) -> None:
         """Draw training episodes' first bars from ``bars`` only (``None``: from anywhere).
@@ -238,7 +222,6 @@ class Engine:
         """Start new episodes for the environments in ``which`` (all by default)."""
         chosen = range(self.n_envs) if which is None else which
         last_start = len(self.market) - 1 - self.episode_steps
-        capital = self.settings.initial_capital
         for b in chosen:
             if not self.random_starts:
                 begin = 0
@@ -246,21 +229,22 @@ class Engine:
                 begin = int(self.rng.choice(self.start_pool))
             else:
                 begin = int(self.rng.integers(0, last_start + 1))
-            row = self.state[b]
-            row[:] = 0.0
-            row[layout.S_T] = row[layout.S_START] = row[layout.S_STATE_SINCE] = begin
-            row[layout.S_END] = begin + self.episode_steps
-            row[layout.S_CASH] = row[layout.S_PEAK] = row[layout.S_MARK] = capital
-            row[layout.S_DAY] = row[layout.S_MONTH] = -1.0  # the first bar starts a day and month
-            self.fills[b] = 0.0
-        if self.observations_by_step:
-            self.observations = self._observation_buffer()
+            self.sim.start(b, begin, begin + self.episode_steps, self.settings.initial_capital)
+        self.sim.new_observation_buffer()
+        self.observe()
+
+    def start_episode(self, b: int, begin: int) -> None:
+        """Restart environment ``b``'s episode at bar ``begin`` (a replay of a chosen stretch)."""
+        if not 0 <= begin <= len(self.market) - 1 - self.episode_steps:
+            raise ValueError(
+                f"an episode of {self.episode_steps} steps cannot start at bar {begin}"
+            )
+        self.sim.start(b, begin, begin + self.episode_steps, self.settings.initial_capital)
         self.observe()
 
     def observe(self) -> npt.NDArray[np.float32]:
         """Write every environment's observation of its current bar; return the buffer."""
-        kernel.observe_batch(self.state, self.table, self.params, self.observations)
-        return self.observations
+        return self.sim.observe()
 
     def step(self, actions: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """Trade every environment towards its action's targets; return the new observations.
@@ -268,41 +252,36 @@ class Engine:
         Rewards and episode ends are read with :meth:`rewards`, :meth:`terminated` and
         :meth:`truncated`.
         """
-        flagged, *_ = kernel.step_batch(
-            self.state,
-            self.table,
-            self.params,
-            np.ascontiguousarray(actions).reshape(-1),
-            self.fills,
-            self.observations,
-        )
+        flagged, *_ = self.sim.step(actions)
         if flagged:
             self.check()
-        return self.observations
+        return self.sim.observations
 
     def check(self) -> None:
-        """Handle what the kernel flagged: state changes, safeguards (raises on non-finite)."""
-        state = self.state
-        if state[:, layout.S_AFTER_END].any():
+        """Handle what the step flagged: state changes, safeguards (raises on non-finite)."""
+        sim = self.sim
+        if sim.account("after_end").any():
             raise RuntimeError("an environment was stepped after its episode ended; reset it first")
-        if state[:, layout.S_CHANGED].any():
-            log_changes(self, self.risk_log_level)
-        flagged = state[:, layout.S_NONFINITE] + state[:, layout.S_OUT_OF_BOUNDS]
+        if (sim.account("changed") > 0).any():
+            log_changes(sim, lambda b: self.where(b, previous=True), self.risk_log_level)
+        nonfinite = sim.account("nonfinite")
+        out_of_bounds = sim.account("out_of_bounds")
+        flagged = (nonfinite > 0) | out_of_bounds
         if not flagged.any():
             return
-        rewards = state[:, layout.S_REWARD]
+        rewards = self.rewards()
         bad_rewards = int((~np.isfinite(rewards)).sum())
         self.safeguards.check_step(
             rewards,
             bad_rewards,
-            int(state[:, layout.S_NONFINITE].sum()) - bad_rewards,
-            int(state[:, layout.S_OUT_OF_BOUNDS].sum()),
+            int(nonfinite.sum()) - bad_rewards,
+            int(out_of_bounds.sum()),
             self.where(int(np.argmax(flagged))),
         )
 
     def where(self, b: int = 0, *, previous: bool = False) -> str:
         """The bar environment ``b`` is at (or just traded at), for messages."""
-        bar = int(self.state[b, layout.S_T]) - (1 if previous else 0)
+        bar = int(self.sim.bars()[b]) - (1 if previous else 0)
         bar = min(max(bar, 0), len(self.market) - 1)
         return pd.Timestamp(self.market.timestamps[bar]).isoformat()
 
@@ -310,28 +289,43 @@ class Engine:
 
     def bars(self) -> npt.NDArray[np.int64]:
         """The current bar of each environment."""
-        return self.state[:, layout.S_T].astype(np.int64)
+        return self.sim.bars()
+
+    def steps_taken(self, b: int = 0) -> int:
+        """Steps of environment ``b``'s episode so far."""
+        return self.sim.steps_taken(b)
+
+    def first_bar(self, b: int = 0) -> int:
+        """The first bar of environment ``b``'s episode."""
+        return self.sim.first_bar(b)
 
     def rewards(self) -> FloatArray:
         """The last step's rewards."""
-        return np.asarray(self.state[:, layout.S_REWARD])
+        return np.asarray(self.sim.account("reward"), dtype=np.float64)
 
     def terminated(self) -> npt.NDArray[np.bool_]:
         """Whether each episode ended early (ruin or the drawdown limit)."""
-        return np.asarray(self.state[:, layout.S_TERMINATED] > 0.0)
+        return np.asarray(self.sim.account("terminated"))
 
     def truncated(self) -> npt.NDArray[np.bool_]:
         """Whether each episode reached its last bar."""
-        return np.asarray(self.state[:, layout.S_TRUNCATED] > 0.0)
+        return np.asarray(self.sim.account("truncated"))
 
     def units(self) -> FloatArray:
         """Units held per instrument."""
-        start = self.layout.units
-        return np.asarray(self.state[:, start : start + self.layout.n_assets])
+        return np.asarray(self.sim.account("units"), dtype=np.float64)
+
+    def held_weights(self) -> FloatArray:
+        """The weights held over the last bar, as the step booked them."""
+        return np.asarray(self.sim.account("held"), dtype=np.float64)
 
     def cash(self) -> FloatArray:
         """Cash after every fill and cost."""
-        return np.asarray(self.state[:, layout.S_CASH])
+        return np.asarray(self.sim.account("cash"), dtype=np.float64)
+
+    def peak(self) -> FloatArray:
+        """The highest equity of each episode so far."""
+        return np.asarray(self.sim.account("peak"), dtype=np.float64)
 
     def equity(self) -> FloatArray:
         """Cash plus positions marked at the current bar."""
@@ -345,19 +339,17 @@ class Engine:
 
     def realised(self) -> FloatArray:
         """P&L of closed units against their average cost (before costs)."""
-        return np.asarray(self.state[:, layout.S_REALISED])
+        return np.asarray(self.sim.account("realised"), dtype=np.float64)
 
     def unrealised(self) -> FloatArray:
         """Mark-to-market P&L of open units against their average cost."""
-        start = self.layout.avg_cost
-        average = self.state[:, start : start + self.layout.n_assets]
+        average = self.sim.account("avg_cost")
         prices = self.market.close[self.bars()]
         return np.asarray((self.units() * (prices - average)).sum(axis=1))
 
     def costs_paid(self) -> FloatArray:
         """Costs paid this episode, by component (environments x components)."""
-        start = self.layout.costs
-        return np.asarray(self.state[:, start : start + layout.N_COSTS])
+        return np.asarray(self.sim.account("costs"), dtype=np.float64)
 
     def cost_attribution(self, b: int = 0) -> dict[str, float]:
         """Costs paid so far this episode, by component, for environment ``b``."""
@@ -365,82 +357,56 @@ class Engine:
 
     def exit_costs(self, b: int = 0) -> dict[str, float]:
         """What closing every position at the current bar would cost, by component."""
-        bar = int(self.state[b, layout.S_T])
-        prices = self.market.close[bar]
-        units = self.units()[b]
-        equity = float(self.equity()[b])
-        total = np.zeros(layout.N_COSTS)
-        breakdown = np.zeros(layout.N_COSTS)
-        for i in range(self.market.n_instruments):
-            kernel.fill_costs(
-                -units[i],
-                prices[i],
-                self.market.tick[i],
-                self.market.sigma[bar, i],
-                self.market.liquidity[bar, i],
-                self.params,
-                breakdown,
-                0,
-            )
-            total += breakdown
-        traded = float(np.abs(units * prices).sum())
-        if self.params[layout.P_CAPACITY_ON] > 0.0 and traded > 0.0:
-            sigma = float((np.abs(units * prices) * self.market.sigma[bar]).sum() / traded)
-            total[layout.CAPACITY] = kernel.capacity_charge(
-                traded, equity, self.market.capacity[bar], sigma, self.params[layout.P_ETA]
-            )
-        return dict(zip(layout.COST_COMPONENTS, map(float, total), strict=True))
+        costs = self.sim.exit_costs(b)
+        return dict(zip(layout.COST_COMPONENTS, map(float, costs), strict=True))
 
     def episode_equity(self, b: int = 0) -> FloatArray:
         """Equity at the start of the episode and after each step so far."""
-        steps = int(self.state[b, layout.S_T] - self.state[b, layout.S_START])
-        marks = self.fills[b, :steps, 0, 1 + layout.N_COSTS + layout.F_EQUITY]
+        marks = self.sim.log(b)["equity"]
         return np.concatenate([[self.settings.initial_capital], marks])
+
+    def traded_units(self, b: int = 0) -> FloatArray:
+        """Units traded at each step of the episode so far (steps x instruments)."""
+        return np.array(self.sim.log(b)["units"], dtype=np.float64)
+
+    def traded_costs(self, b: int = 0) -> FloatArray:
+        """Costs of each step's fills (steps x instruments x components)."""
+        return np.array(self.sim.log(b)["costs"], dtype=np.float64)
+
+    def risk_events(self, b: int = 0) -> pd.DataFrame:
+        """The episode's changes of trading state, with their reasons."""
+        return risk_engine.events(self.sim, self.market.timestamps, b)
+
+    def risk_refusals(self, b: int = 0) -> dict[str, int]:
+        """How many targets the risk engine cut this episode, by reason."""
+        return risk_engine.refusals(self.sim, b)
+
+    def trading_states(self, b: int = 0) -> npt.NDArray[np.int64]:
+        """The trading state at each step of the episode so far."""
+        return risk_engine.states(self.sim, b)
+
+    def release_halt(self, b: int = 0, *, operator: str, note: str) -> None:
+        """An operator lifts environment ``b``'s halt (``halt_release.mode: operator``)."""
+        risk_engine.release(self.sim, b, operator=operator, note=note)
 
     def fill_log(self, b: int = 0) -> pd.DataFrame:
         """Every non-zero fill of the episode so far, with its cost breakdown."""
-        steps = int(self.state[b, layout.S_T] - self.state[b, layout.S_START])
-        log = self.fills[b, :steps]
-        rows, columns = np.nonzero(log[:, :, 0])
-        bars = int(self.state[b, layout.S_START]) + rows
+        log = self.sim.log(b)
+        rows, columns = np.nonzero(log["units"])
+        bars = self.first_bar(b) + rows
         frame = pd.DataFrame(
             {
                 "timestamp": pd.to_datetime(self.market.timestamps[bars]),
                 "instrument": [self.market.instruments[c] for c in columns],
-                "units": log[rows, columns, 0],
+                "units": log["units"][rows, columns],
                 "price": self.market.close[bars, columns],
             }
         )
         frame["notional"] = frame["units"].abs() * frame["price"]
-        costs = log[rows, columns, 1 : 1 + layout.N_COSTS]
+        costs = log["costs"][rows, columns]
         for k, name in enumerate(layout.COST_COMPONENTS):
             frame[name] = costs[:, k]
         frame["total_cost"] = costs.sum(axis=1)
-        refused = log[rows, columns, 1 + layout.N_COSTS + layout.F_REFUSAL].astype(int)
+        refused = log["refusal"][rows, columns]
         frame["risk_refusal"] = [describe(code) if code else "" for code in refused]
         return frame
-
-
-def market_table(market: MarketData, features: FloatArray) -> FloatArray:
-    """Pack the market into the kernel's table (see :mod:`ijules.env.layout`)."""
-    blocks = [
-        market.close,
-        market.tradable.astype(np.float64),
-        market.stale.astype(np.float64),
-        market.sigma,
-        market.liquidity,
-        market.daily_var,
-    ]
-    scalars = [
-        market.capacity,
-        market.correlation,
-        market.volatility_ratio,
-        market.crisis.astype(np.float64),
-        market.recovery.astype(np.float64),
-        market.high_volatility.astype(np.float64),
-        market.correlation_break.astype(np.float64),
-        market.day,
-        market.month,
-    ]
-    assert len(blocks) == layout.N_BLOCKS and len(scalars) == layout.N_MARKET_SCALARS
-    return np.ascontiguousarray(np.column_stack([*blocks, *scalars, features]))

@@ -12,25 +12,40 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from ijules.config import Config, RiskFeature
+from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import layout
+from ijules.sim.layout import RISK_FEATURES, RiskFeature
 
 FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class PortfolioLimits:
-    """Largest weight of one position, and largest gross exposure (cash reserve included)."""
+    """What a rebalance may do: the largest weight of one position, the largest gross exposure
+    (cash reserve included), the smallest rebalance worth trading (``band``) and the largest
+    change of weight per bar (``max_trade``, 0 for none: a curriculum constraint)."""
 
     max_single: float
     max_gross: float
+    band: float
+    max_trade: float = 0.0
 
     @classmethod
     def from_config(cls, config: Config) -> PortfolioLimits:
         """Read the limits from ``environment``."""
         environment = config.environment
-        return cls(environment.position_limit, environment.gross_limit)
+        return cls(
+            environment.position_limit, environment.gross_limit, environment.min_trade_weight
+        )
+
+    def sim_params(self) -> dict[str, float]:
+        """The step's limit parameters."""
+        return {
+            "max_single": self.max_single,
+            "max_gross": self.max_gross,
+            "band": self.band,
+            "max_trade": self.max_trade,
+        }
 
 
 class ActionInterpreter(Protocol):
@@ -95,9 +110,18 @@ class ObservationBuilder:
     risk_features: tuple[RiskFeature, ...]
 
     @property
-    def risk_mask(self) -> npt.NDArray[np.bool_]:
-        """Which of the kernel's risk features are observed."""
-        return np.array([name in self.risk_features for name in layout.RISK_FEATURES])
+    def observed_risk(self) -> tuple[RiskFeature, ...]:
+        """The observed risk features, in the order the observation holds them."""
+        return tuple(name for name in RISK_FEATURES if name in self.risk_features)
+
+    def sim_params(self) -> dict[str, object]:
+        """Each risk feature's slot after the weights (-1: not observed)."""
+        observed = self.observed_risk
+        return {"risk_slot": [observed.index(n) if n in observed else -1 for n in RISK_FEATURES]}
+
+    def width(self, n_features: int, n_instruments: int) -> int:
+        """Entries of one observation."""
+        return n_features + n_instruments + len(self.observed_risk)
 
     def scaled_features(self, features: FloatArray) -> FloatArray:
         """Standardise and clip raw features (rows x features)."""
@@ -105,12 +129,12 @@ class ObservationBuilder:
 
     def names(self, feature_names: tuple[str, ...], instruments: tuple[str, ...]) -> list[str]:
         """The observation's entries by name, in order."""
-        risk = [name for name in layout.RISK_FEATURES if name in self.risk_features]
-        return [*feature_names, *(f"weight:{name}" for name in instruments), *risk]
+        weights = (f"weight:{name}" for name in instruments)
+        return [*feature_names, *weights, *self.observed_risk]
 
     def space(self, n_features: int, n_instruments: int) -> spaces.Box:
         """Features within +-clip, weights within [-1, 1], risk features unbounded."""
-        n_risk = int(self.risk_mask.sum())
+        n_risk = len(self.observed_risk)
         low = np.concatenate(
             [
                 np.full(n_features, -self.clip_zscore),
@@ -148,9 +172,11 @@ class RewardFunction:
             config.environment.reward_scaling, risk.penalty_lambda, risk.penalty, risk.dd_limit
         )
 
-    def write_params(self, params: FloatArray) -> None:
-        """Fill the reward entries of the kernel's parameter vector."""
-        params[layout.P_REWARD_SCALING] = self.scaling
-        params[layout.P_LAMBDA] = self.penalty_lambda
-        params[layout.P_PENALTY_VARIANCE] = float(self.penalty == "variance")
-        params[layout.P_DD_LIMIT] = 0.0 if self.dd_limit is None else self.dd_limit
+    def sim_params(self) -> dict[str, object]:
+        """The step's reward parameters (its bounds are the safeguards')."""
+        return {
+            "reward_scaling": self.scaling,
+            "penalty_lambda": self.penalty_lambda,
+            "variance_penalty": self.penalty == "variance",
+            "dd_limit": 0.0 if self.dd_limit is None else self.dd_limit,
+        }

@@ -3,7 +3,7 @@
 At bar t the agent sees the standardised features of bars up to t, its current weights and its
 risk features, and asks for target weights. Trades fill at bar t's close and pay every cost
 component; the portfolio is marked at bar t+1's close. The reward is the P&L after costs (less
-an optional risk penalty), scaled. See :mod:`ijules.env.kernel` for the arithmetic.
+an optional risk penalty), scaled. See :mod:`ijules.sim` for the arithmetic.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy.typing as npt
 
 from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import kernel
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
@@ -61,9 +60,7 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
             len(market.feature_names), market.n_instruments
         )
         self.action_space = settings.actions.space
-        self._step = kernel.step_batch
-        engine = self.engine
-        self._arrays = (engine.state, engine.table, engine.params, engine.fills)
+        self._sim = self.engine.sim
 
     @property
     def market(self) -> MarketData:
@@ -85,25 +82,18 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
 
         The observation returned is this episode's own row: later steps never overwrite it.
         """
-        state, table, params, fills = self._arrays
-        engine = self.engine
-        observations = engine.observations
-        try:
-            flagged, reward, terminated, truncated, equity, step = self._step(
-                state, table, params, action, fills, observations
-            )
-        except (TypeError, ValueError, NotImplementedError):
-            # A list, or a non-contiguous array: the kernel wants a contiguous numeric array.
-            contiguous = np.ascontiguousarray(action, dtype=np.float64)
-            flagged, reward, terminated, truncated, equity, step = self._step(
-                state, table, params, contiguous, fills, observations
-            )
+        sim = self._sim
+        try:  # the hot path: a policy's float32 vector
+            result = sim.step_float32(action) if action.ndim == 1 else sim.step(action)
+        except (AttributeError, TypeError):
+            result = sim.step(action)
+        flagged, reward, terminated, truncated, equity, step = result
         if flagged:
-            engine.check()
+            self.engine.check()
         info: dict[str, Any] = {"equity": equity}
         if terminated or truncated:
-            info["episode_costs"] = engine.cost_attribution(0)
-        return observations[step], reward, terminated, truncated, info
+            info["episode_costs"] = self.engine.cost_attribution(0)
+        return sim.observations[step], reward, terminated, truncated, info
 
 
 def make_env(

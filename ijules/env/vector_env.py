@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
-from ijules.env import layout
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
@@ -81,7 +80,7 @@ class VectorTradingEnv(VecEnv):
         finished = np.flatnonzero(done)
         if len(finished):
             for b in finished:
-                length = int(engine.state[b, layout.S_T] - engine.state[b, layout.S_START])
+                length = engine.steps_taken(int(b))
                 infos[b] = {
                     "terminal_observation": observations[b].copy(),
                     "TimeLimit.truncated": bool(truncated[b] and not terminated[b]),
@@ -132,16 +131,15 @@ def episode_metrics(engine: Engine, b: int) -> dict[str, float]:
 
     equity = engine.episode_equity(b)
     steps = len(equity) - 1
-    start = int(engine.state[b, layout.S_START])
-    log = engine.fills[b, :steps]
-    traded = log[:, :, 0]
+    start = engine.first_bar(b)
+    traded = engine.traded_units(b)
     close = engine.market.close[start : start + steps + 1]
     benchmark = close[1:, 0] / close[:-1, 0] - 1.0
     result = summarise(
         equity=equity,
         units=np.cumsum(traded, axis=0),
         traded=traded,
-        costs=log[:, :, 1 : 1 + layout.N_COSTS].sum(axis=2),
+        costs=engine.traded_costs(b).sum(axis=2),
         close=close,
         timestamps=engine.market.timestamps[start : start + steps + 1],
         bars_per_year=engine.market.bars_per_year,

@@ -11,14 +11,13 @@ import pandas as pd
 
 from ijules.config import Config
 from ijules.data.features import NormStats
-from ijules.env import layout
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, PortfolioLimits
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import Action, Observation, TradingEnv
 from ijules.evaluation.metrics import PerformanceMetrics, bar_returns, summarise
-from ijules.risk.engine import events, refusals
+from ijules.sim.layout import COST_COMPONENTS
 from ijules.training.policy import PolicySpec
 
 Policy = Callable[[Observation], Action]
@@ -82,7 +81,7 @@ class Backtest:
     def costs_by_component(self) -> dict[str, float]:
         """Costs paid over the window, by component."""
         totals = self.costs.sum(axis=(0, 1))
-        return dict(zip(layout.COST_COMPONENTS, map(float, totals), strict=True))
+        return dict(zip(COST_COMPONENTS, map(float, totals), strict=True))
 
     @property
     def weights(self) -> FloatArray:
@@ -101,18 +100,17 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         done = terminated or truncated
     engine = env.engine
     steps = len(equity) - 1
-    log = engine.fills[0, :steps]
-    traded = log[:, :, 0]
+    traded = engine.traded_units(0)
     return Backtest(
         timestamps=env.market.timestamps[: steps + 1],
         close=env.market.close[: steps + 1],
         equity=np.asarray(equity),
         units=np.cumsum(traded, axis=0),
-        traded=traded.copy(),
-        costs=log[:, :, 1 : 1 + layout.N_COSTS].copy(),
+        traded=traded,
+        costs=engine.traded_costs(0),
         exit_costs=engine.exit_costs(0),
-        risk_events=events(engine),
-        risk_refusals=refusals(engine),
+        risk_events=engine.risk_events(),
+        risk_refusals=engine.risk_refusals(),
     )
 
 

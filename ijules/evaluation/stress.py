@@ -48,8 +48,8 @@ from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import IngestError
 from ijules.evaluation.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.io import read_json, write_json
-from ijules.risk import codes
 from ijules.risk.report import load_daily
+from ijules.sim import codes
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,6 @@ def stress_policy(
 ) -> dict[str, Any]:
     """Backtest ``policy`` and buy-and-hold under ``scenario``; judge the agent's survival."""
     from ijules.evaluation.evaluate import policy_env
-    from ijules.risk.engine import states
 
     market, scenario_config = scenario_market(config, table, meta, scenario, window, daily)
     env = policy_env(policy, market, scenario_config)
@@ -261,7 +260,7 @@ def stress_policy(
     bars_per_year = meta.bars_per_year
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
     hold_metrics = hold.metrics(bars_per_year)
-    result = survival(config, agent, states(env.engine), agent_metrics.max_drawdown)
+    result = survival(config, agent, env.engine.trading_states(), agent_metrics.max_drawdown)
     return {
         "scenario": scenario,
         "bars": len(market),

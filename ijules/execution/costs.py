@@ -1,7 +1,7 @@
 """The transaction-cost model: its parameters, the volatility-regime capacity, and tick sizes.
 
-The arithmetic lives in :mod:`ijules.env.kernel` (compiled, shared by every environment); this
-module turns configuration into the kernel's parameters and exposes a readable breakdown of what a
+The arithmetic lives in :mod:`ijules.sim.costs` (compiled, shared by every environment); this
+module turns configuration into the step's parameters and exposes a readable breakdown of what a
 single fill costs, which the tests check against hand-computed cases.
 """
 
@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ijules.config import MicrostructureConfig
-from ijules.env import kernel, layout
+from ijules.sim import layout
+from ijules.sim.costs import capacity_charge, fill_costs
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -38,6 +39,7 @@ class CostModel:
     adverse_selection_protection: bool
     tick_size_aware: bool
     tick_size: float | None
+    scale: float = 1.0  # every cost coefficient x this (the curriculum's difficulty)
 
     @classmethod
     def from_config(cls, config: MicrostructureConfig) -> CostModel:
@@ -65,25 +67,28 @@ class CostModel:
             tick_size=liquidity.tick_size,
         )
 
-    def write_params(self, params: FloatArray) -> None:
-        """Fill the cost entries of the kernel's parameter vector."""
-        params[layout.P_FIXED] = self.fixed_per_trade
-        params[layout.P_PROPORTIONAL] = self.proportional_bps / 10_000.0
-        params[layout.P_IMPACT_ON] = float(self.impact)
-        params[layout.P_ETA] = self.temporary_coeff
-        params[layout.P_GAMMA] = self.permanent_coeff
-        params[layout.P_CAPACITY_ON] = float(self.capacity)
-        params[layout.P_ADVERSE] = float(self.adverse_selection_protection)
-        params[layout.P_TICK_ON] = float(self.tick_size_aware)
+    def sim_params(self) -> dict[str, object]:
+        """The step's cost parameters."""
+        return {
+            "fixed": self.fixed_per_trade * self.scale,
+            "proportional": self.proportional_bps / 10_000.0 * self.scale,
+            "impact": self.impact,
+            "eta": self.temporary_coeff * self.scale,
+            "gamma": self.permanent_coeff * self.scale,
+            "capacity_charge": self.capacity,
+            "adverse_selection": self.adverse_selection_protection,
+            "tick_aware": self.tick_size_aware,
+        }
 
     def breakdown(
         self, units: float, price: float, *, sigma: float, liquidity: float, tick: float = 0.0
     ) -> dict[str, float]:
         """Costs of one fill by component (the capacity charge is portfolio-wide: see below)."""
-        params = np.zeros(layout.P_TICKS)
-        self.write_params(params)
+        params = np.zeros(1, dtype=layout.PARAMS)
+        for name, value in self.sim_params().items():
+            params[name] = value
         values = np.zeros(layout.N_COSTS)
-        kernel.fill_costs(units, price, tick, sigma, liquidity, params, values, 0)
+        fill_costs(units, price, tick, sigma, liquidity, params, values)
         return dict(zip(layout.COST_COMPONENTS, map(float, values), strict=True))
 
     def capacity_charge(
@@ -92,8 +97,8 @@ class CostModel:
         """The turnover charge of one bar, at the capacity the volatility regime allows."""
         capacity = self.capacity_fraction(np.array([sigma_per_bar]), bars_per_year)[0]
         return float(
-            kernel.capacity_charge(
-                traded_value, equity, capacity, sigma_per_bar, self.temporary_coeff
+            capacity_charge(
+                traded_value, equity, capacity, sigma_per_bar, self.temporary_coeff * self.scale
             )
         )
 

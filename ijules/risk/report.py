@@ -27,9 +27,9 @@ from ijules.evaluation.backtest import baseline_env, constant, run_backtest
 from ijules.evaluation.metrics import max_drawdown
 from ijules.io import write_json
 from ijules.market.regimes import RegimeSettings, detect_regimes
-from ijules.risk import codes
 from ijules.risk.var import estimators
 from ijules.risk.var_backtest import backtest, rolling_var
+from ijules.sim import codes
 
 log = logging.getLogger(__name__)
 

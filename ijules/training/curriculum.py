@@ -32,7 +32,6 @@ import numpy.typing as npt
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ijules.config import Config, CurriculumConfig, CurriculumStage
-from ijules.env import layout
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
@@ -43,9 +42,6 @@ log = logging.getLogger(__name__)
 
 Validator = Callable[[CurriculumStage, Engine], tuple[bool, dict[str, Any]]]
 _REGIME_ORDER = ("low_volatility", "medium_volatility", "high_volatility")
-_COST_PARAMS = (layout.P_FIXED, layout.P_PROPORTIONAL, layout.P_ETA, layout.P_GAMMA)
-# The engine parameters a stage controls (the validation backtest copies them).
-_CONTROLLED = [layout.P_MAX_SINGLE, layout.P_MAX_TRADE, layout.P_VAR_BUDGET, *_COST_PARAMS]
 
 
 def regime_starts(engine: Engine) -> dict[str, npt.NDArray[np.int64]]:
@@ -96,7 +92,7 @@ class Curriculum:
 
     def __post_init__(self) -> None:
         self.names = list(self.config.stages)
-        self.base_params = self.engine.params.copy()
+        self.base = self.engine.settings
         self.pools = regime_starts(self.engine)
         window = self.config.difficulty_adaptation.performance_window
         self.recent: deque[float] = deque(maxlen=window)
@@ -118,15 +114,21 @@ class Curriculum:
         return ordered + missing[: max(self.extra_regimes, 0)]
 
     def apply(self) -> None:
-        """Write the stage's constraints and the current difficulty into the engine."""
-        params, base = self.engine.params, self.base_params
+        """Give the engine the stage's constraints and the current difficulty."""
+        base = self.base
         constraints = self.stage.training_constraints
-        limit = min(base[layout.P_MAX_SINGLE], constraints.max_position_size * self.position_scale)
-        params[layout.P_MAX_SINGLE] = min(limit, constraints.max_position_size)
-        params[layout.P_MAX_TRADE] = constraints.turnover_limit
-        for index in _COST_PARAMS:
-            params[index] = base[index] * self.cost_scale
-        params[layout.P_VAR_BUDGET] = base[layout.P_VAR_BUDGET] * self.risk_budget_scale
+        limit = min(base.limits.max_single, constraints.max_position_size * self.position_scale)
+        self.engine.reconfigure(
+            limits=replace(
+                base.limits,
+                max_single=min(limit, constraints.max_position_size),
+                max_trade=constraints.turnover_limit,
+            ),
+            costs=replace(base.costs, scale=base.costs.scale * self.cost_scale),
+            risk=replace(
+                base.risk, daily_var_budget=base.risk.daily_var_budget * self.risk_budget_scale
+            ),
+        )
         pools = [self.pools[name] for name in self.regimes() if len(self.pools[name])]
         starts = np.unique(np.concatenate(pools)) if pools else None
         try:
@@ -287,7 +289,8 @@ def policy_validator(
 
     def backtest(market: MarketData, engine: Engine) -> dict[str, float]:
         env = TradingEnv(market, settings, Safeguards(config.safeguards))
-        env.engine.params[_CONTROLLED] = engine.params[_CONTROLLED]
+        current = engine.settings  # the stage's constraints and difficulty
+        env.engine.reconfigure(limits=current.limits, costs=current.costs, risk=current.risk)
         policy = RecurrentPolicy(model, spec)
         result = run_backtest(env, policy.act)
         return result.metrics(market.bars_per_year, result.asset_returns).stage_targets()

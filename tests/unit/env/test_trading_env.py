@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ijules.env import layout
 from ijules.env.engine import EngineSettings
 from ijules.env.safeguards import NonFiniteError, Safeguards
+from ijules.env.trading_env import TradingEnv
 from ijules.env.vector_env import VectorTradingEnv
 from ijules.errors import ModelCompatibilityError
+from ijules.sim.layout import COST_COMPONENTS
 from ijules.training.policy import RecurrentPolicy
 from tests.unit.env.conftest import env_of, market_of, norm_of, random_actions
 
@@ -123,7 +124,7 @@ def test_accounting_limits_and_costs_hold_on_random_actions(
         pnl = capital + engine.realised()[0] + engine.unrealised()[0] - engine.costs_paid()[0].sum()
         assert equity == pytest.approx(pnl, abs=0.01)
         # Limits hold on the weights held after every trade.
-        held = engine.state[0, engine.layout.held : engine.layout.held + 1]
+        held = engine.held_weights()[0]
         assert abs(held[0]) <= cap + 1e-6
         assert (engine.costs_paid()[0] >= 0).all()
         assert np.isfinite(observation).all() and np.isfinite(reward)
@@ -131,7 +132,7 @@ def test_accounting_limits_and_costs_hold_on_random_actions(
             break
 
 
-@pytest.mark.parametrize("component", list(layout.COST_COMPONENTS[:-1]))
+@pytest.mark.parametrize("component", list(COST_COMPONENTS[:-1]))
 def test_every_cost_component_grows_with_trade_size(make_config, component) -> None:
     from ijules.execution.costs import CostModel
 
@@ -205,7 +206,7 @@ def test_a_round_trip_books_the_fill_costs_and_the_exit_estimate(market, config_
     fills = env.engine.fill_log()
     assert len(fills) == 1
     row = fills.iloc[0]
-    assert row["total_cost"] == pytest.approx(sum(row[c] for c in layout.COST_COMPONENTS))
+    assert row["total_cost"] == pytest.approx(sum(row[c] for c in COST_COMPONENTS))
     assert env.engine.cost_attribution()["proportional"] == pytest.approx(
         row["notional"] * 5 / 10_000
     )
@@ -222,13 +223,11 @@ def test_vectorised_copies_match_single_environments(market, config_default) -> 
         market, settings, Safeguards(config_default.safeguards), n_envs=3, episode_bars=100, seed=4
     )
     vec.reset()
-    starts = vec.engine.state[:, layout.S_START].astype(int)
     singles = []
     for b in range(3):
         env = env_of(market, config_default, episode_bars=100)
         env.reset()
-        env.engine.state[0, layout.S_T] = env.engine.state[0, layout.S_START] = starts[b]
-        env.engine.state[0, layout.S_END] = starts[b] + 100
+        env.engine.start_episode(0, vec.engine.first_bar(b))
         singles.append(env)
     actions = random_actions(1, 50, 3)
     for step in range(50):
@@ -246,8 +245,9 @@ def test_training_and_evaluation_build_identical_observations(market, config_def
 
     train_settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
     spec = PolicySpec.of(train_settings, market.feature_names, market.instruments)
-    evaluation = env_of(market, config_default)
-    evaluation.engine.settings = policy_settings(config_default, spec)
+    evaluation = TradingEnv(
+        market, policy_settings(config_default, spec), Safeguards(config_default.safeguards)
+    )
     vec = VectorTradingEnv(
         market,
         train_settings,
@@ -257,7 +257,7 @@ def test_training_and_evaluation_build_identical_observations(market, config_def
         seed=0,
     )
     vec.reset()
-    vec.engine.state[0, layout.S_T] = vec.engine.state[0, layout.S_START] = 0
+    vec.engine.start_episode(0, 0)
     first, _ = evaluation.reset()
     np.testing.assert_array_equal(vec.engine.observe()[0], first)
     for action in random_actions(7, 100):
@@ -323,7 +323,7 @@ def test_drawdown_limit_ends_the_episode(market, make_config) -> None:
         if terminated:
             break
     assert terminated
-    assert 1 - info["equity"] / env.engine.state[0, layout.S_PEAK] > 0.001
+    assert 1 - info["equity"] / env.engine.peak()[0] > 0.001
 
 
 def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) -> None:

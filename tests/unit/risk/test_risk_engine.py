@@ -7,10 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ijules.env import layout
-from ijules.risk import codes
-from ijules.risk.engine import events, refusals, release, trading_state
+from ijules.risk.engine import trading_state
 from ijules.risk.report import load_daily, replay_breakers
+from ijules.sim import codes
 from tests.conftest import REPO
 from tests.unit.env.conftest import env_of, market_of
 
@@ -40,9 +39,8 @@ def run_random(env, seed: int, steps: int):
     env.reset()
     for _ in range(steps):
         before = engine.units()[0].copy()
-        step = int(engine.state[0, layout.S_T] - engine.state[0, layout.S_START])
         *_, terminated, truncated, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
-        state = int(engine.fills[0, step, 0, 1 + layout.N_COSTS + layout.F_STATE])
+        state = int(engine.trading_states()[-1])
         yield state, before, engine.units()[0].copy()
         if terminated or truncated:
             return
@@ -69,11 +67,11 @@ def test_every_refusal_and_change_has_a_reason(btc, make_config) -> None:
     config = make_config(TIGHT)
     env = env_of(market_of(btc, config), config)
     list(run_random(env, 5, 1500))
-    changes = events(env.engine)
+    changes = env.engine.risk_events()
     assert len(changes) > 0
     assert all(reason and not reason.startswith("unknown") for reason in changes["reason"])
     assert set(changes["state"]) <= set(codes.STATES)
-    cut = refusals(env.engine)
+    cut = env.engine.risk_refusals()
     assert cut and all(not reason.startswith("unknown") for reason in cut)
 
 
@@ -96,10 +94,10 @@ def test_operator_release_is_the_only_way_out(btc, make_config) -> None:
     assert halted_at is not None
     for _ in range(200):  # days pass, conditions clear: still halted
         env.step(np.array([1.0], dtype=np.float32))
-    assert trading_state(env.engine) == "HALTED"
-    release(env.engine, 0, operator="risk officer", note="reviewed")
+    assert trading_state(env.engine.sim) == "HALTED"
+    env.engine.release_halt(0, operator="risk officer", note="reviewed")
     env.step(np.array([0.0], dtype=np.float32))
-    last = events(env.engine).iloc[-1]
+    last = env.engine.risk_events().iloc[-1]
     assert last["reason"] == codes.describe(codes.RELEASED_OPERATOR)
 
 
@@ -115,7 +113,7 @@ def test_time_release_lifts_after_the_cooldown(btc, make_config) -> None:
     )
     env = env_of(market_of(btc, config), config)
     list(run_random(env, 13, 1500))
-    changes = events(env.engine)
+    changes = env.engine.risk_events()
     released = changes[changes["code"] == codes.RELEASED_TIME]
     assert len(released) > 0
     halts = changes[changes["state"] == "HALTED"]
@@ -129,9 +127,9 @@ def test_limits_bind_on_every_action(btc, make_config) -> None:
     env = env_of(market_of(btc, config), config)
     for _ in run_random(env, 3, 300):
         pass
-    weights = env.engine.state[0, env.engine.layout.held]
+    weights = env.engine.held_weights()[0, 0]
     assert abs(weights) <= 0.1 + 1e-9
-    assert any("concentration" in reason for reason in refusals(env.engine))
+    assert any("concentration" in reason for reason in env.engine.risk_refusals())
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from ijules.config import CurriculumStage
-from ijules.env import layout
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.safeguards import Safeguards
 from ijules.training.curriculum import Curriculum, passes, regime_starts
@@ -45,10 +44,12 @@ def without_adaptation(config: Any) -> Any:
 
 
 def test_the_first_stage_sets_its_constraints_and_regimes(phase4, engine: Engine) -> None:
-    base = engine.params.copy()
+    base = engine.settings
     Curriculum(phase4.curriculum, engine)
-    assert engine.params[layout.P_MAX_SINGLE] == min(base[layout.P_MAX_SINGLE], 0.10)
-    assert engine.params[layout.P_MAX_TRADE] == 0.008
+    # The settings describe what the step runs with, and the step runs with them.
+    assert engine.settings.limits.max_single == min(base.limits.max_single, 0.10)
+    assert engine.sim.param("max_single") == engine.settings.limits.max_single
+    assert engine.settings.limits.max_trade == engine.sim.param("max_trade") == 0.008
     low = regime_starts(engine)["low_volatility"]
     assert engine.start_pool is not None and set(engine.start_pool) <= set(low)
     sigma = engine.market.sigma.mean(axis=1)
@@ -78,7 +79,7 @@ def test_advancing_needs_the_minimum_episodes_a_streak_and_out_of_sample_validat
     for _ in range(10):
         curriculum.record_episode(PASSING)
     assert curriculum.stage_index == 1 and len(calls) == 2
-    assert engine.params[layout.P_MAX_TRADE] == 0.015
+    assert engine.settings.limits.max_trade == engine.sim.param("max_trade") == 0.015
     assert [entry["kind"] for entry in curriculum.history] == ["start", "validation", "advance"]
 
 
@@ -103,12 +104,13 @@ def test_targets_include_information_and_calmar_where_the_stage_sets_them(phase4
 def test_consistent_outperformance_makes_the_stage_harder_and_underperformance_easier(
     phase4, engine: Engine
 ) -> None:
-    base_costs = engine.params[layout.P_PROPORTIONAL]
+    base_costs = engine.sim.param("proportional")
     curriculum = Curriculum(phase4.curriculum, engine)
     for _ in range(20):
         curriculum.record_episode({**FAILING, "sharpe_ratio": 2.0})  # 3.3x the target
     assert curriculum.cost_scale == pytest.approx(1.25)
-    assert engine.params[layout.P_PROPORTIONAL] == pytest.approx(1.25 * base_costs)
+    assert engine.sim.param("proportional") == pytest.approx(1.25 * base_costs)
+    assert engine.settings.costs.scale == pytest.approx(1.25)
     assert curriculum.regimes() == ["low_volatility", "medium_volatility"]
     for _ in range(40):
         curriculum.record_episode({**FAILING, "sharpe_ratio": -1.0})
