@@ -45,10 +45,11 @@ test: setup  ## Run the test suite (unit, integration, DAG and end-to-end)
 test-fast: setup  ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: setup  ## ruff, with Airflow's AIR rules on dags/
+lint: setup  ## ruff (with Airflow's AIR rules on dags/) and the package's layering contract
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check --preview --select AIR dags
+	$(BIN)/lint-imports
 
 type: setup  ## mypy, strict
 	$(BIN)/mypy

@@ -271,7 +271,7 @@ def risk_report(
     breakers: PathOption = None,
 ) -> None:
     """Backtest every VaR method and replay the circuit breakers on the daily index sample."""
-    from ijules.risk.report import run_risk_report
+    from ijules.evaluation.risk_report import run_risk_report
 
     cfg = _config(ctx)
     report = run_risk_report(

@@ -127,7 +127,7 @@ class VectorTradingEnv(VecEnv):
 
 def episode_metrics(engine: Engine, b: int) -> dict[str, float]:
     """Sharpe, drawdown, win rate, information ratio and Calmar of ``b``'s finished episode."""
-    from ijules.evaluation.metrics import summarise
+    from ijules.analytics.metrics import summarise
 
     equity = engine.episode_equity(b)
     steps = len(equity) - 1

@@ -18,8 +18,8 @@ import numpy as np
 
 from ijules.config import Config
 from ijules.data.features import NormStats
+from ijules.env.backtest import Backtest, Policy, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData
-from ijules.evaluation.backtest import Backtest, Policy, baseline_env, constant, run_backtest
 
 FLAT, BUY_AND_HOLD, MOMENTUM, RANDOM = "flat", "buy_and_hold", "momentum", "random"
 RULES = (BUY_AND_HOLD, FLAT, MOMENTUM, RANDOM)

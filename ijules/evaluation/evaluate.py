@@ -13,24 +13,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ijules.config import Config
-from ijules.data.features import FeatureSet
-from ijules.env.market_data import MarketData, load_window
-from ijules.env.safeguards import Safeguards
-from ijules.env.trading_env import TradingEnv
-from ijules.errors import ModelCompatibilityError, RegistryError
-from ijules.evaluation.backtest import Backtest, policy_settings, run_backtest
-from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
-from ijules.evaluation.significance import (
+from ijules.analytics.significance import (
     SharpeMoments,
     minimum_track_record,
     psr,
     target_test,
 )
+from ijules.config import Config
+from ijules.data.features import FeatureSet
+from ijules.env.backtest import Backtest, run_backtest
+from ijules.env.market_data import MarketData, load_window
+from ijules.env.safeguards import Safeguards
+from ijules.env.trading_env import TradingEnv
+from ijules.errors import ModelCompatibilityError, RegistryError
+from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
 from ijules.io import read_json, write_json, write_text, write_with
-from ijules.registry.tracking import configure, run_exists
 from ijules.risk.attribution import risk_attribution
-from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
+from ijules.tracking import configure, run_exists
+from ijules.training.policy import POLICY_SPEC, RecurrentPolicy, policy_settings
 
 log = logging.getLogger(__name__)
 

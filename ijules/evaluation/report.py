@@ -395,7 +395,7 @@ def run_report(
 def _log(config: Config, spec: dict[str, Any], report: dict[str, Any], files: list[Path]) -> None:
     import mlflow
 
-    from ijules.registry.tracking import configure, run_exists
+    from ijules.tracking import configure, run_exists
 
     configure(config.registry.experiment)
     run_id = spec["mlflow"]["run_id"]

@@ -44,11 +44,11 @@ import pandas as pd
 from ijules.config import Config, StressName
 from ijules.data.features import BAR_COLUMNS, SPLIT, FeatureSet, Window, feature_table
 from ijules.data.schema import TIMESTAMP
+from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import IngestError
-from ijules.evaluation.backtest import Backtest, baseline_env, constant, run_backtest
+from ijules.evaluation.risk_report import load_daily
 from ijules.io import read_json, write_json
-from ijules.risk.report import load_daily
 from ijules.sim import codes
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
 

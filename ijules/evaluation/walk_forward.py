@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ijules.analytics.significance import (
+    SharpeMoments,
+    deflated_sharpe_ratio,
+    expected_maximum_sharpe,
+    target_test,
+)
 from ijules.config import Config, WalkForwardConfig
 from ijules.data.features import SPLIT, FeatureSet, NormStats
 from ijules.env.engine import EngineSettings
@@ -33,15 +39,9 @@ from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import ConfigError
 from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
 from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
-from ijules.evaluation.significance import (
-    SharpeMoments,
-    deflated_sharpe_ratio,
-    expected_maximum_sharpe,
-    target_test,
-)
+from ijules.evaluation.thresholds import threshold_checks
 from ijules.io import md5_file, read_json, write_json
-from ijules.registry.gate import threshold_checks
-from ijules.registry.tracking import configure, lineage_tags
+from ijules.tracking import configure, lineage_tags
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
 from ijules.training.policy import RecurrentPolicy

@@ -14,7 +14,7 @@ from ijules.registry.register import (
     STATUS_TAG,
     alias_version,
 )
-from ijules.registry.tracking import configure
+from ijules.tracking import configure
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from ijules.env.market_data import load_window
 from ijules.errors import IjulesError, RegistryError
 from ijules.io import read_json, write_json
 from ijules.registry.gate import apply_gate
-from ijules.registry.tracking import configure
+from ijules.tracking import configure
 from ijules.training.policy import POLICY_SPEC
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 It owns every array the step reads and writes and hands them out by name only: the market's
 bars and features, the accounts (with their positions), the fill records of the episode, the
-observations and the parameter record (layouts: :mod:`ijules.sim.layout`). Everything above it (the environment, the risk engine's
-reports, the curriculum) goes through the methods here.
+observations and the parameter record (layouts: :mod:`ijules.sim.layout`). Everything above it
+(the environment, the risk engine's reports, the curriculum) goes through the methods here.
 
 The compiled step is called through its entry points for the exact array types, which skips
 numba's per-call type dispatch (structured arrays take its slow path: microseconds, where the

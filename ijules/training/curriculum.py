@@ -284,7 +284,7 @@ def policy_validator(
     and must meet the stage's targets; with ``stress_test_passage`` it must also meet them with
     the window's volatility x ``stress.volatility_multiple``.
     """
-    from ijules.evaluation.backtest import run_backtest
+    from ijules.env.backtest import run_backtest
     from ijules.training.policy import RecurrentPolicy
 
     def backtest(market: MarketData, engine: Engine) -> dict[str, float]:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ijules.config import RiskFeature
+from ijules.config import Config, RiskFeature
 from ijules.data.features import NormStats
 from ijules.env.engine import EngineSettings
-from ijules.env.parts import DiscreteWeights, ObservationBuilder
+from ijules.env.parts import ContinuousWeights, DiscreteWeights, ObservationBuilder, PortfolioLimits
 from ijules.env.safeguards import check_compatible
 from ijules.errors import ModelCompatibilityError
 from ijules.io import read_json
@@ -160,3 +160,16 @@ class RecurrentPolicy:
                 f"feature mismatch: policy was trained on {list(self.spec.feature_names)}, "
                 f"data has {list(feature_names)}"
             )
+
+
+def policy_settings(config: Config, spec: PolicySpec) -> EngineSettings:
+    """Economics from ``config`` (costs, limits, reward); observations and actions from ``spec``."""
+    base = EngineSettings.from_config(config, spec.norm, spec.clip_zscore, len(spec.instruments))
+    limits = PortfolioLimits.from_config(config)
+    n_instruments = len(spec.instruments)
+    actions: ContinuousWeights | DiscreteWeights = (
+        DiscreteWeights(n_instruments, limits)
+        if spec.action_space == "discrete"
+        else ContinuousWeights(n_instruments, limits)
+    )
+    return replace(base, observation=spec.observation, actions=actions)

@@ -23,7 +23,7 @@ from ijules.data.features import FeatureSet
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window, load_windows
 from ijules.io import atomic_path, md5_file, write_json
-from ijules.registry.tracking import configure, lineage_tags, run_exists, tracking_uri
+from ijules.tracking import configure, lineage_tags, run_exists, tracking_uri
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
 from ijules.training.policy import POLICY_SPEC, POLICY_ZIP, PolicySpec
@@ -134,8 +134,8 @@ def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
     from mlflow.models import infer_signature
 
     import ijules
-    from ijules.registry import pyfunc
-    from ijules.registry.pyfunc import ACTION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
+    from ijules.training import pyfunc
+    from ijules.training.pyfunc import ACTION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
 
     columns = spec.input_columns
     example = pd.DataFrame(np.zeros((1, len(columns))), columns=columns)

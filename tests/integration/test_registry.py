@@ -85,7 +85,7 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     # Step the environment with the local policy, recording what it saw and did.
     from ijules.data.features import FeatureSet
     from ijules.env.safeguards import Safeguards
-    from ijules.evaluation.backtest import policy_settings
+    from ijules.training.policy import policy_settings
 
     meta = FeatureSet.load(ws.path("feature_meta"))
     market = load_window(ws.path("features"), meta, "test", ws.config)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from ijules.config import StressConfig
+from ijules.evaluation.risk_report import load_daily
 from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold, run_summary
-from ijules.risk.report import load_daily
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

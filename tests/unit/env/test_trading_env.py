@@ -240,8 +240,7 @@ def test_vectorised_copies_match_single_environments(market, config_default) -> 
 
 def test_training_and_evaluation_build_identical_observations(market, config_default) -> None:
     """Observation consistency: a training copy and the evaluation env see the same numbers."""
-    from ijules.evaluation.backtest import policy_settings
-    from ijules.training.policy import PolicySpec
+    from ijules.training.policy import PolicySpec, policy_settings
 
     train_settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
     spec = PolicySpec.of(train_settings, market.feature_names, market.instruments)

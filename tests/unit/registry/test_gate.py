@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from ijules.config import GateConfig
-from ijules.registry.gate import apply_gate, threshold_checks
+from ijules.evaluation.thresholds import threshold_checks
+from ijules.registry.gate import apply_gate
 
 GATE = GateConfig(min_sharpe=0.5, max_drawdown=0.1, max_daily_turnover=2.0, min_trades=10)
 GOOD = {"sharpe": 1.2, "max_drawdown": 0.05, "daily_turnover": 1.0, "num_trades": 40}

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ijules.evaluation.risk_report import load_daily, replay_breakers
 from ijules.risk.engine import trading_state
-from ijules.risk.report import load_daily, replay_breakers
 from ijules.sim import codes
 from tests.conftest import REPO
 from tests.unit.env.conftest import env_of, market_of

@@ -9,16 +9,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.analytics.metrics import PerformanceMetrics, bar_returns, summarise
 from ijules.config import Config
 from ijules.data.features import NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
-from ijules.env.parts import ContinuousWeights, DiscreteWeights, PortfolioLimits
+from ijules.env.parts import ContinuousWeights, PortfolioLimits
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import Action, Observation, TradingEnv
-from ijules.evaluation.metrics import PerformanceMetrics, bar_returns, summarise
 from ijules.sim.layout import COST_COMPONENTS
-from ijules.training.policy import PolicySpec
 
 Policy = Callable[[Observation], Action]
 FloatArray = npt.NDArray[np.float64]
@@ -112,19 +111,6 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         risk_events=engine.risk_events(),
         risk_refusals=engine.risk_refusals(),
     )
-
-
-def policy_settings(config: Config, spec: PolicySpec) -> EngineSettings:
-    """Economics from ``config`` (costs, limits, reward); observations and actions from ``spec``."""
-    base = EngineSettings.from_config(config, spec.norm, spec.clip_zscore, len(spec.instruments))
-    limits = PortfolioLimits.from_config(config)
-    n_instruments = len(spec.instruments)
-    actions: ContinuousWeights | DiscreteWeights = (
-        DiscreteWeights(n_instruments, limits)
-        if spec.action_space == "discrete"
-        else ContinuousWeights(n_instruments, limits)
-    )
-    return replace(base, observation=spec.observation, actions=actions)
 
 
 def baseline_env(config: Config, market: MarketData, norm: NormStats, clip: float) -> TradingEnv:

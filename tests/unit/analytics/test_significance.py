@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ijules.evaluation.evaluate import significance
-from ijules.evaluation.significance import (
+from ijules.analytics.significance import (
     EULER_GAMMA,
     SharpeMoments,
     deflated_sharpe_ratio,
@@ -17,6 +16,7 @@ from ijules.evaluation.significance import (
     psr,
     target_test,
 )
+from ijules.evaluation.evaluate import significance
 
 # Bailey and López de Prado, "The Deflated Sharpe Ratio" (2014), worked example: an annualised
 # SR of 2.5 on T = 1250 daily observations, skewness -3, kurtosis 10 (not excess), the best of

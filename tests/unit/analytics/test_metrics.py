@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ijules.evaluation.metrics import (
+from ijules.analytics.metrics import (
     annualised_return,
     annualised_volatility,
     bar_returns,

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ijules.analytics.metrics import max_drawdown
 from ijules.config import Config
 from ijules.data.features import NormStats
+from ijules.env.backtest import baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, build_market
 from ijules.errors import IngestError
-from ijules.evaluation.backtest import baseline_env, constant, run_backtest
-from ijules.evaluation.metrics import max_drawdown
 from ijules.io import write_json
 from ijules.market.regimes import RegimeSettings, detect_regimes
 from ijules.risk.var import estimators

@@ -6,6 +6,6 @@ pickle's risks; the policy weights travel as artifacts.
 
 from mlflow.models import set_model
 
-from ijules.registry.pyfunc import RecurrentPolicyModel
+from ijules.training.pyfunc import RecurrentPolicyModel
 
 set_model(RecurrentPolicyModel())

@@ -179,8 +179,8 @@ def historical_var_es(returns: FloatArray, confidence: float = 0.95) -> tuple[fl
 
 
 def probabilistic_sharpe(returns: FloatArray, benchmark_sharpe: float = 0.0) -> float:
-    """P(true per-bar Sharpe > SR*): see :mod:`ijules.evaluation.significance`."""
-    from ijules.evaluation.significance import probabilistic_sharpe_ratio
+    """P(true per-bar Sharpe > SR*): see :mod:`ijules.analytics.significance`."""
+    from ijules.analytics.significance import probabilistic_sharpe_ratio
 
     return probabilistic_sharpe_ratio(returns, benchmark_sharpe)
 
