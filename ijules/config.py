@@ -2,8 +2,10 @@
 
 ``params.yaml`` is the single source of run parameters. Its ``phase`` key (or ``--phase`` on the
 command line) selects ``config/<phase>.yaml``, an overlay merged over it: the master plan's phase
-configurations live there. Every model forbids unknown keys, and keys that belong to work not built
-yet are refused by name instead of being silently ignored.
+configurations live there. Each section's model lives beside the code that reads it (for example
+:mod:`ijules.risk.config`); this module assembles them, loads the files and refuses by name every
+key that is not built (or that describes the only behaviour there is), so that nothing parses and
+then does nothing. Every model forbids unknown keys.
 """
 
 from __future__ import annotations
@@ -12,724 +14,58 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any
 
-import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError
 
+from ijules.data.config import DataConfig, FeaturesConfig, QualityConfig, SplitConfig
+from ijules.env.config import EnvironmentConfig, ObservationConfig, RewardConfig, SafeguardsConfig
 from ijules.errors import ConfigError
+from ijules.evaluation.config import (
+    GateConfig,
+    ReportConfig,
+    RiskReportConfig,
+    StressConfig,
+    WalkForwardConfig,
+)
+from ijules.execution.config import MicrostructureConfig
+from ijules.frozen import Frozen
+from ijules.market.config import RegimesConfig
+from ijules.monitoring.config import DriftConfig, NotifyConfig
+from ijules.registry.config import RegistryConfig
+from ijules.risk.config import RiskManagementConfig, RiskModelsConfig
+from ijules.training.config import CurriculumConfig, TrainingConfig
 
 BASE_PHASE = "base"
 
-# Sections of the master plan that later work implements. A key under one of these prefixes is
-# refused with the name of the work that will implement it, so a phase overlay never half-applies.
-PLANNED_KEYS: dict[str, str] = {
-    "portfolio_optimization.objective_function": "multi-objective optimisation (not scheduled)",
-    "performance_attribution": "Brinson-Fachler and factor attribution (not scheduled)",
-    "risk_budgeting": "risk budgeting and risk parity (not scheduled)",
-    "backtesting": "fixed calendar validation periods (walk_forward and stress replace them)",
-    "regime_mastery": "phase 6 regime mastery and continuous learning (not scheduled yet)",
+# Keys of the master plan that nothing here reads, each refused by name with the reason, so that a
+# phase overlay never half-applies and no setting parses and then does nothing. A key is refused
+# together with everything under it.
+REFUSED_KEYS: dict[str, str] = {
+    "portfolio_optimization": "is not implemented yet: enhanced Kelly sizing is not wired into "
+    "the environment",
+    "performance_attribution": "is not implemented yet: Brinson-Fachler and factor attribution "
+    "(not scheduled)",
+    "risk_budgeting": "is not implemented yet: risk budgeting and risk parity (not scheduled)",
+    "backtesting": "is not implemented yet: fixed calendar validation periods (walk_forward and "
+    "stress replace them)",
+    "regime_mastery": "is not implemented yet: phase 6 regime mastery and continuous learning "
+    "(not scheduled)",
+    "safeguards.nan_guard_strict": "cannot be set: the NaN guard is always strict (a NaN or inf "
+    "stops the run)",
+    "curriculum.architecture": "describes the only curriculum there is (multi-stage adaptive)",
+    "curriculum.advancement_gates.validation_method": "describes the only validation there is "
+    "(consecutive out-of-sample periods of the validation window)",
+    "microstructure.transaction_costs.turnover_penalty.model_type": "describes the only "
+    "turnover model there is (a volatility-regime capacity)",
+    "microstructure.transaction_costs.turnover_penalty.penalty_curve": "describes the only "
+    "penalty curve there is (Almgren-Chriss)",
 }
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-
-
-class ColumnMap(_Frozen):
-    """Canonical column name -> column name in the source file."""
-
-    timestamp: str = "timestamp"
-    symbol: str | None = "symbol"
-    open: str = "open"
-    high: str = "high"
-    low: str = "low"
-    close: str = "close"
-    volume: str = "volume"
-
-
-class CleaningPolicy(_Frozen):
-    """What ingest may repair before validation; each repair is counted in the ingest report.
-
-    Off by default: dirty data should fail loudly unless someone chose to clean it.
-    """
-
-    drop_duplicates: Literal["none", "keep_first", "keep_last"] = "none"
-    sort: bool = False
-    drop_off_grid: bool = False
-
-
-class DataConfig(_Frozen):
-    """Where the bars come from and how to read them."""
-
-    source: str
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    symbol: str
-    timezone: str = "UTC"
-    columns: ColumnMap = ColumnMap()
-    frequency: str = "1h"
-    calendar: Literal["continuous", "fx_24x5"] = "continuous"
-    start: str | None = None
-    end: str | None = None
-    cleaning: CleaningPolicy = CleaningPolicy()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown timezone {value!r}") from err
-        return value
-
-    @field_validator("frequency")
-    @classmethod
-    def _valid_frequency(cls, value: str) -> str:
-        try:
-            delta = pd.Timedelta(value)
-        except ValueError as err:
-            raise ValueError(f"not a bar frequency: {value!r} (try '15min' or '1h')") from err
-        if delta <= timedelta(0):
-            raise ValueError(f"bar frequency must be positive, got {value!r}")
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _valid_timestamp(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                pd.Timestamp(value)
-            except ValueError as err:
-                raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from err
-        return value
-
-    @property
-    def bar_timedelta(self) -> pd.Timedelta:
-        """The bar frequency as a timedelta."""
-        return pd.Timedelta(self.frequency)
-
-
-class QualityConfig(_Frozen):
-    """Thresholds of the data-quality rules that need one."""
-
-    max_abs_log_return: PositiveFloat = 0.25
-    max_missing_bars: Annotated[int, Field(ge=0)] | None = None
-    example_rows: PositiveInt = 5
-
-
-class FeaturesConfig(_Frozen):
-    """Look-back windows, in bars, of the features."""
-
-    return_windows: tuple[PositiveInt, ...] = (1, 4, 24)
-    volatility_window: Annotated[int, Field(ge=2)] = 24
-    rsi_window: Annotated[int, Field(ge=2)] = 14
-    sma_window: Annotated[int, Field(ge=2)] = 48
-    volume_window: Annotated[int, Field(ge=2)] = 48
-    clip_zscore: PositiveFloat = 5.0
-
-    @property
-    def warmup_bars(self) -> int:
-        """Bars needed before every feature is defined."""
-        return max(
-            *self.return_windows,
-            self.volatility_window + 1,
-            self.rsi_window + 1,
-            self.sma_window,
-            self.volume_window,
-        )
-
-
-class SplitConfig(_Frozen):
-    """Chronological train / validation / test windows with an embargo between them."""
-
-    train_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.70
-    validation_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.15
-    embargo_bars: Annotated[int, Field(ge=0)] = 48
-
-    @model_validator(mode="after")
-    def _leaves_a_test_window(self) -> SplitConfig:
-        if self.train_fraction + self.validation_fraction >= 1:
-            raise ValueError(
-                "train_fraction + validation_fraction must be below 1 to leave a test window"
-            )
-        return self
-
-
-class EnvironmentConfig(_Frozen):
-    """The trading environment: capital, portfolio limits, actions and reward scaling."""
-
-    initial_capital: PositiveFloat = 100_000.0
-    max_position_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
-    max_gross_exposure: Annotated[float, Field(gt=0, le=1)] = 1.0
-    min_cash_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    action_space: Literal["continuous", "discrete"] = "continuous"
-    min_trade_weight: Annotated[float, Field(ge=0, lt=1)] = 0.02
-    reward_scaling: PositiveFloat = 0.001
-    episode_bars: Annotated[int, Field(ge=16)] = 512
-
-    @property
-    def position_limit(self) -> float:
-        """Largest absolute weight of equity one position may take."""
-        return min(self.max_position_fraction, self.gross_limit)
-
-    @property
-    def gross_limit(self) -> float:
-        """Largest sum of absolute weights: gross exposure, net of the cash reserve."""
-        return min(self.max_gross_exposure, 1.0 - self.min_cash_reserve_fraction)
-
-
-RiskFeature = Literal[
-    "portfolio_heat_ratio",
-    "concentration_ratio",
-    "drawdown_velocity",
-    "var_breach_indicator",
-    "correlation_breakdown",
-]
-ALL_RISK_FEATURES: tuple[RiskFeature, ...] = get_args(RiskFeature)
-
-
-class RiskObservationConfig(_Frozen):
-    """Risk features in the observation and the reward's risk penalty (master plan, phase 1)."""
-
-    include_risk_features: bool = True
-    risk_features: tuple[RiskFeature, ...] = ALL_RISK_FEATURES
-    penalty_lambda: Annotated[float, Field(ge=0)] = 0.0
-    penalty: Literal["drawdown", "variance"] = "drawdown"
-    dd_limit: Annotated[float, Field(gt=0, le=1)] | None = None
-    daily_var_budget: Annotated[float, Field(gt=0, le=1)] = 0.02
-    drawdown_velocity_bars: Annotated[int, Field(ge=1)] = 24
-    correlation_short_bars: Annotated[int, Field(ge=5)] = 24
-    correlation_long_bars: Annotated[int, Field(ge=10)] = 240
-
-    @field_validator("risk_features")
-    @classmethod
-    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("risk features must not repeat")
-        return value
-
-    @model_validator(mode="after")
-    def _windows_ordered(self) -> RiskObservationConfig:
-        if self.correlation_short_bars >= self.correlation_long_bars:
-            raise ValueError("correlation_short_bars must be below correlation_long_bars")
-        return self
-
-    @property
-    def active_features(self) -> tuple[RiskFeature, ...]:
-        """The risk features that go into the observation, in order."""
-        return self.risk_features if self.include_risk_features else ()
-
-
-class SafeguardsConfig(_Frozen):
-    """Environment safeguards (master plan, phase 1). The NaN guard cannot be switched off."""
-
-    observation_consistency_check: bool = True
-    reward_bounds_check: bool = True
-    nan_guard_strict: Literal[True] = True
-    reward_bounds: tuple[float, float] = (-1000.0, 1000.0)
-
-    @field_validator("reward_bounds")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if value[0] >= value[1]:
-            raise ValueError(f"reward_bounds must be (low, high) with low < high, got {value}")
-        return value
-
-
-class MarketImpactConfig(_Frozen):
-    """Almgren-Chriss impact: temporary eta sigma sqrt(q/V) |value|, permanent gamma q/V |value|."""
-
-    enabled: bool = True
-    temporary_impact_coeff: Annotated[float, Field(ge=0)] = 0.314159
-    permanent_impact_coeff: Annotated[float, Field(ge=0)] = 0.1
-    liquidity_decay_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
-
-
-class TurnoverPenaltyConfig(_Frozen):
-    """Turnover beyond a free capacity that scales with the volatility regime pays extra."""
-
-    enabled: bool = True
-    model_type: Literal["microstructure_aware"] = "microstructure_aware"
-    base_capacity_pct: Annotated[float, Field(gt=0, le=1)] = 0.02
-    capacity_scaling_factor: Annotated[float, Field(ge=1)] = 1.5
-    penalty_curve: Literal["almgren_chriss"] = "almgren_chriss"
-
-
-class TransactionCostsConfig(_Frozen):
-    """Every cost a fill pays, by component."""
-
-    fixed_cost_per_trade: Annotated[float, Field(ge=0)] = 0.0
-    proportional_cost_bps: Annotated[float, Field(ge=0)] = 5.0
-    market_impact: MarketImpactConfig = MarketImpactConfig()
-    turnover_penalty: TurnoverPenaltyConfig = TurnoverPenaltyConfig()
-
-
-class VolatilityRegimeConfig(_Frozen):
-    """Annualised-volatility thresholds of the low / medium / high regimes."""
-
-    volatility_threshold_low: Annotated[float, Field(gt=0)] = 0.15
-    volatility_threshold_high: Annotated[float, Field(gt=0)] = 0.35
-    trend_strength_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.6
-
-    @model_validator(mode="after")
-    def _ordered(self) -> VolatilityRegimeConfig:
-        if self.volatility_threshold_low >= self.volatility_threshold_high:
-            raise ValueError("volatility_threshold_low must be below volatility_threshold_high")
-        return self
-
-
-class LiquidityModelConfig(_Frozen):
-    """Where liquidity comes from when the data has no volume, and execution protections."""
-
-    book_depth_estimate: PositiveFloat = 100_000.0
-    liquidity_window_bars: Annotated[int, Field(ge=1)] = 24
-    adverse_selection_protection: bool = False
-    tick_size_aware: bool = False
-    tick_size: PositiveFloat | None = None
-
-
-class MicrostructureConfig(_Frozen):
-    """The cost engine (master plan, phase 2); disabled, only proportional costs apply."""
-
-    enabled: bool = True
-    transaction_costs: TransactionCostsConfig = TransactionCostsConfig()
-    regime_detection: VolatilityRegimeConfig = VolatilityRegimeConfig()
-    liquidity_model: LiquidityModelConfig = LiquidityModelConfig()
-
-
-class RegimesConfig(_Frozen):
-    """Regime detection (ijules.market): GARCH volatility, trend, crisis and recovery.
-
-    Volatility thresholds and the trend threshold are ``microstructure.regime_detection``'s.
-    """
-
-    garch_window_bars: Annotated[int, Field(ge=100)] = 1000
-    garch_refit_bars: Annotated[int, Field(ge=1)] = 250
-    markov_probabilities: bool = True
-    trend_window_bars: Annotated[int, Field(ge=2)] = 24
-    long_run_window_bars: Annotated[int, Field(ge=10)] = 720
-    crisis_volatility_ratio: Annotated[float, Field(gt=1)] = 2.5
-    crisis_drawdown: Annotated[float, Field(gt=0, lt=1)] = 0.15
-    recovery_bars: Annotated[int, Field(ge=1)] = 240
-
-
-class RiskLimitsConfig(_Frozen):
-    """Hard limits (master plan, phase 3). Fractions of equity."""
-
-    max_daily_drawdown_pct: Fraction = 0.03
-    max_monthly_drawdown_pct: Fraction = 0.08
-    max_position_concentration_pct: Annotated[float, Field(gt=0, le=1)] = 1.0
-    max_leverage_ratio: Annotated[float, Field(gt=0)] = 1.0
-    max_var_multiple: PositiveFloat = 2.5
-
-
-class RiskMonitoringConfig(_Frozen):
-    """Soft alerts: counted and logged, they do not stop trading."""
-
-    drawdown_velocity_threshold: PositiveFloat = 0.01
-    correlation_breakdown_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.7
-    volatility_spike_threshold: Annotated[float, Field(gt=1)] = 2.0
-
-
-class HaltConditionsConfig(_Frozen):
-    """What halts trading."""
-
-    consecutive_losses: Annotated[int, Field(ge=1)] = 5
-    losing_day_pct: Fraction = 0.001  # a day counts as lost below -0.1% (not on costs alone)
-    volatility_spike: Annotated[float, Field(gt=1)] = 3.0
-    correlation_breakdown: bool = True
-
-
-class CircuitBreakersConfig(_Frozen):
-    """Automatic actions on losses since the start of the trading day."""
-
-    enabled: bool = True
-    emergency_liquidation_threshold: Fraction = 0.05
-    position_scaling_threshold: Fraction = 0.02
-    trading_halt_conditions: HaltConditionsConfig = HaltConditionsConfig()
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CircuitBreakersConfig:
-        if self.position_scaling_threshold >= self.emergency_liquidation_threshold:
-            raise ValueError(
-                "position_scaling_threshold must be below emergency_liquidation_threshold"
-            )
-        return self
-
-
-class AttributionConfig(_Frozen):
-    """Risk attribution reported with each evaluation."""
-
-    enabled: bool = True
-    components: tuple[
-        Literal["systematic_risk", "idiosyncratic_risk", "timing_risk", "sizing_risk"], ...
-    ] = ("systematic_risk", "idiosyncratic_risk", "timing_risk", "sizing_risk")
-
-
-class HaltReleaseConfig(_Frozen):
-    """How a halt is lifted.
-
-    time: after ``cooldown_bars`` (a daily-loss halt also waits for the next day); condition:
-    once the trigger has cleared, and not before ``cooldown_bars``; operator: only by hand.
-    """
-
-    mode: Literal["time", "condition", "operator"] = "condition"
-    cooldown_bars: Annotated[int, Field(ge=1)] = 24
-
-
-class RegimeLimitsConfig(_Frozen):
-    """Position limits scale down in these regimes (multipliers of the limits)."""
-
-    crisis_mode: Annotated[float, Field(ge=0, le=1)] = 0.2
-    recovery_mode: Annotated[float, Field(ge=0, le=1)] = 0.5
-    high_volatility: Annotated[float, Field(ge=0, le=1)] = 0.6
-
-
-class RiskManagementConfig(_Frozen):
-    """The risk engine (master plan, phase 3): every action passes through it."""
-
-    enabled: bool = True
-    limits: RiskLimitsConfig = RiskLimitsConfig()
-    monitoring: RiskMonitoringConfig = RiskMonitoringConfig()
-    circuit_breakers: CircuitBreakersConfig = CircuitBreakersConfig()
-    attribution: AttributionConfig = AttributionConfig()
-    halt_release: HaltReleaseConfig = HaltReleaseConfig()
-    regime_limits: RegimeLimitsConfig = RegimeLimitsConfig()
-
-
-VarModel = Literal[
-    "historical_simulation",
-    "parametric_normal",
-    "parametric_student_t",
-    "monte_carlo",
-    "extreme_value_theory",
-]
-
-
-class ExpectedShortfallConfig(_Frozen):
-    """Confidence levels and the window of the VaR and expected-shortfall estimates."""
-
-    confidence_levels: tuple[Annotated[float, Field(gt=0.5, lt=1)], ...] = (0.95, 0.99)
-    tail_expectation_window: Annotated[int, Field(ge=50)] = 252
-
-
-class RiskModelsConfig(_Frozen):
-    """VaR models (master plan, phase 3)."""
-
-    var_models: tuple[VarModel, ...] = get_args(VarModel)
-    expected_shortfall: ExpectedShortfallConfig = ExpectedShortfallConfig()
-    monte_carlo_paths: Annotated[int, Field(ge=1000)] = 20_000
-    evt_threshold_quantile: Annotated[float, Field(gt=0.5, lt=0.99)] = 0.90
-    refit_every: Annotated[int, Field(ge=1)] = 20
-
-
-class KellyConstraintsConfig(_Frozen):
-    """Bounds of the enhanced Kelly size."""
-
-    max_kelly_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
-    min_position_size: Annotated[float, Field(ge=0, le=1)] = 0.01
-    max_position_size: Annotated[float, Field(gt=0, le=1)] = 0.20
-    volatility_target: PositiveFloat = 0.15
-
-
-class PositionSizingConfig(_Frozen):
-    """Enhanced Kelly sizing (master plan, phase 5)."""
-
-    method: Literal["enhanced_kelly"] = "enhanced_kelly"
-    kelly_enhancements: tuple[
-        Literal[
-            "drawdown_scaling",
-            "volatility_targeting",
-            "regime_adjustment",
-            "correlation_adjustment",
-        ],
-        ...,
-    ] = ("drawdown_scaling", "volatility_targeting", "regime_adjustment", "correlation_adjustment")
-    constraints: KellyConstraintsConfig = KellyConstraintsConfig()
-
-
-class RegimeStrategyConfig(_Frozen):
-    """Per-regime parameters of phase 5's regime adaptation."""
-
-    position_size_multiplier: Annotated[float, Field(ge=0)] = 1.0
-    turnover_tolerance: Annotated[float, Field(ge=0)] | None = None
-    risk_budget_allocation: Annotated[float, Field(ge=0, le=1)] | None = None
-    emergency_liquidation_threshold: Fraction | None = None
-
-
-class RegimeAdaptationConfig(_Frozen):
-    """Phase 5's regime classes and their parameters (the sizer's regime scalar)."""
-
-    enabled: bool = True
-    regime_classification: tuple[str, ...] = ()
-    strategy_parameters: dict[str, RegimeStrategyConfig] = Field(default_factory=dict)
-
-
-class PortfolioOptimizationConfig(_Frozen):
-    """Position sizing and regime adaptation (master plan, phase 5)."""
-
-    enabled: bool = True
-    optimization_framework: Literal["institutional_grade"] = "institutional_grade"
-    position_sizing: PositionSizingConfig = PositionSizingConfig()
-    regime_adaptation: RegimeAdaptationConfig = RegimeAdaptationConfig()
-
-
-class RiskReportConfig(_Frozen):
-    """The risk report: VaR backtests and circuit-breaker replays on a daily index series."""
-
-    source: str = "data/samples/sp500_daily_close.csv.gz"
-    date_column: str = "date"
-    column: str = "SP500"
-    var_start: str | None = None
-    windows: dict[str, tuple[str, str]] = Field(
-        default_factory=lambda: {
-            "crisis_2008": ("2008-09-01", "2008-12-31"),
-            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
-            "covid_2020": ("2020-02-18", "2020-04-15"),
-            "calm_2017": ("2017-01-03", "2017-12-29"),
-        }
-    )
-    # Daily bars: the regime windows of params.yaml are in (hourly) bars.
-    regimes: RegimesConfig = RegimesConfig(
-        garch_window_bars=500,
-        garch_refit_bars=20,
-        trend_window_bars=20,
-        long_run_window_bars=252,
-        recovery_bars=20,
-        markov_probabilities=False,
-    )
-    cooldown_bars: Annotated[int, Field(ge=1)] = 1
-
-
-class TrainingConfig(_Frozen):
-    """RecurrentPPO hyper-parameters and the training budget."""
-
-    total_timesteps: PositiveInt = 16_384
-    n_envs: PositiveInt = 4
-    n_steps: PositiveInt = 256
-    batch_size: PositiveInt = 256
-    n_epochs: PositiveInt = 4
-    learning_rate: PositiveFloat = 3e-4
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
-    gae_lambda: Annotated[float, Field(gt=0, le=1)] = 0.95
-    clip_range: PositiveFloat = 0.2
-    ent_coef: Annotated[float, Field(ge=0)] = 0.005
-    lstm_hidden_size: PositiveInt = 32
-    net_arch: tuple[PositiveInt, ...] = (64,)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    torch_threads: PositiveInt = 2
-    max_grad_norm: PositiveFloat = 0.5
-    entropy_floor: float = -0.25
-    checkpoint_every: Annotated[int, Field(ge=0)] = 4096
-
-
-class GateConfig(_Frozen):
-    """What a model must show out of sample to become challenger or champion."""
-
-    min_sharpe: float = 0.0
-    max_drawdown: Fraction = 0.10
-    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
-    min_trades: Annotated[int, Field(ge=0)] = 10
-    min_walk_forward_pass_rate: Fraction = 0.6
-    require_stress_survival: bool = True
-
-
-class StageTargets(_Frozen):
-    """A curriculum stage's target metrics, per episode (fractions)."""
-
-    sharpe_ratio: float
-    max_drawdown_pct: Fraction
-    win_rate_pct: Fraction
-    information_ratio: float | None = None
-    calmar_ratio: float | None = None
-
-
-class StageConstraints(_Frozen):
-    """Training constraints of a stage: position size and turnover per bar (weights)."""
-
-    max_position_size: Annotated[float, Field(gt=0, le=1)]
-    turnover_limit: Annotated[float, Field(gt=0, le=2)]
-
-
-class AdvancementCriteria(_Frozen):
-    """What advancing out of a stage takes."""
-
-    consecutive_passing_episodes: Annotated[int, Field(ge=1)] = 10
-    out_of_sample_validation: bool = False
-    multi_regime_validation: bool = False
-    stress_test_passage: bool = False
-
-
-CurriculumRegime = Literal[
-    "low_volatility", "medium_volatility", "high_volatility", "all", "all_including_stress"
-]
-
-
-class CurriculumStage(_Frozen):
-    """One stage of the curriculum (master plan, phase 4)."""
-
-    name: str
-    target_metrics: StageTargets
-    market_regimes: tuple[CurriculumRegime, ...]
-    training_constraints: StageConstraints
-    minimum_episodes: Annotated[int, Field(ge=1)] = 50
-    advancement_criteria: AdvancementCriteria = AdvancementCriteria()
-    continuous_improvement: bool = False
-
-
-class AdvancementGates(_Frozen):
-    """How out-of-sample validation counts for advancement."""
-
-    validation_method: Literal["walk_forward"] = "walk_forward"
-    minimum_out_of_sample_periods: Annotated[int, Field(ge=1)] = 3
-    confidence_threshold: Fraction = 0.95
-
-
-class AdaptationTriggers(_Frozen):
-    """Performance against target that triggers an adaptation."""
-
-    consistent_overperformance: Annotated[float, Field(gt=1)] = 1.2
-    consistent_underperformance: Annotated[float, Field(gt=0, lt=1)] = 0.8
-
-
-AdaptationMethod = Literal[
-    "transaction_cost_scaling",
-    "market_regime_complexity",
-    "position_size_constraints",
-    "risk_budget_adjustment",
-]
-
-
-class DifficultyAdaptation(_Frozen):
-    """Adaptive difficulty within a stage."""
-
-    enabled: bool = True
-    performance_window: Annotated[int, Field(ge=2)] = 20
-    adaptation_triggers: AdaptationTriggers = AdaptationTriggers()
-    adaptation_methods: tuple[AdaptationMethod, ...] = get_args(AdaptationMethod)
-
-
-class CurriculumConfig(_Frozen):
-    """The curriculum with performance gates (master plan, phase 4). Off by default."""
-
-    enabled: bool = False
-    architecture: Literal["multi_stage_adaptive"] = "multi_stage_adaptive"
-    advancement_gates: AdvancementGates = AdvancementGates()
-    stages: dict[str, CurriculumStage] = Field(default_factory=dict)
-    difficulty_adaptation: DifficultyAdaptation = DifficultyAdaptation()
-
-    @model_validator(mode="after")
-    def _stages_when_enabled(self) -> CurriculumConfig:
-        if self.enabled and not self.stages:
-            raise ValueError("an enabled curriculum needs at least one stage")
-        return self
-
-
-class WalkForwardConfig(_Frozen):
-    """Walk-forward validation over the development bars (the test window stays held out)."""
-
-    scheme: Literal["expanding", "rolling"] = "expanding"
-    fold_ids: tuple[Annotated[int, Field(ge=0)], ...] = (0, 1, 2)
-    test_bars: Annotated[int, Field(ge=50)] = 1500
-    train_bars: Annotated[int, Field(ge=100)] = 6000
-    min_train_bars: Annotated[int, Field(ge=100)] = 2000
-    purge_bars: Annotated[int, Field(ge=0)] = 1
-    embargo_bars: Annotated[int, Field(ge=0)] = 48
-    total_timesteps: PositiveInt = 8192
-    confidence: Fraction = 0.95  # a fold's Sharpe is significant when its PSR reaches this
-
-    @field_validator("fold_ids")
-    @classmethod
-    def _consecutive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or list(value) != list(range(len(value))):
-            raise ValueError(f"fold_ids must be 0, 1, ..., n-1, got {list(value)}")
-        return value
-
-
-StressName = Literal[
-    "market_crash_2008",
-    "flash_crash_2010",
-    "covid_volatility_2020",
-    "volatility_x3",
-    "correlation_breakdown",
-    "liquidity_crisis",
-]
-
-
-class StressConfig(_Frozen):
-    """Stress scenarios: real crises mapped onto the instrument, and synthetic shocks."""
-
-    scenarios: tuple[StressName, ...] = get_args(StressName)
-    crisis_windows: dict[str, tuple[str, str]] = Field(
-        default_factory=lambda: {
-            "market_crash_2008": ("2008-09-01", "2008-12-31"),
-            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
-            "covid_volatility_2020": ("2020-02-18", "2020-04-15"),
-        }
-    )
-    calm_reference: tuple[str, str] = ("2012-01-01", "2019-12-31")
-    volatility_multiple: Annotated[float, Field(gt=1)] = 3.0
-    liquidity_multiple: Annotated[float, Field(gt=1)] = 5.0
-    max_drawdown: Fraction = 0.25
-
-
-class ReportConfig(_Frozen):
-    """Red-flag rules of the performance report (defaults: the master plan's standards)."""
-
-    min_sharpe: float = 1.0  # "institutional minimum 1.0"
-    max_drawdown: Fraction = 0.05  # "under 5% threshold"
-    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.0  # "target < 2x"
-    min_win_rate: Fraction = 0.45
-    min_explained_variance: float = 0.85  # phase 1 success criteria
-    min_psr: Fraction = 0.95
-    max_cost_share: Fraction = 0.5  # costs above this share of gross P&L
-    rolling_sharpe_bars: Annotated[int, Field(ge=10)] = 168
-
-
-class RegistryConfig(_Frozen):
-    """MLflow names."""
-
-    model_name: str = "ijules-policy"
-    experiment: str = "ijules"
-
-
-class DriftConfig(_Frozen):
-    """Drift of the newest bars' features against the training window."""
-
-    window_bars: Annotated[int, Field(ge=30)] = 500
-    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
-
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-
-class NotifyConfig(_Frozen):
-    """Who receives the nightly reports."""
-
-    risk_team: tuple[str, ...] = ("risk-team@example.com",)
-    sender: str = "ijules@localhost"
-
-    @field_validator("risk_team")
-    @classmethod
-    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one address is needed")
-        for address in value:
-            if not _EMAIL.match(address):
-                raise ValueError(f"not an e-mail address: {address!r}")
-        return value
-
-
-class PathsConfig(_Frozen):
+class PathsConfig(Frozen):
     """Where each stage reads and writes; dvc.yaml passes the same paths to every command."""
 
     staged: str = "data/staging/bars.parquet"
@@ -758,7 +94,7 @@ class PathsConfig(_Frozen):
     performance_rolling: str = "reports/performance_rolling.csv"
 
 
-class Config(_Frozen):
+class Config(Frozen):
     """Every run parameter, resolved from params.yaml and the selected phase overlay."""
 
     seed: Annotated[int, Field(ge=0)]
@@ -768,13 +104,13 @@ class Config(_Frozen):
     features: FeaturesConfig = FeaturesConfig()
     split: SplitConfig = SplitConfig()
     environment: EnvironmentConfig = EnvironmentConfig()
-    risk: RiskObservationConfig = RiskObservationConfig()
+    observation: ObservationConfig = ObservationConfig()
+    reward: RewardConfig = RewardConfig()
     safeguards: SafeguardsConfig = SafeguardsConfig()
     microstructure: MicrostructureConfig = MicrostructureConfig()
     regimes: RegimesConfig = RegimesConfig()
     risk_management: RiskManagementConfig = RiskManagementConfig()
     risk_models: RiskModelsConfig = RiskModelsConfig()
-    portfolio_optimization: PortfolioOptimizationConfig = PortfolioOptimizationConfig()
     risk_report: RiskReportConfig = RiskReportConfig()
     training: TrainingConfig = TrainingConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
@@ -807,7 +143,7 @@ def load_config(params_path: Path = Path("params.yaml"), phase: str | None = Non
         With a one-line message naming the file and the key at fault.
     """
     raw = _read_mapping(params_path)
-    _refuse_planned(raw, params_path)
+    _refuse_unbuilt(raw, params_path)
     selected = phase if phase is not None else raw.get("phase", BASE_PHASE)
     if not isinstance(selected, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", selected):
         raise ConfigError(f"{params_path}: phase must be a preset name, got {selected!r}")
@@ -819,7 +155,7 @@ def load_config(params_path: Path = Path("params.yaml"), phase: str | None = Non
     overlay = _read_mapping(overlay_path, allow_empty=True)
     if "phase" in overlay:
         raise ConfigError(f"{overlay_path}: an overlay cannot set 'phase'")
-    _refuse_planned(overlay, overlay_path)
+    _refuse_unbuilt(overlay, overlay_path)
     merged = _deep_merge(raw, overlay)
     merged["phase"] = selected
     try:
@@ -856,13 +192,12 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
-def _refuse_planned(mapping: Mapping[str, Any], source: Path) -> None:
+def _refuse_unbuilt(mapping: Mapping[str, Any], source: Path) -> None:
     for dotted in _flatten(mapping):
-        for prefix, owner in PLANNED_KEYS.items():
+        for prefix, reason in REFUSED_KEYS.items():
             if dotted == prefix or dotted.startswith(prefix + "."):
                 raise ConfigError(
-                    f"{source}: '{prefix}' is not implemented yet ({owner}); "
-                    "remove it or select another phase"
+                    f"{source}: '{prefix}' {reason}; remove it or select another phase"
                 )
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ijules.config import Config, FeaturesConfig, SplitConfig
+from ijules.config import Config
+from ijules.data.config import FeaturesConfig, SplitConfig
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
 from ijules.io import read_json, write_json, write_parquet

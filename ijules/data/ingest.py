@@ -15,7 +15,8 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 
-from ijules.config import CleaningPolicy, Config, DataConfig
+from ijules.config import Config
+from ijules.data.config import CleaningPolicy, DataConfig
 from ijules.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, SYMBOL, TIMESTAMP
 from ijules.errors import IngestError
 from ijules.io import write_json, write_parquet

@@ -82,6 +82,24 @@ class Backtest:
         totals = self.costs.sum(axis=(0, 1))
         return dict(zip(COST_COMPONENTS, map(float, totals), strict=True))
 
+    def window(self, first: int, last: int) -> Backtest:
+        """The bars ``first`` to ``last`` (marks) and the steps between them, as a backtest."""
+        steps = slice(first, last)
+        return Backtest(
+            timestamps=self.timestamps[first : last + 1],
+            close=self.close[first : last + 1],
+            equity=self.equity[first : last + 1],
+            units=self.units[steps],
+            traded=self.traded[steps],
+            costs=self.costs[steps],
+            exit_costs=self.exit_costs,
+            risk_events=self.risk_events[
+                (self.risk_events["timestamp"] >= self.timestamps[first])
+                & (self.risk_events["timestamp"] <= self.timestamps[last])
+            ],
+            risk_refusals=self.risk_refusals,
+        )
+
     @property
     def weights(self) -> FloatArray:
         """Positions after each bar's trade, as fractions of the equity before it."""
@@ -99,6 +117,9 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         done = terminated or truncated
     engine = env.engine
     steps = len(equity) - 1
+    engine.safeguards.check_observations(
+        engine.observations[: steps + 1], env.observation_space, env.observation_names
+    )
     traded = engine.traded_units(0)
     return Backtest(
         timestamps=env.market.timestamps[: steps + 1],

@@ -60,13 +60,13 @@ class EngineSettings:
         """Assemble the parts that ``config`` describes, with a model's normalisation."""
         return cls(
             actions=action_interpreter(config, n_instruments),
-            observation=ObservationBuilder(norm, clip_zscore, config.risk.active_features),
+            observation=ObservationBuilder(norm, clip_zscore, config.observation.active_features),
             reward=RewardFunction.from_config(config),
             costs=CostModel.from_config(config.microstructure),
             limits=PortfolioLimits.from_config(config),
-            risk=RiskSettings(config.risk_management, config.risk.daily_var_budget),
+            risk=RiskSettings.from_config(config.risk_management),
             initial_capital=config.environment.initial_capital,
-            drawdown_velocity_bars=config.risk.drawdown_velocity_bars,
+            drawdown_velocity_bars=config.observation.drawdown_velocity_bars,
         )
 
     def sim_params(self, bars_per_day: float) -> dict[str, Any]:

@@ -133,15 +133,11 @@ def build_market(
     frames = [regimes[str(name)].reindex(marks.index).ffill() for name in marks.columns]
     garch = np.column_stack([f["garch_sigma"].to_numpy(dtype=np.float64) for f in frames])
     per_day = bars_per_day(marks.index.to_numpy(dtype="datetime64[ns]"))
-    risk = config.risk
-    correlation = correlation_gap(
-        log_returns, risk.correlation_short_bars, risk.correlation_long_bars
-    )
+    monitoring = config.risk_management.monitoring
+    short, long = monitoring.correlation_short_bars, monitoring.correlation_long_bars
+    correlation = correlation_gap(log_returns, short, long)
     breakdown = correlation_breakdown(
-        log_returns,
-        risk.correlation_short_bars,
-        risk.correlation_long_bars,
-        config.risk_management.monitoring.correlation_breakdown_threshold,
+        log_returns, short, long, monitoring.correlation_breakdown_threshold
     )
     ticks = [
         costs.tick_size or infer_tick_size(close[column].dropna().to_numpy())

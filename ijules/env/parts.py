@@ -166,11 +166,9 @@ class RewardFunction:
 
     @classmethod
     def from_config(cls, config: Config) -> RewardFunction:
-        """Read the reward from ``environment`` and ``risk``."""
-        risk = config.risk
-        return cls(
-            config.environment.reward_scaling, risk.penalty_lambda, risk.penalty, risk.dd_limit
-        )
+        """Read the reward from ``reward``."""
+        reward = config.reward
+        return cls(reward.scaling, reward.penalty_lambda, reward.penalty, reward.dd_limit)
 
     def sim_params(self) -> dict[str, object]:
         """The step's reward parameters (its bounds are the safeguards')."""

@@ -2,7 +2,10 @@
 
 A non-finite observation or reward is an incident: it is counted and stops the run with an error
 that says where. A reward outside the configured bounds is an alert: counted and logged, the run
-goes on. A policy whose spaces do not match the environment's is refused before it acts.
+goes on. A policy whose spaces do not match the environment's is refused before it acts. With
+``observation_consistency_check``, every observation an evaluation handed its policy must lie in
+the observation space the policy was trained on (shape, dtype and bounds), or the evaluation
+stops as an incident: a policy fed what it never saw in training is not being evaluated.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from gymnasium import spaces
 
-from ijules.config import SafeguardsConfig
+from ijules.env.config import SafeguardsConfig
 from ijules.errors import IjulesError, ModelCompatibilityError
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,10 @@ log = logging.getLogger(__name__)
 
 class NonFiniteError(IjulesError):
     """A NaN or inf reached an observation or a reward."""
+
+
+class ObservationError(IjulesError):
+    """An observation left the space the policy was trained on."""
 
 
 @dataclass
@@ -60,6 +68,31 @@ class Safeguards:
                     outside,
                 )
                 self._alert_logged = True
+
+    def check_observations(
+        self, observations: npt.NDArray[np.float32], space: spaces.Box, names: list[str]
+    ) -> None:
+        """Refuse observations (one per row) outside ``space`` (``observation_consistency_check``).
+
+        ``names`` label the entries, for the message.
+        """
+        if not self.config.observation_consistency_check:
+            return
+        if observations.shape[1:] != space.shape or observations.dtype != space.dtype:
+            self.incidents += 1
+            raise ObservationError(
+                f"observations are {observations.dtype}{list(observations.shape[1:])}, the "
+                f"policy's space is {space.dtype}{list(space.shape)} (incident {self.incidents})"
+            )
+        outside = ~((observations >= space.low) & (observations <= space.high))
+        if outside.any():
+            self.incidents += 1
+            row, column = (int(k) for k in np.argwhere(outside)[0])
+            raise ObservationError(
+                f"{int(outside.sum())} observation value(s) outside the policy's space, first "
+                f"{names[column]} = {observations[row, column]:g} at step {row} (bounds "
+                f"[{space.low[column]:g}, {space.high[column]:g}]; incident {self.incidents})"
+            )
 
 
 def check_compatible(

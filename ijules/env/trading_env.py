@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
+from gymnasium import spaces
 
 from ijules.config import Config
 from ijules.data.features import NormStats
@@ -56,10 +57,13 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
         )
         low, high = safeguards.config.reward_bounds
         self.engine.set_reward_bounds(low, high)
-        self.observation_space = settings.observation.space(
+        self.observation_space: spaces.Box = settings.observation.space(
             len(market.feature_names), market.n_instruments
         )
         self.action_space = settings.actions.space
+        self.observation_names = settings.observation.names(
+            market.feature_names, market.instruments
+        )
         self._sim = self.engine.sim
 
     @property

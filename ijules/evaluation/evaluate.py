@@ -29,6 +29,7 @@ from ijules.errors import ModelCompatibilityError, RegistryError
 from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
 from ijules.io import read_json, write_json, write_text, write_with
 from ijules.risk.attribution import risk_attribution
+from ijules.risk.config import AttributionConfig
 from ijules.tracking import configure, run_exists
 from ijules.training.policy import POLICY_SPEC, RecurrentPolicy, policy_settings
 
@@ -45,6 +46,7 @@ class Evaluation:
     backtests: dict[str, Backtest]
     bars_per_year: float
     regimes: list[str]
+    attribution: AttributionConfig
 
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json``: metrics, costs, risk and significance per backtest.
@@ -61,10 +63,11 @@ class Evaluation:
                 "costs": backtest.costs_by_component(),
                 "exit_costs": backtest.exit_costs,
                 "risk_engine": backtest.risk_summary(),
-                "attribution": risk_attribution(
-                    returns, asset, backtest.weights.sum(axis=1), asset
-                ),
             }
+            if self.attribution.enabled:
+                payload[name]["attribution"] = risk_attribution(
+                    returns, asset, backtest.weights.sum(axis=1), asset, self.attribution.components
+                )
         return payload
 
 
@@ -129,7 +132,13 @@ def evaluate(
         "bars_per_year": feature_set.bars_per_year,
         "costs": describe_costs(config),
     }
-    return Evaluation(window, backtests, feature_set.bars_per_year, regime_labels(market))
+    return Evaluation(
+        window,
+        backtests,
+        feature_set.bars_per_year,
+        regime_labels(market),
+        config.risk_management.attribution,
+    )
 
 
 def regime_labels(market: MarketData) -> list[str]:

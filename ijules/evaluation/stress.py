@@ -41,12 +41,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ijules.config import Config, StressName
+from ijules.config import Config
 from ijules.data.features import BAR_COLUMNS, SPLIT, FeatureSet, Window, feature_table
 from ijules.data.schema import TIMESTAMP
 from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import IngestError
+from ijules.evaluation.config import StressName
 from ijules.evaluation.risk_report import load_daily
 from ijules.io import read_json, write_json
 from ijules.sim import codes

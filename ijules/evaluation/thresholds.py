@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ijules.config import GateConfig
+from ijules.evaluation.config import GateConfig
 
 
 @dataclass(frozen=True)

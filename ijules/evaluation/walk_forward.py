@@ -32,12 +32,13 @@ from ijules.analytics.significance import (
     expected_maximum_sharpe,
     target_test,
 )
-from ijules.config import Config, WalkForwardConfig
+from ijules.config import Config
 from ijules.data.features import SPLIT, FeatureSet, NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import ConfigError
 from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
+from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
 from ijules.evaluation.thresholds import threshold_checks
 from ijules.io import md5_file, read_json, write_json

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ijules.config import MicrostructureConfig
+from ijules.execution.config import MicrostructureConfig
 from ijules.sim import layout
 from ijules.sim.costs import capacity_charge, fill_costs
 

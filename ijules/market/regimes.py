@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ijules.config import RegimesConfig, VolatilityRegimeConfig
+from ijules.market.config import RegimesConfig, VolatilityRegimeConfig
 from ijules.market.trend import efficiency_ratio
 from ijules.market.volatility import garch_forecast, high_volatility_probability
 

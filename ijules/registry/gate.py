@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ijules.config import GateConfig
+from ijules.evaluation.config import GateConfig
 from ijules.evaluation.thresholds import GateDecision, at_least, missing, threshold_checks
 
 

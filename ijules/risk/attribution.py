@@ -16,7 +16,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ijules.risk.config import AttributionComponent
+
 FloatArray = npt.NDArray[np.float64]
+
+
+# What each component reports.
+_REPORTS: dict[AttributionComponent, tuple[str, ...]] = {
+    "systematic_risk": ("beta", "systematic_risk_share"),
+    "idiosyncratic_risk": ("idiosyncratic_risk_share",),
+    "timing_risk": ("timing_pnl", "timing_share"),
+    "sizing_risk": ("sizing_pnl", "sizing_share"),
+}
 
 
 def risk_attribution(
@@ -24,8 +35,10 @@ def risk_attribution(
     benchmark_returns: FloatArray,
     weights: FloatArray,
     asset_returns: FloatArray,
+    components: tuple[AttributionComponent, ...] = tuple(_REPORTS),
 ) -> dict[str, Any]:
-    """Attribute a single-instrument strategy's risk and P&L (see the module docstring)."""
+    """Attribute a single-instrument strategy's risk and P&L (see the module docstring); report
+    the ``components`` asked for."""
     s = np.asarray(strategy_returns, dtype=np.float64)
     b = np.asarray(benchmark_returns, dtype=np.float64)
     variance_b = float(np.var(b, ddof=1))
@@ -42,7 +55,7 @@ def risk_attribution(
     timing = float(np.sum(np.sign(w) * mean_size * r))
     sizing = float(np.sum((np.abs(w) - mean_size) * np.sign(w) * r))
     pnl = timing + sizing
-    return {
+    full = {
         "beta": beta,
         "systematic_risk_share": systematic / total if total > 0 else 0.0,
         "idiosyncratic_risk_share": idiosyncratic / total if total > 0 else 0.0,
@@ -51,3 +64,5 @@ def risk_attribution(
         "timing_share": timing / pnl if pnl else 0.0,
         "sizing_share": sizing / pnl if pnl else 0.0,
     }
+    wanted = {key for component in components for key in _REPORTS[component]}
+    return {key: value for key, value in full.items() if key in wanted}

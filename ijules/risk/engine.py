@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ijules.config import RiskManagementConfig
+from ijules.risk.config import RiskManagementConfig
 from ijules.sim import codes
 from ijules.sim.layout import RELEASE_MODES
 from ijules.sim.simulator import Simulator
@@ -30,7 +30,12 @@ class RiskSettings:
     """The risk engine's parameters (master plan, phase 3)."""
 
     config: RiskManagementConfig
-    daily_var_budget: float
+    daily_var_budget: float  # the configured budget, unless the curriculum adapts it
+
+    @classmethod
+    def from_config(cls, config: RiskManagementConfig) -> RiskSettings:
+        """The engine ``risk_management`` describes."""
+        return cls(config, config.limits.daily_var_budget)
 
     def sim_params(self) -> dict[str, object]:
         """The step's risk-engine parameters."""

@@ -17,9 +17,62 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from ijules.config import PortfolioOptimizationConfig
+from pydantic import Field
+
+from ijules.frozen import Fraction, Frozen, PositiveFloat
+
+
+class KellyConstraintsConfig(Frozen):
+    """Bounds of the enhanced Kelly size."""
+
+    max_kelly_fraction: Annotated[float, Field(gt=0, le=1)] = 0.25
+    min_position_size: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_position_size: Annotated[float, Field(gt=0, le=1)] = 0.20
+    volatility_target: PositiveFloat = 0.15
+
+
+class PositionSizingConfig(Frozen):
+    """Enhanced Kelly sizing (master plan, phase 5)."""
+
+    kelly_enhancements: tuple[
+        Literal[
+            "drawdown_scaling",
+            "volatility_targeting",
+            "regime_adjustment",
+            "correlation_adjustment",
+        ],
+        ...,
+    ] = ("drawdown_scaling", "volatility_targeting", "regime_adjustment", "correlation_adjustment")
+    constraints: KellyConstraintsConfig = KellyConstraintsConfig()
+
+
+class RegimeStrategyConfig(Frozen):
+    """Per-regime parameters of phase 5's regime adaptation."""
+
+    position_size_multiplier: Annotated[float, Field(ge=0)] = 1.0
+    turnover_tolerance: Annotated[float, Field(ge=0)] | None = None
+    risk_budget_allocation: Annotated[float, Field(ge=0, le=1)] | None = None
+    emergency_liquidation_threshold: Fraction | None = None
+
+
+class RegimeAdaptationConfig(Frozen):
+    """Phase 5's regime classes and their parameters (the sizer's regime scalar)."""
+
+    enabled: bool = True
+    strategy_parameters: dict[str, RegimeStrategyConfig] = Field(default_factory=dict)
+
+
+class PortfolioOptimizationConfig(Frozen):
+    """Position sizing and regime adaptation (master plan, phase 5).
+
+    Not reachable from params.yaml yet (``portfolio_optimization`` is refused there by name):
+    the sizer is a tested pure function that no environment calls.
+    """
+
+    position_sizing: PositionSizingConfig = PositionSizingConfig()
+    regime_adaptation: RegimeAdaptationConfig = RegimeAdaptationConfig()
 
 
 @dataclass(frozen=True)

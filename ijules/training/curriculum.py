@@ -5,8 +5,10 @@ weight traded per bar, and episodes that start only in the stage's market regime
 episode is scored against the stage's targets (Sharpe, drawdown, win rate, and the information
 and Calmar ratios where the stage sets them). The agent advances when it has played the stage's
 minimum episodes, its last N episodes in a row all passed, and, where the stage asks for it, a
-backtest of the current policy on the validation window meets the targets too (with
-``stress_test_passage``, also under volatility x3).
+backtest of the current policy on the validation window passes the ``advancement_gates``: the
+targets met in each of ``minimum_out_of_sample_periods`` consecutive periods, and a Sharpe ratio
+above the stage's target with probability ``confidence_threshold`` (PSR); with
+``stress_test_passage``, also under volatility x3.
 
 Regimes here are relative: the volatility terciles of the training window (the plan's absolute
 thresholds would leave a crypto market with no low-volatility bars at all); ``all`` excludes
@@ -15,8 +17,9 @@ crisis bars, ``all_including_stress`` does not.
 Adaptive difficulty: over each ``performance_window`` episodes, mean Sharpe against the stage
 target above ``consistent_overperformance`` makes the stage harder (costs x1.25, one more
 regime, positions x1.1 up to the stage's limit, risk budget x1.1); below
-``consistent_underperformance`` makes it easier by the inverse steps, within bounds. Every change
-is recorded in the history, which training logs to MLflow.
+``consistent_underperformance`` makes it easier by the inverse steps, within bounds. The last
+stage adapts only with ``continuous_improvement``. Every change is recorded in the history,
+which training logs to MLflow.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ import numpy as np
 import numpy.typing as npt
 from stable_baselines3.common.callbacks import BaseCallback
 
-from ijules.config import Config, CurriculumConfig, CurriculumStage
+from ijules.analytics.significance import SharpeMoments, psr
+from ijules.config import Config
+from ijules.env.backtest import Backtest
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
+from ijules.training.config import AdvancementGates, CurriculumConfig, CurriculumStage
 from ijules.training.policy import PolicySpec
 
 log = logging.getLogger(__name__)
@@ -144,7 +150,10 @@ class Curriculum:
         self.streak = self.streak + 1 if passes(stage, metrics) else 0
         self.recent.append(metrics["sharpe_ratio"])
         adaptation = self.config.difficulty_adaptation
-        if adaptation.enabled and len(self.recent) == self.recent.maxlen:
+        last = self.stage_index + 1 == len(self.names)
+        # The last stage keeps adapting only under continuous_improvement; else it is frozen.
+        adapts = adaptation.enabled and (not last or stage.continuous_improvement)
+        if adapts and len(self.recent) == self.recent.maxlen:
             self._adapt(float(np.mean(self.recent)))
             self.recent.clear()
         needed = stage.advancement_criteria.consecutive_passing_episodes
@@ -287,25 +296,51 @@ def policy_validator(
     from ijules.env.backtest import run_backtest
     from ijules.training.policy import RecurrentPolicy
 
-    def backtest(market: MarketData, engine: Engine) -> dict[str, float]:
+    gates = config.curriculum.advancement_gates
+
+    def backtest(
+        stage: CurriculumStage, market: MarketData, engine: Engine
+    ) -> tuple[bool, dict[str, Any]]:
         env = TradingEnv(market, settings, Safeguards(config.safeguards))
         current = engine.settings  # the stage's constraints and difficulty
         env.engine.reconfigure(limits=current.limits, costs=current.costs, risk=current.risk)
         policy = RecurrentPolicy(model, spec)
         result = run_backtest(env, policy.act)
-        return result.metrics(market.bars_per_year, result.asset_returns).stage_targets()
+        return judge_out_of_sample(stage, result, market.bars_per_year, gates)
 
     stressed: list[MarketData] = []
 
     def validate(stage: CurriculumStage, engine: Engine) -> tuple[bool, dict[str, Any]]:
-        results = {"validation": backtest(validation, engine)}
+        verdicts = {"validation": backtest(stage, validation, engine)}
         if stage.advancement_criteria.stress_test_passage:
             if not stressed:
                 stressed.append(volatility_shock(config, validation))
-            results["volatility_shock"] = backtest(stressed[0], engine)
-        return all(passes(stage, m) for m in results.values()), results
+            verdicts["volatility_shock"] = backtest(stage, stressed[0], engine)
+        passed = all(ok for ok, _ in verdicts.values())
+        return passed, {name: details for name, (_, details) in verdicts.items()}
 
     return validate
+
+
+def judge_out_of_sample(
+    stage: CurriculumStage, backtest: Backtest, bars_per_year: float, gates: AdvancementGates
+) -> tuple[bool, dict[str, Any]]:
+    """Whether an out-of-sample backtest earns the advancement (``advancement_gates``).
+
+    The window is cut into ``minimum_out_of_sample_periods`` consecutive periods and each must
+    meet the stage's targets on its own, walk-forward style; and the probability that the
+    whole window's Sharpe ratio beats the stage's target Sharpe (PSR, per bar) must reach
+    ``confidence_threshold``.
+    """
+    bounds = np.linspace(0, len(backtest.equity) - 1, gates.minimum_out_of_sample_periods + 1)
+    periods = []
+    for first, last in zip(bounds[:-1].astype(int), bounds[1:].astype(int), strict=True):
+        window = backtest.window(int(first), int(last))
+        periods.append(window.metrics(bars_per_year, window.asset_returns).stage_targets())
+    target_per_bar = stage.target_metrics.sharpe_ratio / np.sqrt(bars_per_year)
+    confidence = psr(SharpeMoments.of(backtest.returns), target_per_bar)
+    passed = all(passes(stage, m) for m in periods) and confidence >= gates.confidence_threshold
+    return passed, {"periods": periods, "psr_vs_target": confidence}
 
 
 def volatility_shock(config: Config, market: MarketData) -> MarketData:

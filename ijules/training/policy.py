@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ijules.config import Config, RiskFeature
+from ijules.config import Config
 from ijules.data.features import NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, ObservationBuilder, PortfolioLimits
 from ijules.env.safeguards import check_compatible
 from ijules.errors import ModelCompatibilityError
 from ijules.io import read_json
+from ijules.sim.layout import RiskFeature
 
 POLICY_ZIP = "policy.zip"
 POLICY_SPEC = "policy.json"

@@ -85,4 +85,4 @@ def test_phases_are_selected_with_dvc_exp_set_param(tmp_path) -> None:
         check=False,
     )
     assert refused.returncode != 0
-    assert "'portfolio_optimization.objective_function' is not implemented yet" in refused.stderr
+    assert "'portfolio_optimization' is not implemented yet" in refused.stderr

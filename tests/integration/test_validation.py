@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ijules.config import StressConfig
+from ijules.evaluation.config import StressConfig
 from ijules.evaluation.risk_report import load_daily
 from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold, run_summary

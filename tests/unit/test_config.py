@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ijules.config import PLANNED_KEYS, load_config
+from ijules.config import REFUSED_KEYS, load_config
 from ijules.errors import ConfigError
 from tests.conftest import REPO, write_params
 
@@ -46,7 +46,10 @@ def test_yes_is_not_a_boolean(make_config) -> None:
         ),
         ({"environment": {"max_gross_exposure": 1.2}}, "environment.max_gross_exposure"),
         ({"safeguards": {"nan_guard_strict": False}}, "safeguards.nan_guard_strict"),
-        ({"risk": {"risk_features": ["portfolio_heat_ratio", "vibes"]}}, "risk.risk_features"),
+        (
+            {"observation": {"risk_features": ["portfolio_heat_ratio", "vibes"]}},
+            "observation.risk_features",
+        ),
         ({"environment": {"max_position_fraction": 1.5}}, "environment.max_position_fraction"),
         (
             {"environment": {"min_cash_reserve_fraction": 1.2}},
@@ -100,9 +103,35 @@ def test_master_plan_phase_refuses_unimplemented_section_by_name(make_config) ->
     with pytest.raises(
         ConfigError,
         match=r"phase5_production_optimization\.yaml: "
-        r"'portfolio_optimization\.objective_function' is not implemented",
+        r"'portfolio_optimization' is not implemented yet",
     ):
         make_config(phase="phase5_production_optimization")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"safeguards": {"nan_guard_strict": True}}, "safeguards.nan_guard_strict"),
+        ({"curriculum": {"architecture": "multi_stage_adaptive"}}, "curriculum.architecture"),
+        (
+            {"curriculum": {"advancement_gates": {"validation_method": "walk_forward"}}},
+            "curriculum.advancement_gates.validation_method",
+        ),
+        (
+            {
+                "microstructure": {
+                    "transaction_costs": {"turnover_penalty": {"penalty_curve": "almgren_chriss"}}
+                }
+            },
+            "microstructure.transaction_costs.turnover_penalty.penalty_curve",
+        ),
+    ],
+)
+def test_a_key_that_would_change_nothing_is_refused_by_name(make_config, overrides, key) -> None:
+    """The plan's descriptive keys (the only model there is, a guard always on) are refused:
+    a value there would parse and then do nothing."""
+    with pytest.raises(ConfigError, match=f"'{key.replace('.', '[.]')}' (describes|cannot)"):
+        make_config(overrides)
 
 
 def test_phase_4_loads_the_plan_curriculum(make_config) -> None:
@@ -123,7 +152,7 @@ def test_phases_1_and_2_load_with_the_plan_parameters(make_config) -> None:
     phase1 = make_config(phase="phase1_institutional")
     assert phase1.environment.initial_capital == 50_000.0
     assert phase1.environment.gross_limit == pytest.approx(0.95)
-    assert phase1.risk.dd_limit == 0.5 and phase1.safeguards.nan_guard_strict
+    assert phase1.reward.dd_limit == 0.5 and phase1.reward.scaling == 0.02
     phase2 = make_config(phase="phase2_microstructure")
     costs = phase2.microstructure.transaction_costs
     assert (costs.fixed_cost_per_trade, costs.proportional_cost_bps) == (0.5, 1.0)
@@ -137,17 +166,17 @@ def test_planned_key_in_params_is_refused_not_ignored(make_config) -> None:
 
 
 @pytest.mark.parametrize("overlay", sorted(p.stem for p in (REPO / "config").glob("*.yaml")))
-def test_every_committed_overlay_uses_known_or_planned_keys_only(
+def test_every_committed_overlay_uses_known_or_refused_keys_only(
     tmp_path: Path, overlay: str
 ) -> None:
-    """An overlay may only fail for work that is planned: never for a typo."""
+    """An overlay may only fail on a key refused by name: never for a typo."""
     raw = yaml.safe_load((REPO / "config" / f"{overlay}.yaml").read_text()) or {}
 
     def without_planned(mapping: dict, prefix: str = "") -> dict:
         kept = {}
         for key, value in mapping.items():
             dotted = f"{prefix}{key}"
-            if dotted in PLANNED_KEYS:
+            if dotted in REFUSED_KEYS:
                 continue
             kept[key] = without_planned(value, f"{dotted}.") if isinstance(value, dict) else value
         return kept

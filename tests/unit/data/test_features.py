@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ijules.config import FeaturesConfig, SplitConfig
+from ijules.data.config import FeaturesConfig, SplitConfig
 from ijules.data.features import (
     FeatureSet,
     assign_windows,

@@ -313,7 +313,7 @@ def test_stepping_past_the_end_is_refused(market, config_default) -> None:
 
 
 def test_drawdown_limit_ends_the_episode(market, make_config) -> None:
-    config = make_config({"risk": {"dd_limit": 0.001}})
+    config = make_config({"reward": {"dd_limit": 0.001}})
     env = env_of(market, config)
     env.reset()
     terminated = False
@@ -331,7 +331,7 @@ def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) ->
     from ijules.training.policy import PolicySpec
 
     # A real (untrained) policy for an environment without risk features: 11 inputs, not 16.
-    narrow = make_config({"risk": {"include_risk_features": False}})
+    narrow = make_config({"observation": {"include_risk_features": False}})
     narrow_settings = EngineSettings.from_config(narrow, norm_of(market), 5.0, 1)
     narrow_env = VectorTradingEnv(
         market, narrow_settings, Safeguards(narrow.safeguards), n_envs=1, episode_bars=64

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ijules.config import WalkForwardConfig
 from ijules.data.features import FeatureSet, NormStats, WindowSpan
 from ijules.errors import ConfigError
+from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.walk_forward import Fold, fold_norm, fold_windows
 
 

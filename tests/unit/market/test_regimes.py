@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ijules.config import RegimesConfig, VolatilityRegimeConfig
+from ijules.market.config import RegimesConfig, VolatilityRegimeConfig
 from ijules.market.regimes import RegimeSettings, detect_regimes, regime_labels
 from ijules.market.volatility import garch_forecast
 from tests.conftest import SAMPLES

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ijules.config import GateConfig
+from ijules.evaluation.config import GateConfig
 from ijules.evaluation.thresholds import threshold_checks
 from ijules.registry.gate import apply_gate
 

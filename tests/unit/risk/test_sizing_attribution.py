@@ -8,12 +8,21 @@ import numpy as np
 import pytest
 
 from ijules.risk.attribution import risk_attribution
-from ijules.risk.sizing import enhanced_kelly
+from ijules.risk.sizing import PortfolioOptimizationConfig, RegimeStrategyConfig, enhanced_kelly
 
 
 @pytest.fixture
-def optimisation(make_config):
-    return make_config().portfolio_optimization
+def optimisation():
+    """The master plan's phase 5 sizing parameters."""
+    return PortfolioOptimizationConfig(
+        regime_adaptation={
+            "strategy_parameters": {
+                "low_volatility_trending": RegimeStrategyConfig(position_size_multiplier=1.2),
+                "high_volatility_ranging": RegimeStrategyConfig(position_size_multiplier=0.6),
+                "crisis_mode": RegimeStrategyConfig(position_size_multiplier=0.2),
+            }
+        }
+    )
 
 
 def size(optimisation, **overrides):

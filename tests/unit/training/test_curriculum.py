@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ijules.config import CurriculumStage
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.safeguards import Safeguards
+from ijules.training.config import CurriculumStage
 from ijules.training.curriculum import Curriculum, passes, regime_starts
 from tests.unit.env.conftest import market_of, norm_of
 

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import torch
 
-from ijules.config import SafeguardsConfig
+from ijules.env.config import SafeguardsConfig
 from ijules.env.safeguards import Safeguards
 from ijules.errors import TrainingError
 from ijules.training.diagnostics import (

@@ -1,0 +1,109 @@
+"""Configuration of evaluation: walk-forward, stress, the risk report, thresholds and red flags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, field_validator
+
+from ijules.frozen import Fraction, Frozen, PositiveInt
+from ijules.market.config import RegimesConfig
+
+
+class WalkForwardConfig(Frozen):
+    """Walk-forward validation over the development bars (the test window stays held out)."""
+
+    scheme: Literal["expanding", "rolling"] = "expanding"
+    fold_ids: tuple[Annotated[int, Field(ge=0)], ...] = (0, 1, 2)
+    test_bars: Annotated[int, Field(ge=50)] = 1500
+    train_bars: Annotated[int, Field(ge=100)] = 6000
+    min_train_bars: Annotated[int, Field(ge=100)] = 2000
+    purge_bars: Annotated[int, Field(ge=0)] = 1
+    embargo_bars: Annotated[int, Field(ge=0)] = 48
+    total_timesteps: PositiveInt = 8192
+    confidence: Fraction = 0.95  # a fold's Sharpe is significant when its PSR reaches this
+
+    @field_validator("fold_ids")
+    @classmethod
+    def _consecutive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or list(value) != list(range(len(value))):
+            raise ValueError(f"fold_ids must be 0, 1, ..., n-1, got {list(value)}")
+        return value
+
+
+StressName = Literal[
+    "market_crash_2008",
+    "flash_crash_2010",
+    "covid_volatility_2020",
+    "volatility_x3",
+    "correlation_breakdown",
+    "liquidity_crisis",
+]
+
+
+class StressConfig(Frozen):
+    """Stress scenarios: real crises mapped onto the instrument, and synthetic shocks."""
+
+    scenarios: tuple[StressName, ...] = get_args(StressName)
+    crisis_windows: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "market_crash_2008": ("2008-09-01", "2008-12-31"),
+            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
+            "covid_volatility_2020": ("2020-02-18", "2020-04-15"),
+        }
+    )
+    calm_reference: tuple[str, str] = ("2012-01-01", "2019-12-31")
+    volatility_multiple: Annotated[float, Field(gt=1)] = 3.0
+    liquidity_multiple: Annotated[float, Field(gt=1)] = 5.0
+    max_drawdown: Fraction = 0.25
+
+
+class RiskReportConfig(Frozen):
+    """The risk report: VaR backtests and circuit-breaker replays on a daily index series."""
+
+    source: str = "data/samples/sp500_daily_close.csv.gz"
+    date_column: str = "date"
+    column: str = "SP500"
+    var_start: str | None = None
+    windows: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "crisis_2008": ("2008-09-01", "2008-12-31"),
+            "flash_crash_2010": ("2010-04-26", "2010-05-21"),
+            "covid_2020": ("2020-02-18", "2020-04-15"),
+            "calm_2017": ("2017-01-03", "2017-12-29"),
+        }
+    )
+    # Daily bars: the regime windows of params.yaml are in (hourly) bars.
+    regimes: RegimesConfig = RegimesConfig(
+        garch_window_bars=500,
+        garch_refit_bars=20,
+        trend_window_bars=20,
+        long_run_window_bars=252,
+        recovery_bars=20,
+        markov_probabilities=False,
+    )
+    cooldown_bars: Annotated[int, Field(ge=1)] = 1
+
+
+class GateConfig(Frozen):
+    """What a model must show out of sample to become challenger or champion."""
+
+    min_sharpe: float = 0.0
+    max_drawdown: Fraction = 0.10
+    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
+    min_trades: Annotated[int, Field(ge=0)] = 10
+    min_walk_forward_pass_rate: Fraction = 0.6
+    require_stress_survival: bool = True
+
+
+class ReportConfig(Frozen):
+    """Red-flag rules of the performance report (defaults: the master plan's standards)."""
+
+    min_sharpe: float = 1.0  # "institutional minimum 1.0"
+    max_drawdown: Fraction = 0.05  # "under 5% threshold"
+    max_daily_turnover: Annotated[float, Field(ge=0)] = 2.0  # "target < 2x"
+    min_win_rate: Fraction = 0.45
+    min_explained_variance: float = 0.85  # phase 1 success criteria
+    min_psr: Fraction = 0.95
+    max_cost_share: Fraction = 0.5  # costs above this share of gross P&L
+    rolling_sharpe_bars: Annotated[int, Field(ge=10)] = 168
