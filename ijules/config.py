@@ -40,6 +40,21 @@ from ijules.training.config import CurriculumConfig, TrainingConfig
 
 BASE_PHASE = "base"
 
+# The sections that shape what a trained policy does (the data enters through its files).
+POLICY_SECTIONS = (
+    "seed",
+    "features",
+    "environment",
+    "observation",
+    "reward",
+    "safeguards",
+    "microstructure",
+    "regimes",
+    "risk_management",
+    "training",
+    "curriculum",
+)
+
 # Keys of the master plan that nothing here reads, each refused by name with the reason, so that a
 # phase overlay never half-applies and no setting parses and then does nothing. A key is refused
 # together with everything under it.
@@ -123,10 +138,26 @@ class Config(Frozen):
     notify: NotifyConfig = NotifyConfig()
     paths: PathsConfig = PathsConfig()
 
-    def digest(self) -> str:
-        """Return a stable hash of the parameters that shape results (paths excluded)."""
-        canonical = json.dumps(self.model_dump(mode="json", exclude={"paths"}), sort_keys=True)
+    def digest(self, *sections: str) -> str:
+        """Return a stable hash of the named sections (all of them, paths excluded, if none).
+
+        A digest stands for every value under its sections: whatever embeds one in an output
+        depends on all of them.
+        """
+        dumped = self.model_dump(mode="json", exclude={"paths"})
+        chosen = {name: dumped[name] for name in sections} if sections else dumped
+        canonical = json.dumps(chosen, sort_keys=True)
         return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
+
+    def policy_digest(self) -> str:
+        """The identity of a trained policy's configuration (:data:`POLICY_SECTIONS`): what
+        makes two trainings on the same data the same trial."""
+        return self.digest(*POLICY_SECTIONS)
+
+    def walk_forward_digest(self) -> str:
+        """The identity of walk-forward results: the policy's configuration, the folds and the
+        thresholds they are judged by."""
+        return self.digest(*POLICY_SECTIONS, "walk_forward", "gate")
 
 
 def available_phases(config_dir: Path) -> list[str]:

@@ -87,7 +87,7 @@ def lineage_tags(config: Config, inputs: dict[str, Path]) -> dict[str, str]:
     """Tags that tie a run to its code revision, its input data (DVC MD5s) and its params."""
     tags = {
         "git.revision": git_revision(),
-        "params.md5": config.digest(),
+        "params.md5": config.policy_digest(),
         "params.phase": config.phase,
     }
     for name, path in inputs.items():

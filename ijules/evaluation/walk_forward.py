@@ -122,7 +122,7 @@ def run_fold(
         config, norm, feature_set.clip_zscore, market.n_instruments
     )
     folder = checkpoint_folder(
-        checkpoints, "walk_forward", config.digest(), md5_file(features), str(fold_id)
+        checkpoints, "walk_forward", config.walk_forward_digest(), md5_file(features), str(fold_id)
     )
     resume = latest(folder)
     experiment_id = configure(config.registry.experiment)
@@ -194,7 +194,7 @@ def trials(config: Config) -> tuple[int, float | None]:
 
     experiment_id = configure(config.registry.experiment)
     runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
-    digests: dict[str, list[float]] = {config.digest(): []}
+    digests: dict[str, list[float]] = {config.policy_digest(): []}
     if len(runs) and "tags.params.md5" in runs and "tags.ijules.stage" in runs:
         trained = runs[runs["tags.ijules.stage"].isin(["train", "walk_forward"])]
         for _, run in trained.iterrows():
@@ -256,7 +256,7 @@ def run_summary(
     sharpes = np.array([row["agent_sharpe"] for row in table])
     passed = sum(row["passed"] for row in table)
     payload = {
-        "params_md5": config.digest(),
+        "params_md5": config.walk_forward_digest(),
         "scheme": config.walk_forward.scheme,
         "folds": len(table),
         "folds_passed": passed,

@@ -79,7 +79,7 @@ def run_register(
     run_id, model_uri = record["run_id"], record["model_uri"]
     _require_same_model(evaluation, run_id, metrics, model_dir, "ijules evaluate")
     folds = _optional(walk_forward)
-    if folds is not None and folds.get("params_md5") != config.digest():
+    if folds is not None and folds.get("params_md5") != config.walk_forward_digest():
         raise RegistryError(
             f"{walk_forward} was produced with other parameters; run `ijules walk-forward` first"
         )

@@ -72,7 +72,7 @@ def run_train(
         config, feature_set.norm, feature_set.clip_zscore, market.n_instruments
     )
     root = checkpoints if checkpoints is not None else Path(config.paths.checkpoints)
-    folder = checkpoint_folder(root, "train", config.digest(), md5_file(features))
+    folder = checkpoint_folder(root, "train", config.policy_digest(), md5_file(features))
     resume = latest(folder)
     experiment_id = configure(config.registry.experiment)
     run_id = resume.state.get("run_id") if resume is not None else None

@@ -65,7 +65,7 @@ def test_training_run_records_its_lineage(workspace) -> None:
     ws.evaluate()
     run = MlflowClient().get_run(result.run_id)
     assert run.data.tags["dvc.md5.features"] == md5_file(ws.path("features"))
-    assert run.data.tags["params.md5"] == ws.config.digest()
+    assert run.data.tags["params.md5"] == ws.config.policy_digest()
     assert len(run.data.tags["git.revision"]) >= 40 or run.data.tags["git.revision"] == "unknown"
     assert run.data.params["training.total_timesteps"] == "256"
     assert "test_sharpe" in run.data.metrics and "test_buy_and_hold_sharpe" in run.data.metrics

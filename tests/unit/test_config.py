@@ -196,6 +196,18 @@ def test_digest_tracks_parameters_but_not_paths(make_config) -> None:
     assert base.digest() != changed.digest()
 
 
+def test_a_policy_digest_changes_with_training_but_not_with_reporting(make_config) -> None:
+    """Two trainings are the same trial unless something that shapes the policy differs."""
+    base = make_config()
+    mailed = make_config({"notify": {"risk_team": ["desk@example.com"]}})
+    longer = make_config({"training": {"total_timesteps": 999}})
+    assert base.policy_digest() == mailed.policy_digest()
+    assert base.policy_digest() != longer.policy_digest()
+    assert (
+        base.walk_forward_digest() != make_config({"gate": {"min_trades": 3}}).walk_forward_digest()
+    )
+
+
 def test_missing_params_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"parameter file not found: .*nope\.yaml"):
         load_config(tmp_path / "nope.yaml")
