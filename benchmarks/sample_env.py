@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ijules.artifacts import NormStats
 from ijules.config import Config, load_config
-from ijules.data.features import NormStats, compute_features, feature_columns
+from ijules.data.features import compute_features, feature_columns
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, build_market
 from ijules.env.safeguards import Safeguards
@@ -43,7 +44,7 @@ def prepared() -> tuple[Config, MarketData, EngineSettings]:
     )
     # Normalised over the whole sample: these environments are timed, not evaluated.
     values = market.features
-    norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
+    norm = NormStats(mean=tuple(values.mean(axis=0)), std=tuple(values.std(axis=0)))
     settings = EngineSettings.from_config(config, norm, config.features.clip_zscore, 1)
     return config, market, settings
 

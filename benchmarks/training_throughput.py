@@ -37,8 +37,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
+from ijules.artifacts import FeatureSet
 from ijules.config import Config, load_config
-from ijules.data.features import FeatureSet, run_features
+from ijules.data.features import run_features
 from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate
 from ijules.env.engine import EngineSettings
@@ -112,7 +113,7 @@ def train_window(config: Config) -> tuple[MarketData, FeatureSet, str]:
     paths = config.paths
     features, meta = REPO / paths.features, REPO / paths.feature_meta
     if features.is_file() and meta.is_file():
-        feature_set = FeatureSet.load(meta)
+        feature_set = FeatureSet.read(meta)
         return load_window(features, feature_set, "train", config), feature_set, paths.features
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

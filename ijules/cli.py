@@ -187,7 +187,7 @@ def evaluate(
     from ijules.evaluation.evaluate import run_evaluate
 
     cfg = _config(ctx)
-    payload = run_evaluate(
+    report = run_evaluate(
         cfg,
         features=_path(features, cfg.paths.features),
         meta=_path(meta, cfg.paths.feature_meta),
@@ -196,10 +196,10 @@ def evaluate(
         curve=_path(curve, cfg.paths.equity_curve),
         plot=_path(plot, cfg.paths.equity_plot),
     )
-    agent, hold = payload["agent"], payload["buy_and_hold"]
+    agent, hold = report.agent, report.buy_and_hold
     typer.echo(
-        f"test window: agent Sharpe {agent['sharpe']:.2f}, return {agent['total_return']:.2%}; "
-        f"buy-and-hold Sharpe {hold['sharpe']:.2f}, return {hold['total_return']:.2%}"
+        f"test window: agent Sharpe {agent.sharpe:.2f}, return {agent.total_return:.2%}; "
+        f"buy-and-hold Sharpe {hold.sharpe:.2f}, return {hold.total_return:.2%}"
     )
 
 
@@ -258,8 +258,8 @@ def drift(
         metrics=_path(metrics, cfg.paths.drift_metrics),
     )
     typer.echo(
-        f"{summary['drifted_features']} of {summary['features']} features drifted "
-        f"(share {summary['drift_share']:.2f}); report: {_path(html, cfg.paths.drift_html)}"
+        f"{summary.drifted_features} of {summary.features} features drifted "
+        f"(share {summary.drift_share:.2f}); report: {_path(html, cfg.paths.drift_html)}"
     )
 
 
@@ -280,8 +280,10 @@ def risk_report(
         var_output=_path(var_backtest, cfg.paths.var_backtest),
         breakers_output=_path(breakers, cfg.paths.breakers),
     )
-    fired = ", ".join(f"{name} {w['breakers_fired']}" for name, w in report["breakers"].items())
-    typer.echo(f"{len(report['var'])} VaR backtests; breakers fired per window: {fired}")
+    fired = ", ".join(
+        f"{name} {window.breakers_fired}" for name, window in report.breakers.windows.items()
+    )
+    typer.echo(f"{len(report.var.backtests)} VaR backtests; breakers fired per window: {fired}")
 
 
 @app.command(name="walk-forward-fold")
@@ -294,6 +296,7 @@ def walk_forward_fold(
     checkpoints: PathOption = None,
 ) -> None:
     """Train and test one walk-forward fold on the development bars."""
+    from ijules.artifacts import fold_file
     from ijules.evaluation.walk_forward import run_fold
 
     cfg = _config(ctx)
@@ -303,12 +306,12 @@ def walk_forward_fold(
         fold_id=fold,
         features=_path(features, cfg.paths.features),
         meta=_path(meta, cfg.paths.feature_meta),
-        output=_path(output, str(folds / f"fold_{fold}.json")),
+        output=_path(output, str(folds / fold_file(fold))),
         checkpoints=_path(checkpoints, cfg.paths.checkpoints),
     )
     typer.echo(
-        f"fold {fold}: agent Sharpe {result['agent']['sharpe']:.2f}, buy-and-hold "
-        f"{result['buy_and_hold']['sharpe']:.2f}; {'passed' if result['passed'] else 'failed'}"
+        f"fold {fold}: agent Sharpe {result.agent.sharpe:.2f}, buy-and-hold "
+        f"{result.buy_and_hold.sharpe:.2f}; {'passed' if result.passed else 'failed'}"
     )
 
 
@@ -328,8 +331,8 @@ def walk_forward(
         output=_path(output, cfg.paths.walk_forward),
     )
     typer.echo(
-        f"walk-forward: {result['folds_passed']} of {result['folds']} folds passed "
-        f"(required {result['required_pass_rate']:.0%}); {result['trials']} trial(s)"
+        f"walk-forward: {result.folds_passed} of {result.folds} folds passed "
+        f"(required {result.required_pass_rate:.0%}); {result.trials} trial(s)"
     )
 
 
@@ -352,7 +355,7 @@ def stress(
         model_dir=_path(model_dir, cfg.paths.model_dir),
         output=_path(output, cfg.paths.stress),
     )
-    typer.echo(f"stress: survived {result['survived']} of {result['scenarios_run']} scenarios")
+    typer.echo(f"stress: survived {result.survived} of {result.scenarios_run} scenarios")
 
 
 @app.command()

@@ -29,3 +29,7 @@ class TrainingError(IjulesError):
 
 class RegistryError(IjulesError):
     """The model registry is missing what a step needs."""
+
+
+class ArtifactError(IjulesError):
+    """A file one stage hands another is missing, or does not hold what its writer writes."""

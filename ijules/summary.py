@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import mailbox
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
-from typing import Any
 
+from ijules.artifacts import (
+    BacktestMetrics,
+    DriftSummary,
+    IngestReport,
+    MetricsReport,
+    Registration,
+    StressReport,
+    ValidationResult,
+    WalkForwardSummary,
+)
 from ijules.config import Config
-from ijules.io import read_json
 
-_WHO = ("agent", "buy_and_hold", "flat", "momentum", "random")
-_ROWS = (
-    ("total return", "total_return", "{:+.2%}"),
-    ("Sharpe (annualised)", "sharpe", "{:+.2f}"),
-    ("P(Sharpe > 0) (PSR)", "sharpe_psr", "{:.2f}"),
-    ("max drawdown", "max_drawdown", "{:.2%}"),
-    ("daily turnover", "daily_turnover", "{:.2f}x"),
-    ("win rate", "win_rate", "{:.1%}"),
-    ("trades", "num_trades", "{:d}"),
-    ("costs paid (USD)", "total_cost", "{:,.0f}"),
+_ROWS: tuple[tuple[str, Callable[[BacktestMetrics], float], str], ...] = (
+    ("total return", lambda m: m.total_return, "{:+.2%}"),
+    ("Sharpe (annualised)", lambda m: m.sharpe, "{:+.2f}"),
+    ("P(Sharpe > 0) (PSR)", lambda m: m.sharpe_psr, "{:.2f}"),
+    ("max drawdown", lambda m: m.max_drawdown, "{:.2%}"),
+    ("daily turnover", lambda m: m.daily_turnover, "{:.2f}x"),
+    ("win rate", lambda m: m.win_rate, "{:.1%}"),
+    ("trades", lambda m: m.num_trades, "{:d}"),
+    ("costs paid (USD)", lambda m: m.total_cost, "{:,.0f}"),
 )
 
 
@@ -38,72 +46,72 @@ def render_summary(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    return read_json(path) if path.is_file() else None
-
-
 def _data_lines(ingest: Path, validation: Path) -> list[str]:
-    report, result = _load(ingest), _load(validation)
+    report, result = (
+        IngestReport.read_if_present(ingest),
+        ValidationResult.read_if_present(validation),
+    )
     if report is None:
         return ["data:     no ingest report yet"]
-    line = f"data:     {report['rows_written']:,} rows ingested from {report['source']}"
+    line = f"data:     {report.rows_written:,} rows ingested from {report.source}"
     if result is not None:
-        summary = result["summary"]
-        state = "validated" if summary["success"] else "FAILED validation"
+        summary = result.summary
+        state = "validated" if summary.success else "FAILED validation"
         line += (
-            f"; {summary['rows']:,} {state} ({summary['successful_expectations']} of "
-            f"{summary['evaluated_expectations']} expectations met, "
-            f"{len(summary['warnings'])} warning(s))"
+            f"; {summary.rows:,} {state} ({summary.successful_expectations} of "
+            f"{summary.evaluated_expectations} expectations met, "
+            f"{len(summary.warnings)} warning(s))"
         )
     return [line]
 
 
 def _metric_lines(path: Path) -> list[str]:
-    metrics = _load(path)
+    metrics = MetricsReport.read_if_present(path)
     if metrics is None:
         return ["metrics:  no evaluation yet"]
-    window = metrics["window"]
+    window = metrics.window
+    backtests = metrics.backtests()
     lines = [
         "",
-        f"out of sample: test window {window['start']} to {window['end']} ({window['bars']:,} "
-        f"bars, after costs: {window['costs']})",
-        f"  {'':22}" + "".join(f"{who.replace('_', ' '):>14}" for who in _WHO),
+        f"out of sample: test window {window.start} to {window.end} ({window.bars:,} "
+        f"bars, after costs: {window.costs})",
+        f"  {'':22}" + "".join(f"{who.replace('_', ' '):>14}" for who in backtests),
     ]
-    for label, key, fmt in _ROWS:
-        cells = "".join(f"{fmt.format(metrics[who][key]):>14}" for who in _WHO if who in metrics)
+    for label, value, fmt in _ROWS:
+        cells = "".join(f"{fmt.format(value(entry)):>14}" for entry in backtests.values())
         lines.append(f"  {label:22}{cells}")
     return [*lines, ""]
 
 
 def _walk_forward_lines(path: Path) -> list[str]:
-    summary = _load(path)
+    summary = WalkForwardSummary.read_if_present(path)
     if summary is None:
         return ["walk-forward: not run yet"]
     lines = [
-        f"walk-forward ({summary['scheme']}): {summary['folds_passed']} of {summary['folds']} "
-        f"folds passed (required {summary['required_pass_rate']:.0%}); trials {summary['trials']}",
+        f"walk-forward ({summary.scheme}): {summary.folds_passed} of {summary.folds} "
+        f"folds passed (required {summary.required_pass_rate:.0%}); trials {summary.trials}",
         f"  {'fold':>4} {'test window':>24} {'Sharpe':>8} {'B&H':>8} {'maxDD':>7} {'B&H DD':>7} "
         f"{'turn':>6} {'PSR':>5} {'DSR':>5}",
     ]
-    for row in summary["table"]:
+    for row in summary.table:
         lines.append(
-            f"  {row['fold']:>4} {row['test_first'][:10] + '..' + row['test_last'][:10]:>24} "
-            f"{row['agent_sharpe']:>8.2f} {row['buy_and_hold_sharpe']:>8.2f} "
-            f"{row['agent_max_drawdown']:>7.2%} {row['buy_and_hold_max_drawdown']:>7.2%} "
-            f"{row['agent_daily_turnover']:>6.2f} {row['psr']:>5.2f} {row['dsr']:>5.2f}"
+            f"  {row.fold:>4} {row.test_first[:10] + '..' + row.test_last[:10]:>24} "
+            f"{row.agent_sharpe:>8.2f} {row.buy_and_hold_sharpe:>8.2f} "
+            f"{row.agent_max_drawdown:>7.2%} {row.buy_and_hold_max_drawdown:>7.2%} "
+            f"{row.agent_daily_turnover:>6.2f} {row.psr:>5.2f} {row.dsr:>5.2f}"
         )
     return [*lines, ""]
 
 
 def _stress_lines(path: Path) -> list[str]:
-    stress = _load(path)
+    stress = StressReport.read_if_present(path)
     if stress is None:
         return ["stress:   not run yet"]
     cells = ", ".join(
-        f"{s['scenario']} {'ok' if s['survived'] else 'FAILED'} (DD {s['max_drawdown']:.1%})"
-        for s in stress["scenarios"]
+        f"{s.scenario} {'ok' if s.survived else 'FAILED'} (DD {s.max_drawdown:.1%})"
+        for s in stress.scenarios
     )
-    return [f"stress:   survived {stress['survived']} of {stress['scenarios_run']}: {cells}"]
+    return [f"stress:   survived {stress.survived} of {stress.scenarios_run}: {cells}"]
 
 
 def _report_lines(path: Path, page: Path) -> list[str]:
@@ -119,23 +127,23 @@ def _report_lines(path: Path, page: Path) -> list[str]:
 
 
 def _registry_lines(path: Path) -> list[str]:
-    entry = _load(path)
+    entry = Registration.read_if_present(path)
     if entry is None:
         return ["model:    not registered yet"]
-    alias = f"alias @{entry['alias']}" if entry["alias"] else "no alias"
-    reasons = "; ".join(entry["reasons"])
-    name = f"{entry['model_name']} v{entry['version']}"
-    return [f"model:    {name}: {entry['status']}, {alias} ({reasons})"]
+    alias = f"alias @{entry.alias}" if entry.alias else "no alias"
+    reasons = "; ".join(entry.reasons)
+    name = f"{entry.model_name} v{entry.version}"
+    return [f"model:    {name}: {entry.status}, {alias} ({reasons})"]
 
 
 def _drift_lines(path: Path, report: Path) -> list[str]:
-    drift = _load(path)
+    drift = DriftSummary.read_if_present(path)
     if drift is None:
         return ["drift:    no drift report yet"]
-    flag = "dataset drift" if drift["dataset_drift"] else "no dataset drift"
+    flag = "dataset drift" if drift.dataset_drift else "no dataset drift"
     return [
-        f"drift:    {drift['drifted_features']} of {drift['features']} features drifted "
-        f"(share {drift['drift_share']:.2f}, {flag}); report {report}"
+        f"drift:    {drift.drifted_features} of {drift.features} features drifted "
+        f"(share {drift.drift_share:.2f}, {flag}); report {report}"
     ]
 
 

@@ -7,62 +7,14 @@ Ratios that divide by zero report 0 (a flat record has no risk and no reward to 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from ijules.artifacts import PerformanceMetrics
+
 FloatArray = npt.NDArray[np.float64]
 _EPSILON = 1e-15
-
-
-@dataclass(frozen=True)
-class PerformanceMetrics:
-    """Every headline metric of one backtest. Fractions, not percent."""
-
-    total_return: float
-    annualised_return: float
-    annualised_volatility: float
-    sharpe: float
-    sharpe_psr: float
-    sortino: float
-    calmar: float
-    sterling: float
-    omega: float
-    information_ratio: float
-    tail_ratio: float
-    skewness: float
-    excess_kurtosis: float
-    var_95: float
-    es_95: float
-    max_drawdown: float
-    max_drawdown_bars: int
-    win_rate: float
-    profit_factor: float
-    daily_turnover: float
-    num_trades: int
-    num_round_trips: int
-    avg_holding_bars: float
-    total_cost: float
-    traded_notional: float
-    exposure: float
-    bars: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    def stage_targets(self) -> dict[str, float]:
-        """The metrics under the names the curriculum's stage targets use (plan, phase 4)."""
-        return {
-            "sharpe_ratio": self.sharpe,
-            "max_drawdown_pct": self.max_drawdown,
-            "win_rate_pct": self.win_rate,
-            "information_ratio": self.information_ratio,
-            "calmar_ratio": self.calmar,
-        }
 
 
 def bar_returns(equity: FloatArray) -> FloatArray:

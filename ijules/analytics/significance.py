@@ -18,12 +18,13 @@ kurtosis, which understates the estimator's variance):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
+
+from ijules.artifacts import TargetTest
 
 FloatArray = npt.NDArray[np.float64]
 EULER_GAMMA = 0.5772156649015329
@@ -102,32 +103,29 @@ def minimum_track_record(
     return 1.0 + moments.variance_factor() * (z / (moments.sharpe - benchmark)) ** 2
 
 
-@dataclass(frozen=True)
-class TargetTest:
-    """The plan's one-sample t-test of values against a target, with Cohen's d."""
-
-    mean: float
-    target: float
-    t_statistic: float
-    p_value: float
-    cohens_d: float
-    significant: bool
-    practically_significant: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-
 def target_test(values: FloatArray, target: float, alpha: float = 0.05) -> TargetTest:
     """Two-sided t-test of mean(values) = target; d = (mean - target) / std(values, ddof=1)."""
     sample = np.asarray(values, dtype=np.float64)
     if len(sample) < 2 or float(np.std(sample, ddof=1)) <= 1e-15:
         mean = float(np.mean(sample)) if len(sample) else 0.0
-        return TargetTest(mean, target, 0.0, 1.0, 0.0, False, False)
+        return TargetTest(
+            mean=mean,
+            target=target,
+            t_statistic=0.0,
+            p_value=1.0,
+            cohens_d=0.0,
+            significant=False,
+            practically_significant=False,
+        )
     result = stats.ttest_1samp(sample, target)
     d = (float(np.mean(sample)) - target) / float(np.std(sample, ddof=1))
     p = float(result.pvalue)
     return TargetTest(
-        float(np.mean(sample)), target, float(result.statistic), p, d, p < alpha, abs(d) > 0.5
+        mean=float(np.mean(sample)),
+        target=target,
+        t_statistic=float(result.statistic),
+        p_value=p,
+        cohens_d=d,
+        significant=p < alpha,
+        practically_significant=abs(d) > 0.5,
     )

@@ -11,19 +11,18 @@ are fitted on the train window only and travel with the model.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.artifacts import WINDOWS, FeatureSet, NormStats, WindowSpan
 from ijules.config import Config
 from ijules.data.config import FeaturesConfig, SplitConfig
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
-from ijules.io import read_json, write_json, write_parquet
+from ijules.io import write_parquet
 from ijules.market.regimes import REGIME_COLUMNS, RegimeSettings, detect_regimes
 
 log = logging.getLogger(__name__)
@@ -31,74 +30,7 @@ log = logging.getLogger(__name__)
 SPLIT = "split"
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 REGIME_PREFIX = "regime_"  # market regimes travel with the features, but are not features
-Window = Literal["train", "validation", "test"]
-WINDOWS: tuple[Window, ...] = ("train", "validation", "test")
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class NormStats:
-    """Per-feature mean and standard deviation fitted on the train window."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def fit(cls, values: npt.NDArray[np.float64]) -> NormStats:
-        """Fit on ``values`` (rows x features); a constant feature keeps a std of 1."""
-        std = values.std(axis=0)
-        return cls(tuple(values.mean(axis=0)), tuple(np.where(std > 0, std, 1.0)))
-
-    def apply(self, values: npt.NDArray[np.float64], clip: float) -> npt.NDArray[np.float32]:
-        """Standardise ``values`` (rows x features) and clip them to +-``clip``."""
-        scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.asarray(np.clip(scaled, -clip, clip), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class WindowSpan:
-    """First and last bar of a window, and its size."""
-
-    start: str
-    end: str
-    rows: int
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """Metadata of a feature file: names, normalisation and the time split."""
-
-    feature_names: tuple[str, ...]
-    norm: NormStats
-    windows: dict[str, WindowSpan]
-    bars_per_year: float
-    frequency: str
-    calendar: str
-    symbol: str
-    clip_zscore: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> FeatureSet:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(
-            feature_names=tuple(payload["feature_names"]),
-            norm=NormStats(tuple(payload["norm"]["mean"]), tuple(payload["norm"]["std"])),
-            windows={k: WindowSpan(**v) for k, v in payload["windows"].items()},
-            bars_per_year=float(payload["bars_per_year"]),
-            frequency=str(payload["frequency"]),
-            calendar=str(payload["calendar"]),
-            symbol=str(payload["symbol"]),
-            clip_zscore=float(payload["clip_zscore"]),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> FeatureSet:
-        """Read a ``meta.json`` written by :func:`run_features`."""
-        return cls.from_dict(read_json(path))
 
 
 def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> FeatureSet:
@@ -128,7 +60,7 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     )
     kept = table[SPLIT] != "embargo"
     write_parquet(output, table.loc[kept].reset_index(drop=True))
-    write_json(meta, feature_set.to_dict())
+    feature_set.write(meta)
     log.info(
         "features: %d bars x %d features (%s)",
         int(kept.sum()),
@@ -243,4 +175,4 @@ def _require_finite(table: pd.DataFrame, names: tuple[str, ...], source: Path) -
 
 def _span(table: pd.DataFrame, window: str) -> WindowSpan:
     rows = table.loc[table[SPLIT] == window, TIMESTAMP]
-    return WindowSpan(rows.iloc[0].isoformat(), rows.iloc[-1].isoformat(), len(rows))
+    return WindowSpan(start=rows.iloc[0].isoformat(), end=rows.iloc[-1].isoformat(), rows=len(rows))

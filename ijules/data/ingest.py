@@ -8,53 +8,24 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
+from ijules.artifacts import CleaningCounts, IngestReport
 from ijules.config import Config
 from ijules.data.config import CleaningPolicy, DataConfig
 from ijules.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, SYMBOL, TIMESTAMP
 from ijules.errors import IngestError
-from ijules.io import write_json, write_parquet
+from ijules.io import write_parquet
 
 log = logging.getLogger(__name__)
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXAMPLES = 3
-
-
-@dataclass
-class CleaningCounts:
-    """What the cleaning policy changed, bar by bar."""
-
-    rows_out_of_order: int = 0
-    duplicates_dropped: int = 0
-    duplicates_conflicting: int = 0
-    off_grid_dropped: int = 0
-
-
-@dataclass
-class IngestReport:
-    """What ingest read and wrote."""
-
-    source: str
-    files: list[str]
-    rows_read: int
-    rows_other_symbols: int
-    rows_outside_window: int
-    rows_written: int
-    first_bar: str | None
-    last_bar: str | None
-    cleaning: CleaningCounts = field(default_factory=CleaningCounts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
 
 
 def run_ingest(config: Config, *, source: Path | None, output: Path, report: Path) -> IngestReport:
@@ -96,7 +67,7 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
         last_bar=_iso(bars[TIMESTAMP].max()),
         cleaning=counts,
     )
-    write_json(report, result.to_dict())
+    result.write(report)
     log.info("ingested %d of %d rows from %s into %s", len(bars), rows_read, path, output)
     return result
 
@@ -140,7 +111,8 @@ def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
 
 
 def _to_canonical(raw: pd.DataFrame, path: Path, data: DataConfig, first_line: int) -> pd.DataFrame:
-    mapping = data.columns.model_dump()
+    columns = data.columns
+    mapping = {canonical: getattr(columns, canonical) for canonical in type(columns).model_fields}
     wanted = {canonical: source for canonical, source in mapping.items() if source is not None}
     missing = [f"'{src}' (for {canon})" for canon, src in wanted.items() if src not in raw.columns]
     if missing:
@@ -230,33 +202,39 @@ def apply_cleaning(
     bars: pd.DataFrame, policy: CleaningPolicy, bar: pd.Timedelta
 ) -> tuple[pd.DataFrame, CleaningCounts]:
     """Sort, de-duplicate and drop off-grid bars as the policy allows, counting each repair."""
-    counts = CleaningCounts()
     ts = bars[TIMESTAMP]
-    counts.rows_out_of_order = int((ts.diff() < pd.Timedelta(0)).sum())
+    out_of_order = int((ts.diff() < pd.Timedelta(0)).sum())
+    dropped = conflicting = off_grid_dropped = 0
     if policy.sort:
         bars = bars.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
-        log.info("cleaning: sorted %d out-of-order bar(s)", counts.rows_out_of_order)
+        log.info("cleaning: sorted %d out-of-order bar(s)", out_of_order)
     if policy.drop_duplicates != "none":
         keep: Literal["first", "last"] = (
             "first" if policy.drop_duplicates == "keep_first" else "last"
         )
         duplicated = bars.duplicated(TIMESTAMP, keep=keep)
         identical = bars.duplicated(list(bars.columns), keep=keep)
-        counts.duplicates_dropped = int(duplicated.sum())
-        counts.duplicates_conflicting = int((duplicated & ~identical).sum())
+        dropped = int(duplicated.sum())
+        conflicting = int((duplicated & ~identical).sum())
         bars = bars.loc[~duplicated].reset_index(drop=True)
         log.info(
             "cleaning: dropped %d duplicated timestamp(s), %d of them with conflicting values "
             "(kept the %s)",
-            counts.duplicates_dropped,
-            counts.duplicates_conflicting,
+            dropped,
+            conflicting,
             keep,
         )
     if policy.drop_off_grid:
         off_grid = grid_offset(bars[TIMESTAMP], bar) != pd.Timedelta(0)
-        counts.off_grid_dropped = int(off_grid.sum())
+        off_grid_dropped = int(off_grid.sum())
         bars = bars.loc[~off_grid].reset_index(drop=True)
-        log.info("cleaning: dropped %d bar(s) off the %s grid", counts.off_grid_dropped, bar)
+        log.info("cleaning: dropped %d bar(s) off the %s grid", off_grid_dropped, bar)
+    counts = CleaningCounts(
+        rows_out_of_order=out_of_order,
+        duplicates_dropped=dropped,
+        duplicates_conflicting=conflicting,
+        off_grid_dropped=off_grid_dropped,
+    )
     return bars, counts
 
 

@@ -17,19 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ijules.artifacts import RuleOutcome, ValidationReport, ValidationResult
 from ijules.config import Config
 from ijules.data.calendar import missing_bars
 from ijules.data.ingest import grid_offset
 from ijules.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, PRICE_COLUMNS, TIMESTAMP
 from ijules.errors import DataValidationError, IngestError
-from ijules.io import write_json, write_parquet
+from ijules.io import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -39,37 +40,13 @@ _NO_LIMIT = 2**62  # stands in for "no gap limit": gaps are then only reported a
 
 
 @dataclass
-class RuleOutcome:
-    """One failed rule: its GX expectations merged, with example rows."""
+class _Tally:
+    """A failed rule while its expectations are gathered (frozen into a RuleOutcome after)."""
 
-    rule: str
     description: str
     severity: str
-    unexpected_count: int
+    unexpected_count: int = 0
     examples: list[str] = field(default_factory=list)
-
-    def one_line(self) -> str:
-        """Summarise the failure in one line."""
-        shown = "; ".join(self.examples)
-        count = f"{self.unexpected_count} row(s)" if self.unexpected_count else "table"
-        return f"{self.rule} [{self.description}]: {count}" + (f" e.g. {shown}" if shown else "")
-
-
-@dataclass
-class ValidationReport:
-    """The outcome of one validation run."""
-
-    staged: str
-    rows: int
-    success: bool
-    failures: list[RuleOutcome]
-    warnings: list[RuleOutcome]
-    evaluated_expectations: int
-    successful_expectations: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
 
 
 def run_validate(
@@ -89,7 +66,7 @@ def run_validate(
         raise IngestError(f"staged bars not found: {staged} (run `ijules ingest` first)")
     bars = pd.read_parquet(staged)
     report, gx_result = validate_bars(bars, config, staged=staged, suite_path=suite_path)
-    write_json(result, {"summary": report.to_dict(), "great_expectations": gx_result})
+    ValidationResult(summary=report, great_expectations=gx_result).write(result)
     for warning in report.warnings:
         log.warning("validation warning: %s", warning.one_line())
     if not report.success:
@@ -151,8 +128,8 @@ def validate_bars(
             "unexpected_index_column_names": ["_row"],
         },
     )
-    failures: dict[str, RuleOutcome] = {}
-    warnings: dict[str, RuleOutcome] = {}
+    failures: dict[str, _Tally] = {}
+    warnings: dict[str, _Tally] = {}
     for item in outcome.results:
         if item.success:
             continue
@@ -163,9 +140,7 @@ def validate_bars(
         rule = str(meta.get("rule", expectation.type))
         severity = str(getattr(expectation.severity, "value", expectation.severity))
         bucket = failures if severity == "critical" else warnings
-        entry = bucket.setdefault(
-            rule, RuleOutcome(rule, str(meta.get("description", "")), severity, 0)
-        )
+        entry = bucket.setdefault(rule, _Tally(str(meta.get("description", "")), severity))
         found = item.result or {}
         entry.unexpected_count = max(entry.unexpected_count, int(found.get("unexpected_count", 0)))
         examples = _examples(frame, found, expectation.kwargs, quality.example_rows)
@@ -179,12 +154,25 @@ def validate_bars(
         staged=str(staged),
         rows=len(bars),
         success=not failures,
-        failures=list(failures.values()),
-        warnings=list(warnings.values()),
+        failures=_outcomes(failures),
+        warnings=_outcomes(warnings),
         evaluated_expectations=int(statistics["evaluated_expectations"]),
         successful_expectations=int(statistics["successful_expectations"]),
     )
     return report, json.loads(json.dumps(outcome.describe_dict(), default=str))
+
+
+def _outcomes(tallies: dict[str, _Tally]) -> list[RuleOutcome]:
+    return [
+        RuleOutcome(
+            rule=rule,
+            description=tally.description,
+            severity=tally.severity,
+            unexpected_count=tally.unexpected_count,
+            examples=tally.examples,
+        )
+        for rule, tally in tallies.items()
+    ]
 
 
 def with_helper_columns(bars: pd.DataFrame, config: Config) -> pd.DataFrame:

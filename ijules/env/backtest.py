@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ijules.analytics.metrics import PerformanceMetrics, bar_returns, summarise
+from ijules.analytics.metrics import bar_returns, summarise
+from ijules.artifacts import CostComponent, NormStats, PerformanceMetrics, RiskEngineSummary
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.parts import ContinuousWeights, PortfolioLimits
@@ -38,7 +38,7 @@ class Backtest:
     units: FloatArray
     traded: FloatArray
     costs: FloatArray
-    exit_costs: dict[str, float]
+    exit_costs: dict[CostComponent, float]
     risk_events: pd.DataFrame
     risk_refusals: dict[str, int]
 
@@ -67,17 +67,17 @@ class Backtest:
         """Per-bar returns of the first instrument (the buy-and-hold benchmark)."""
         return bar_returns(self.close[:, 0])
 
-    def risk_summary(self) -> dict[str, object]:
+    def risk_summary(self) -> RiskEngineSummary:
         """The risk engine's changes of state (by reason) and its refusals, over the window."""
         changes = self.risk_events
         by_reason = changes["reason"].value_counts().to_dict() if len(changes) else {}
-        return {
-            "state_changes": len(changes),
-            "by_reason": {str(k): int(v) for k, v in by_reason.items()},
-            "refusals": self.risk_refusals,
-        }
+        return RiskEngineSummary(
+            state_changes=len(changes),
+            by_reason={str(k): int(v) for k, v in by_reason.items()},
+            refusals=self.risk_refusals,
+        )
 
-    def costs_by_component(self) -> dict[str, float]:
+    def costs_by_component(self) -> dict[CostComponent, float]:
         """Costs paid over the window, by component."""
         totals = self.costs.sum(axis=(0, 1))
         return dict(zip(COST_COMPONENTS, map(float, totals), strict=True))

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.artifacts import CostComponent, NormStats
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.market_data import MarketData, bars_per_day
 from ijules.env.parts import (
     ActionInterpreter,
@@ -355,7 +355,7 @@ class Engine:
         """Costs paid so far this episode, by component, for environment ``b``."""
         return dict(zip(layout.COST_COMPONENTS, map(float, self.costs_paid()[b]), strict=True))
 
-    def exit_costs(self, b: int = 0) -> dict[str, float]:
+    def exit_costs(self, b: int = 0) -> dict[CostComponent, float]:
         """What closing every position at the current bar would cost, by component."""
         costs = self.sim.exit_costs(b)
         return dict(zip(layout.COST_COMPONENTS, map(float, costs), strict=True))

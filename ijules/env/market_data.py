@@ -20,8 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.artifacts import FeatureSet, Window
 from ijules.config import Config
-from ijules.data.features import REGIME_PREFIX, SPLIT, FeatureSet, Window
+from ijules.data.features import REGIME_PREFIX, SPLIT
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
 from ijules.execution.costs import CostModel, infer_tick_size

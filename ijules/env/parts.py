@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
+from ijules.artifacts import NormStats
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.sim.layout import RISK_FEATURES, RiskFeature
 
 FloatArray = npt.NDArray[np.float64]

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
+from ijules.artifacts import NormStats
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.engine import Engine, EngineSettings
 from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ijules.artifacts import NormStats
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.backtest import Backtest, Policy, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData
 

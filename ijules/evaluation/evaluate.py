@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,19 +18,28 @@ from ijules.analytics.significance import (
     psr,
     target_test,
 )
+from ijules.artifacts import (
+    POLICY_SPEC,
+    BacktestMetrics,
+    EvaluationWindow,
+    FeatureSet,
+    MetricsReport,
+    ModelRef,
+    PolicyRecord,
+    Significance,
+)
 from ijules.config import Config
-from ijules.data.features import FeatureSet
 from ijules.env.backtest import Backtest, run_backtest
 from ijules.env.market_data import MarketData, load_window
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
 from ijules.errors import ModelCompatibilityError, RegistryError
 from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
-from ijules.io import read_json, write_json, write_text, write_with
+from ijules.io import write_text, write_with
 from ijules.risk.attribution import risk_attribution
 from ijules.risk.config import AttributionConfig
 from ijules.tracking import configure, run_exists
-from ijules.training.policy import POLICY_SPEC, RecurrentPolicy, policy_settings
+from ijules.training.policy import RecurrentPolicy, policy_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,36 +50,41 @@ AGENT = "agent"
 class Evaluation:
     """The test-window backtests of the agent and its baselines."""
 
-    window: dict[str, Any]
+    window: EvaluationWindow
     backtests: dict[str, Backtest]
     bars_per_year: float
     regimes: list[str]
     attribution: AttributionConfig
 
-    def metrics(self) -> dict[str, Any]:
+    def report(self, model: ModelRef) -> MetricsReport:
         """The content of ``metrics.json``: metrics, costs, risk and significance per backtest.
 
         The information ratio is against the instrument's own return (buy-and-hold unlevered).
         """
-        payload: dict[str, Any] = {"window": self.window}
         asset = self.backtests[AGENT].asset_returns
+        entries: dict[str, BacktestMetrics] = {}
         for name, backtest in self.backtests.items():
             returns = backtest.returns
-            payload[name] = {
-                **backtest.metrics(self.bars_per_year, asset).to_dict(),
-                "significance": significance(returns),
-                "costs": backtest.costs_by_component(),
-                "exit_costs": backtest.exit_costs,
-                "risk_engine": backtest.risk_summary(),
-            }
-            if self.attribution.enabled:
-                payload[name]["attribution"] = risk_attribution(
+            attribution = (
+                risk_attribution(
                     returns, asset, backtest.weights.sum(axis=1), asset, self.attribution.components
                 )
-        return payload
+                if self.attribution.enabled
+                else None
+            )
+            entries[name] = BacktestMetrics(
+                **backtest.metrics(self.bars_per_year, asset).model_dump(),
+                significance=significance(returns),
+                costs=backtest.costs_by_component(),
+                exit_costs=backtest.exit_costs,
+                risk_engine=backtest.risk_summary(),
+                attribution=attribution,
+            )
+        # By name: a backtest the report has no field for, or a field with no backtest, fails.
+        return MetricsReport.model_validate({"model": model, "window": self.window, **entries})
 
 
-def significance(returns: np.ndarray) -> dict[str, float | None]:
+def significance(returns: np.ndarray) -> Significance:
     """PSR against 0, the minimum track record (bars) for 95%, and the t-test of mean return.
 
     The minimum track record is None when the Sharpe ratio is not above 0: no length of record
@@ -80,17 +93,17 @@ def significance(returns: np.ndarray) -> dict[str, float | None]:
     moments = SharpeMoments.of(returns)
     test = target_test(returns, 0.0)
     track = minimum_track_record(moments)
-    return {
-        "sharpe_per_bar": moments.sharpe,
-        "skewness": moments.skewness,
-        "kurtosis": moments.kurtosis,
-        "observations": moments.observations,
-        "psr": psr(moments),
-        "min_track_record_bars": track if np.isfinite(track) else None,
-        "t_statistic": test.t_statistic,
-        "p_value": test.p_value,
-        "cohens_d": test.cohens_d,
-    }
+    return Significance(
+        sharpe_per_bar=moments.sharpe,
+        skewness=moments.skewness,
+        kurtosis=moments.kurtosis,
+        observations=moments.observations,
+        psr=psr(moments),
+        min_track_record_bars=track if np.isfinite(track) else None,
+        t_statistic=test.t_statistic,
+        p_value=test.p_value,
+        cohens_d=test.cohens_d,
+    )
 
 
 def backtest_policy(policy: RecurrentPolicy, market: MarketData, config: Config) -> Backtest:
@@ -124,14 +137,14 @@ def evaluate(
     backtests = {AGENT: backtest_policy(policy, market, config)}
     backtests.update(rule_baselines(config, market, feature_set.norm, feature_set.clip_zscore))
     span = feature_set.windows["test"]
-    window = {
-        "name": "test",
-        "start": span.start,
-        "end": span.end,
-        "bars": span.rows,
-        "bars_per_year": feature_set.bars_per_year,
-        "costs": describe_costs(config),
-    }
+    window = EvaluationWindow(
+        name="test",
+        start=span.start,
+        end=span.end,
+        bars=span.rows,
+        bars_per_year=feature_set.bars_per_year,
+        costs=describe_costs(config),
+    )
     return Evaluation(
         window,
         backtests,
@@ -175,28 +188,29 @@ def run_evaluate(
     metrics: Path,
     curve: Path,
     plot: Path,
-) -> dict[str, Any]:
+) -> MetricsReport:
     """Evaluate out of sample; write metrics, the equity curve and its plot; log them to MLflow."""
-    feature_set = FeatureSet.load(meta)
+    feature_set = FeatureSet.read(meta)
     market = load_window(features, feature_set, "test", config)
     policy = RecurrentPolicy.load(model_dir)
     result = evaluate(policy, market, feature_set, config)
-    payload = {"model": {"run_id": read_json(model_dir / POLICY_SPEC)["mlflow"]["run_id"]}}
-    payload.update(result.metrics())
-    write_json(metrics, payload)
+    spec_path = model_dir / POLICY_SPEC
+    run_id = PolicyRecord.read(spec_path).mlflow.run_id
+    report = result.report(ModelRef(run_id=run_id))
+    report.write(metrics)
     frame = _curve_frame(result)
     write_text(curve, frame.to_csv(index=False))
     write_with(plot, lambda tmp: _plot(frame, tmp))
-    _log_to_run(config, model_dir / POLICY_SPEC, payload, [metrics, plot])
-    agent, hold = payload[AGENT], payload[BUY_AND_HOLD]
+    _log_to_run(config, run_id, spec_path, report, [metrics, plot])
+    agent, hold = report.agent, report.buy_and_hold
     log.info(
         "test window: agent Sharpe %.2f return %.2f%%, buy-and-hold Sharpe %.2f return %.2f%%",
-        agent["sharpe"],
-        100 * agent["total_return"],
-        hold["sharpe"],
-        100 * hold["total_return"],
+        agent.sharpe,
+        100 * agent.total_return,
+        hold.sharpe,
+        100 * hold.total_return,
     )
-    return payload
+    return report
 
 
 def _curve_frame(result: Evaluation) -> pd.DataFrame:
@@ -237,11 +251,10 @@ def _plot(frame: pd.DataFrame, target: Path) -> None:
 
 
 def _log_to_run(
-    config: Config, spec_path: Path, payload: dict[str, Any], files: list[Path]
+    config: Config, run_id: str, spec_path: Path, report: MetricsReport, files: list[Path]
 ) -> None:
     import mlflow
 
-    run_id = read_json(spec_path)["mlflow"]["run_id"]
     configure(config.registry.experiment)
     if not run_exists(run_id):
         raise RegistryError(
@@ -250,11 +263,11 @@ def _log_to_run(
         )
     numbers = {
         f"test_{prefix}{key}": float(value)
-        for name, prefix in ((AGENT, ""), (BUY_AND_HOLD, "buy_and_hold_"))
-        for key, value in payload[name].items()
+        for entry, prefix in ((report.agent, ""), (report.buy_and_hold, "buy_and_hold_"))
+        for key, value in entry.model_dump().items()
         if isinstance(value, int | float)
     }
-    numbers.update({f"test_cost_{key}": value for key, value in payload[AGENT]["costs"].items()})
+    numbers.update({f"test_cost_{key}": value for key, value in report.agent.costs.items()})
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(numbers)
         for file in files:

@@ -23,66 +23,74 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ijules.artifacts import (
+    POLICY_SPEC,
+    BacktestMetrics,
+    CostComponent,
+    MetricsReport,
+    PolicyRecord,
+    StressReport,
+    WalkForwardSummary,
+)
 from ijules.config import Config
-from ijules.io import read_json, write_text
-from ijules.training.policy import POLICY_SPEC
+from ijules.io import write_text
 
-_IMPACT = ("temporary_impact", "permanent_impact", "capacity")
-_SLIPPAGE = ("fixed", "proportional", "tick")
+_IMPACT: tuple[CostComponent, ...] = ("temporary_impact", "permanent_impact", "capacity")
+_SLIPPAGE: tuple[CostComponent, ...] = ("fixed", "proportional", "tick")
 _REGIME_COLOURS = {"crisis": "tab:red", "recovery": "tab:orange", "high_volatility": "khaki"}
 
 
-def _bps(costs: dict[str, float], names: tuple[str, ...], notional: float) -> float:
+def _bps(
+    costs: dict[CostComponent, float], names: tuple[CostComponent, ...], notional: float
+) -> float:
     return 1e4 * sum(costs.get(n, 0.0) for n in names) / notional if notional > 0 else 0.0
 
 
 def red_flags(
     config: Config,
-    agent: dict[str, Any],
-    hold: dict[str, Any],
+    agent: BacktestMetrics,
+    hold: BacktestMetrics,
     diagnostics: dict[str, float],
-    walk_forward: dict[str, Any] | None,
-    stress: dict[str, Any] | None,
+    walk_forward: WalkForwardSummary | None,
+    stress: StressReport | None,
 ) -> list[str]:
     """Every rule the agent's record breaks, as one sentence each."""
     rules = config.report
     flags = []
-    if agent["sharpe"] < 0:
-        flags.append(f"Negative Sharpe ratio ({agent['sharpe']:.2f}) out of sample after costs")
-    elif agent["sharpe"] < rules.min_sharpe:
+    if agent.sharpe < 0:
+        flags.append(f"Negative Sharpe ratio ({agent.sharpe:.2f}) out of sample after costs")
+    elif agent.sharpe < rules.min_sharpe:
         flags.append(
-            f"Sharpe ratio {agent['sharpe']:.2f} below the institutional minimum "
-            f"{rules.min_sharpe:g}"
+            f"Sharpe ratio {agent.sharpe:.2f} below the institutional minimum {rules.min_sharpe:g}"
         )
-    if agent["sharpe"] <= hold["sharpe"]:
+    if agent.sharpe <= hold.sharpe:
         flags.append(
-            f"No better than buy-and-hold (Sharpe {agent['sharpe']:.2f} vs {hold['sharpe']:.2f})"
+            f"No better than buy-and-hold (Sharpe {agent.sharpe:.2f} vs {hold.sharpe:.2f})"
         )
-    if agent["significance"]["psr"] < rules.min_psr:
+    if agent.significance.psr < rules.min_psr:
         flags.append(
-            f"Sharpe ratio not significant: PSR {agent['significance']['psr']:.2f} "
-            f"< {rules.min_psr:g}"
+            f"Sharpe ratio not significant: PSR {agent.significance.psr:.2f} < {rules.min_psr:g}"
         )
-    if agent["max_drawdown"] > rules.max_drawdown:
+    if agent.max_drawdown > rules.max_drawdown:
         flags.append(
-            f"Max drawdown {100 * agent['max_drawdown']:.2f}% above {100 * rules.max_drawdown:g}%"
+            f"Max drawdown {100 * agent.max_drawdown:.2f}% above {100 * rules.max_drawdown:g}%"
         )
-    if agent["daily_turnover"] > rules.max_daily_turnover:
+    if agent.daily_turnover > rules.max_daily_turnover:
         flags.append(
-            f"High turnover ({agent['daily_turnover']:.2f}x daily, target < "
+            f"High turnover ({agent.daily_turnover:.2f}x daily, target < "
             f"{rules.max_daily_turnover:g}x) creates significant transaction costs"
         )
-    if agent["num_round_trips"] and agent["win_rate"] < rules.min_win_rate:
-        flags.append(
-            f"Low win rate ({100 * agent['win_rate']:.1f}%) suggests weak predictive signal"
-        )
-    if agent["num_trades"] == 0:
+    # Every rule's threshold is an input of the report, whether or not the rule applies here.
+    min_win_rate, max_cost_share = rules.min_win_rate, rules.max_cost_share
+    if agent.num_round_trips and agent.win_rate < min_win_rate:
+        flags.append(f"Low win rate ({100 * agent.win_rate:.1f}%) suggests weak predictive signal")
+    if agent.num_trades == 0:
         flags.append("The agent never traded in the test window")
-    cost = float(agent["total_cost"])
-    gross_pnl = agent["total_return"] * config.environment.initial_capital + cost
+    cost = float(agent.total_cost)
+    gross_pnl = agent.total_return * config.environment.initial_capital + cost
     if cost > 0 and gross_pnl <= 0:
         flags.append(f"Loses money before costs (gross P&L {gross_pnl:,.0f} USD)")
-    elif cost > 0 and cost / gross_pnl > rules.max_cost_share:
+    elif cost > 0 and cost / gross_pnl > max_cost_share:
         flags.append(f"Costs take {100 * cost / gross_pnl:.0f}% of gross P&L")
     if diagnostics.get("nan_incidents", 0) > 0:
         flags.append(f"{int(diagnostics['nan_incidents'])} NaN incident(s) in training")
@@ -97,71 +105,72 @@ def red_flags(
             f"Weak value function: explained variance {variance:.2f} "
             f"< {rules.min_explained_variance:g}"
         )
-    if walk_forward is not None and walk_forward["pass_rate"] < walk_forward["required_pass_rate"]:
+    if walk_forward is not None and walk_forward.pass_rate < walk_forward.required_pass_rate:
         flags.append(
-            f"Walk-forward: {walk_forward['folds_passed']} of {walk_forward['folds']} folds "
-            f"passed (need {100 * walk_forward['required_pass_rate']:.0f}%)"
+            f"Walk-forward: {walk_forward.folds_passed} of {walk_forward.folds} folds "
+            f"passed (need {100 * walk_forward.required_pass_rate:.0f}%)"
         )
-    if stress is not None and not stress["all_survived"]:
-        failed = [s["scenario"] for s in stress["scenarios"] if not s["survived"]]
+    if stress is not None and not stress.all_survived:
+        failed = [s.scenario for s in stress.scenarios if not s.survived]
         flags.append(f"Did not survive stress scenario(s): {', '.join(failed)}")
     return flags
 
 
 def build_report(
     config: Config,
-    metrics: dict[str, Any],
-    spec: dict[str, Any],
-    walk_forward: dict[str, Any] | None,
-    stress: dict[str, Any] | None,
+    metrics: MetricsReport,
+    record: PolicyRecord,
+    walk_forward: WalkForwardSummary | None,
+    stress: StressReport | None,
     generated: dt.datetime,
 ) -> dict[str, Any]:
     """The report in the plan's schema."""
-    agent, hold = metrics["agent"], metrics["buy_and_hold"]
-    window = metrics["window"]
-    diagnostics = spec.get("training", {}).get("diagnostics", {})
-    notional = float(agent["traded_notional"])
+    agent, hold = metrics.agent, metrics.buy_and_hold
+    window = metrics.window
+    training = record.training
+    diagnostics = training.diagnostics
+    notional = float(agent.traded_notional)
     section: dict[str, Any] = {
         "date_generated": generated.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "evaluation_period": f"{window['start'][:10]} to {window['end'][:10]}",
-        "model_run_id": metrics.get("model", {}).get("run_id"),
-        "costs": window.get("costs"),
+        "evaluation_period": f"{window.start[:10]} to {window.end[:10]}",
+        "model_run_id": metrics.model.run_id,
+        "costs": window.costs,
         "returns": {
-            "total_return_pct": 100 * agent["total_return"],
-            "annualized_return_pct": 100 * agent["annualised_return"],
-            "buy_and_hold_total_return_pct": 100 * hold["total_return"],
+            "total_return_pct": 100 * agent.total_return,
+            "annualized_return_pct": 100 * agent.annualised_return,
+            "buy_and_hold_total_return_pct": 100 * hold.total_return,
         },
         "risk_metrics": {
-            "sharpe_ratio": agent["sharpe"],
-            "sortino_ratio": agent["sortino"],
-            "calmar_ratio": agent["calmar"],
-            "sterling_ratio": agent["sterling"],
-            "omega_ratio": agent["omega"],
-            "information_ratio": agent["information_ratio"],
-            "max_drawdown_pct": 100 * agent["max_drawdown"],
-            "max_drawdown_duration_bars": agent["max_drawdown_bars"],
-            "volatility_annualized_pct": 100 * agent["annualised_volatility"],
-            "var_95_pct": -100 * agent["var_95"],
-            "expected_shortfall_95_pct": -100 * agent["es_95"],
-            "tail_ratio": agent["tail_ratio"],
-            "skewness": agent["skewness"],
-            "excess_kurtosis": agent["excess_kurtosis"],
+            "sharpe_ratio": agent.sharpe,
+            "sortino_ratio": agent.sortino,
+            "calmar_ratio": agent.calmar,
+            "sterling_ratio": agent.sterling,
+            "omega_ratio": agent.omega,
+            "information_ratio": agent.information_ratio,
+            "max_drawdown_pct": 100 * agent.max_drawdown,
+            "max_drawdown_duration_bars": agent.max_drawdown_bars,
+            "volatility_annualized_pct": 100 * agent.annualised_volatility,
+            "var_95_pct": -100 * agent.var_95,
+            "expected_shortfall_95_pct": -100 * agent.es_95,
+            "tail_ratio": agent.tail_ratio,
+            "skewness": agent.skewness,
+            "excess_kurtosis": agent.excess_kurtosis,
         },
         "trading_metrics": {
-            "turnover_ratio_daily": agent["daily_turnover"],
-            "num_trades": agent["num_trades"],
-            "num_round_trips": agent["num_round_trips"],
-            "total_bars": agent["bars"],
-            "avg_trade_duration_bars": agent["avg_holding_bars"],
-            "win_rate_pct": 100 * agent["win_rate"],
-            "profit_factor": agent["profit_factor"],
+            "turnover_ratio_daily": agent.daily_turnover,
+            "num_trades": agent.num_trades,
+            "num_round_trips": agent.num_round_trips,
+            "total_bars": agent.bars,
+            "avg_trade_duration_bars": agent.avg_holding_bars,
+            "win_rate_pct": 100 * agent.win_rate,
+            "profit_factor": agent.profit_factor,
         },
         "execution_metrics": {
-            "slippage_estimate_bps": _bps(agent["costs"], _SLIPPAGE, notional),
-            "market_impact_estimate_bps": _bps(agent["costs"], _IMPACT, notional),
-            "total_cost_usd": agent["total_cost"],
+            "slippage_estimate_bps": _bps(agent.costs, _SLIPPAGE, notional),
+            "market_impact_estimate_bps": _bps(agent.costs, _IMPACT, notional),
+            "total_cost_usd": agent.total_cost,
             "traded_notional_usd": notional,
-            "costs_by_component_usd": agent["costs"],
+            "costs_by_component_usd": agent.costs,
         },
         "model_diagnostics": {
             "entropy_final": diagnostics.get("train_entropy"),
@@ -171,32 +180,36 @@ def build_report(
             "clip_fraction": diagnostics.get("train_clip_fraction"),
             "nan_incidents": diagnostics.get("nan_incidents"),
             "entropy_collapse_warnings": diagnostics.get("entropy_collapse_warnings"),
-            "training_timesteps": spec.get("training", {}).get("timesteps"),
-            "curriculum_stage": spec.get("training", {}).get("curriculum_stage"),
+            "training_timesteps": training.timesteps,
+            "curriculum_stage": training.curriculum_stage,
         },
-        "significance": agent["significance"],
+        "significance": agent.significance.model_dump(),
         "baselines": {
             name: {
-                "sharpe_ratio": metrics[name]["sharpe"],
-                "total_return_pct": 100 * metrics[name]["total_return"],
-                "max_drawdown_pct": 100 * metrics[name]["max_drawdown"],
-                "turnover_ratio_daily": metrics[name]["daily_turnover"],
+                "sharpe_ratio": baseline.sharpe,
+                "total_return_pct": 100 * baseline.total_return,
+                "max_drawdown_pct": 100 * baseline.max_drawdown,
+                "turnover_ratio_daily": baseline.daily_turnover,
             }
-            for name in metrics
-            if name not in ("window", "model", "agent")
+            for name, baseline in metrics.baselines().items()
         },
     }
     if walk_forward is not None:
         section["walk_forward"] = {
-            key: walk_forward[key]
-            for key in ("scheme", "folds", "folds_passed", "pass_rate", "required_pass_rate",
-                        "folds_significant", "trials", "mean_agent_sharpe",
-                        "mean_buy_and_hold_sharpe")
-        }  # fmt: skip
+            "scheme": walk_forward.scheme,
+            "folds": walk_forward.folds,
+            "folds_passed": walk_forward.folds_passed,
+            "pass_rate": walk_forward.pass_rate,
+            "required_pass_rate": walk_forward.required_pass_rate,
+            "folds_significant": walk_forward.folds_significant,
+            "trials": walk_forward.trials,
+            "mean_agent_sharpe": walk_forward.mean_agent_sharpe,
+            "mean_buy_and_hold_sharpe": walk_forward.mean_buy_and_hold_sharpe,
+        }
     if stress is not None:
         section["stress"] = {
-            s["scenario"]: {"survived": s["survived"], "max_drawdown_pct": 100 * s["max_drawdown"]}
-            for s in stress["scenarios"]
+            s.scenario: {"survived": s.survived, "max_drawdown_pct": 100 * s.max_drawdown}
+            for s in stress.scenarios
         }
     section["red_flags"] = red_flags(config, agent, hold, diagnostics, walk_forward, stress)
     return {"baseline_performance": _plain(section)}
@@ -290,8 +303,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(report: dict[str, Any], image: str, walk_forward: dict[str, Any] | None,
-                stress: dict[str, Any] | None) -> str:  # fmt: skip
+def render_html(report: dict[str, Any], image: str, walk_forward: WalkForwardSummary | None,
+                stress: StressReport | None) -> str:  # fmt: skip
     """A self-contained HTML page (the figure is embedded)."""
     section = report["baseline_performance"]
     flags = "".join(f"<li>{html.escape(f)}</li>" for f in section["red_flags"]) or "<li>none</li>"
@@ -328,10 +341,19 @@ def render_html(report: dict[str, Any], image: str, walk_forward: dict[str, Any]
         ),
     ]
     if walk_forward is not None:
+        folds = [
+            {"fold": r.fold, "test_first": r.test_first, "test_last": r.test_last,
+             "agent_sharpe": r.agent_sharpe, "buy_and_hold_sharpe": r.buy_and_hold_sharpe,
+             "agent_max_drawdown": r.agent_max_drawdown,
+             "buy_and_hold_max_drawdown": r.buy_and_hold_max_drawdown,
+             "agent_daily_turnover": r.agent_daily_turnover, "psr": r.psr, "dsr": r.dsr,
+             "passed": r.passed}
+            for r in walk_forward.table
+        ]  # fmt: skip
         parts += [
             "<h2>Walk-forward</h2>",
             _table(
-                walk_forward["table"],
+                folds,
                 [
                     "fold",
                     "test_first",
@@ -349,12 +371,12 @@ def render_html(report: dict[str, Any], image: str, walk_forward: dict[str, Any]
         ]
     if stress is not None:
         rows = [
-            {"scenario": s["scenario"], "survived": s["survived"],
-             "agent_max_drawdown": s["max_drawdown"],
-             "buy_and_hold_max_drawdown": s["buy_and_hold"]["max_drawdown"],
-             "asset_return": s["asset_return"],
-             "risk_state_changes": s["agent"]["risk_engine"]["state_changes"]}
-            for s in stress["scenarios"]
+            {"scenario": s.scenario, "survived": s.survived,
+             "agent_max_drawdown": s.max_drawdown,
+             "buy_and_hold_max_drawdown": s.buy_and_hold.max_drawdown,
+             "asset_return": s.asset_return,
+             "risk_state_changes": s.agent.risk_engine.state_changes}
+            for s in stress.scenarios
         ]  # fmt: skip
         parts += ["<h2>Stress scenarios</h2>", _table(rows, list(rows[0]) if rows else [])]
     parts.append("</body></html>")
@@ -374,31 +396,30 @@ def run_report(
     rolling: Path,
 ) -> dict[str, Any]:
     """Write the YAML report, the HTML page and the rolling series; log them to MLflow."""
-    evaluation = read_json(metrics)
-    spec = read_json(model_dir / POLICY_SPEC)
-    wf = read_json(walk_forward) if walk_forward is not None and walk_forward.is_file() else None
-    st = read_json(stress) if stress is not None and stress.is_file() else None
-    end = pd.Timestamp(evaluation["window"]["end"]).to_pydatetime()
+    evaluation = MetricsReport.read(metrics)
+    record = PolicyRecord.read(model_dir / POLICY_SPEC)
+    wf = WalkForwardSummary.read_if_present(walk_forward)
+    st = StressReport.read_if_present(stress)
+    end = pd.Timestamp(evaluation.window.end).to_pydatetime()
     # Dated by the data, not the clock: the same inputs give the same report.
-    report = build_report(config, evaluation, spec, wf, st, end)
+    report = build_report(config, evaluation, record, wf, st, end)
     frame = pd.read_csv(curve)
     series = rolling_frame(
-        frame, config.report.rolling_sharpe_bars, evaluation["window"]["bars_per_year"]
+        frame, config.report.rolling_sharpe_bars, evaluation.window.bars_per_year
     )
     write_text(output, yaml.safe_dump(report, sort_keys=False))
     write_text(rolling, series.to_csv(index=False))
     write_text(html_output, render_html(report, _figure(frame, series), wf, st))
-    _log(config, spec, report, [output, html_output])
+    _log(config, record.mlflow.run_id, report, [output, html_output])
     return report
 
 
-def _log(config: Config, spec: dict[str, Any], report: dict[str, Any], files: list[Path]) -> None:
+def _log(config: Config, run_id: str, report: dict[str, Any], files: list[Path]) -> None:
     import mlflow
 
     from ijules.tracking import configure, run_exists
 
     configure(config.registry.experiment)
-    run_id = spec["mlflow"]["run_id"]
     if not run_exists(run_id):
         return  # the report stands on its own; the run lives in another store
     with mlflow.start_run(run_id=run_id):

@@ -14,18 +14,24 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ijules.analytics.metrics import max_drawdown
+from ijules.artifacts import (
+    BreakerEvent,
+    BreakerReplay,
+    BreakersReport,
+    NormStats,
+    VarBacktest,
+    VarBacktestReport,
+)
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.backtest import baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, build_market
 from ijules.errors import IngestError
-from ijules.io import write_json
 from ijules.market.regimes import RegimeSettings, detect_regimes
 from ijules.risk.var import estimators
 from ijules.risk.var_backtest import backtest, rolling_var
@@ -51,7 +57,14 @@ def load_daily(config: Config, source: Path) -> pd.Series:
     return pd.Series(frame[report.column].to_numpy(dtype=np.float64), index=index).dropna()
 
 
-def var_backtests(config: Config, closes: pd.Series) -> list[dict[str, Any]]:
+class RiskReport(NamedTuple):
+    """The two files of the risk report."""
+
+    var: VarBacktestReport
+    breakers: BreakersReport
+
+
+def var_backtests(config: Config, closes: pd.Series) -> list[VarBacktest]:
     """Backtest every VaR method at every confidence level on the series' daily returns."""
     models = config.risk_models
     window = models.expected_shortfall.tail_expectation_window
@@ -74,7 +87,7 @@ def var_backtests(config: Config, closes: pd.Series) -> list[dict[str, Any]]:
                 returns, methods[name], confidence, window=window, refit_every=refit
             )
             scored = backtest(name, returns, forecasts, confidence)
-            results.append(scored.to_dict())
+            results.append(scored)
             log.info(
                 "VaR %s %.0f%%: %d exceptions in %d (%.2f%%), Kupiec p %.3f, zone %s",
                 name,
@@ -107,7 +120,7 @@ def daily_market(config: Config, closes: pd.Series) -> MarketData:
     )
 
 
-def replay_breakers(config: Config, closes: pd.Series) -> dict[str, Any]:
+def replay_breakers(config: Config, closes: pd.Series) -> dict[str, BreakerReplay]:
     """Replay each window fully invested; count every breaker that fired, by reason."""
     release = config.risk_management.halt_release.model_copy(
         update={"cooldown_bars": config.risk_report.cooldown_bars}
@@ -118,9 +131,9 @@ def replay_breakers(config: Config, closes: pd.Series) -> dict[str, Any]:
     replay_config = config.model_copy(update={"risk_management": risk, "microstructure": costs})
     market = daily_market(replay_config, closes)
     values = market.features
-    norm = NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0) + 1e-12))
+    norm = NormStats(mean=tuple(values.mean(axis=0)), std=tuple(values.std(axis=0) + 1e-12))
     stamps = pd.DatetimeIndex(market.timestamps).tz_localize("UTC")
-    results: dict[str, Any] = {}
+    results: dict[str, BreakerReplay] = {}
     for name, (first, last) in config.risk_report.windows.items():
         inside = (stamps >= pd.Timestamp(first, tz="UTC")) & (
             stamps <= pd.Timestamp(last, tz="UTC")
@@ -134,40 +147,45 @@ def replay_breakers(config: Config, closes: pd.Series) -> dict[str, Any]:
         # Releases (codes from RELEASED_TIME up) lift a breaker; they are not breakers firing.
         fired = Counter(changes["reason"][changes["code"] < codes.RELEASED_TIME])
         index_return = float(window.close[-1, 0] / window.close[0, 0] - 1.0)
-        results[name] = {
-            "start": str(first),
-            "end": str(last),
-            "days": int(inside.sum()),
-            "index_return": index_return,
-            "replay_return": float(result.equity[-1] / result.equity[0] - 1.0),
-            "replay_max_drawdown": max_drawdown(result.equity),
-            "breakers_fired": int(sum(fired.values())),
-            "by_reason": dict(fired),
-            "refusals": result.risk_refusals,
-            "events": [
-                {"date": ts.date().isoformat(), "state": state, "reason": reason}
+        replay = BreakerReplay(
+            start=str(first),
+            end=str(last),
+            days=int(inside.sum()),
+            index_return=index_return,
+            replay_return=float(result.equity[-1] / result.equity[0] - 1.0),
+            replay_max_drawdown=max_drawdown(result.equity),
+            breakers_fired=int(sum(fired.values())),
+            by_reason=dict(fired),
+            refusals=result.risk_refusals,
+            events=[
+                BreakerEvent(date=ts.date().isoformat(), state=state, reason=reason)
                 for ts, state, reason in zip(
                     changes["timestamp"], changes["state"], changes["reason"], strict=True
                 )
             ],
-        }
+        )
+        results[name] = replay
         log.info(
             "replay %s: index %.1f%%, replay %.1f%%, %d breaker(s) fired",
             name,
             100 * index_return,
-            100 * results[name]["replay_return"],
-            results[name]["breakers_fired"],
+            100 * replay.replay_return,
+            replay.breakers_fired,
         )
     return results
 
 
 def run_risk_report(
     config: Config, *, source: Path, var_output: Path, breakers_output: Path
-) -> dict[str, Any]:
+) -> RiskReport:
     """Write the VaR backtests and the breaker replays."""
     closes = load_daily(config, source)
-    var = var_backtests(config, closes)
-    write_json(var_output, {"series": config.risk_report.column, "backtests": var})
-    breakers = replay_breakers(config, closes)
-    write_json(breakers_output, {"series": config.risk_report.column, "windows": breakers})
-    return {"var": var, "breakers": breakers}
+    var = VarBacktestReport(
+        series=config.risk_report.column, backtests=var_backtests(config, closes)
+    )
+    var.write(var_output)
+    breakers = BreakersReport(
+        series=config.risk_report.column, windows=replay_breakers(config, closes)
+    )
+    breakers.write(breakers_output)
+    return RiskReport(var, breakers)

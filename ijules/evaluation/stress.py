@@ -35,23 +35,33 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.artifacts import (
+    POLICY_SPEC,
+    FeatureSet,
+    ModelRef,
+    PolicyRecord,
+    ScenarioResult,
+    StressedAgent,
+    StressedBaseline,
+    StressReport,
+    SurvivalChecks,
+    Window,
+)
 from ijules.config import Config
-from ijules.data.features import BAR_COLUMNS, SPLIT, FeatureSet, Window, feature_table
+from ijules.data.features import BAR_COLUMNS, SPLIT, feature_table
 from ijules.data.schema import TIMESTAMP
 from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import IngestError
 from ijules.evaluation.config import StressName
 from ijules.evaluation.risk_report import load_daily
-from ijules.io import read_json, write_json
 from ijules.sim import codes
-from ijules.training.policy import POLICY_SPEC, RecurrentPolicy
+from ijules.training.policy import RecurrentPolicy
 
 log = logging.getLogger(__name__)
 
@@ -222,22 +232,14 @@ def breaker_violations(backtest: Backtest, states: npt.NDArray[np.int64]) -> int
 
 
 def survival(
-    config: Config, agent: Backtest, states: npt.NDArray[np.int64], max_drawdown: float
-) -> dict[str, Any]:
-    """The survival criteria of one scenario, with the numbers behind them."""
-    violations = breaker_violations(agent, states)
-    checks = {
-        "max_drawdown_within_limit": max_drawdown <= config.stress.max_drawdown,
-        "equity_positive": bool(np.all(agent.equity > 0)),
-        "no_growth_while_restricted": violations == 0,
-    }
-    return {
-        "survived": all(checks.values()),
-        "checks": checks,
-        "max_drawdown": max_drawdown,
-        "max_drawdown_limit": config.stress.max_drawdown,
-        "breaker_violations": violations,
-    }
+    config: Config, agent: Backtest, violations: int, max_drawdown: float
+) -> SurvivalChecks:
+    """The survival criteria of one scenario, given its breaker violations and drawdown."""
+    return SurvivalChecks(
+        max_drawdown_within_limit=max_drawdown <= config.stress.max_drawdown,
+        equity_positive=bool(np.all(agent.equity > 0)),
+        no_growth_while_restricted=violations == 0,
+    )
 
 
 def stress_policy(
@@ -248,7 +250,7 @@ def stress_policy(
     scenario: StressName,
     daily: pd.Series | None,
     window: Window = "test",
-) -> dict[str, Any]:
+) -> ScenarioResult:
     """Backtest ``policy`` and buy-and-hold under ``scenario``; judge the agent's survival."""
     from ijules.evaluation.evaluate import policy_env
 
@@ -261,37 +263,42 @@ def stress_policy(
     bars_per_year = meta.bars_per_year
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
     hold_metrics = hold.metrics(bars_per_year)
-    result = survival(config, agent, env.engine.trading_states(), agent_metrics.max_drawdown)
-    return {
-        "scenario": scenario,
-        "bars": len(market),
-        "start": str(pd.Timestamp(market.timestamps[0])),
-        "end": str(pd.Timestamp(market.timestamps[-1])),
-        "asset_return": float(market.close[-1, 0] / market.close[0, 0] - 1.0),
-        **result,
-        "agent": {
-            "total_return": agent_metrics.total_return,
-            "sharpe": agent_metrics.sharpe,
-            "max_drawdown": agent_metrics.max_drawdown,
-            "daily_turnover": agent_metrics.daily_turnover,
-            "total_cost": agent_metrics.total_cost,
-            "risk_engine": agent.risk_summary(),
-        },
-        "buy_and_hold": {
-            "total_return": hold_metrics.total_return,
-            "sharpe": hold_metrics.sharpe,
-            "max_drawdown": hold_metrics.max_drawdown,
-            "total_cost": hold_metrics.total_cost,
-            "risk_engine": hold.risk_summary(),
-        },
-    }
+    violations = breaker_violations(agent, env.engine.trading_states())
+    checks = survival(config, agent, violations, agent_metrics.max_drawdown)
+    return ScenarioResult(
+        scenario=scenario,
+        bars=len(market),
+        start=str(pd.Timestamp(market.timestamps[0])),
+        end=str(pd.Timestamp(market.timestamps[-1])),
+        asset_return=float(market.close[-1, 0] / market.close[0, 0] - 1.0),
+        survived=checks.all_met,
+        checks=checks,
+        max_drawdown=agent_metrics.max_drawdown,
+        max_drawdown_limit=config.stress.max_drawdown,
+        breaker_violations=violations,
+        agent=StressedAgent(
+            total_return=agent_metrics.total_return,
+            sharpe=agent_metrics.sharpe,
+            max_drawdown=agent_metrics.max_drawdown,
+            daily_turnover=agent_metrics.daily_turnover,
+            total_cost=agent_metrics.total_cost,
+            risk_engine=agent.risk_summary(),
+        ),
+        buy_and_hold=StressedBaseline(
+            total_return=hold_metrics.total_return,
+            sharpe=hold_metrics.sharpe,
+            max_drawdown=hold_metrics.max_drawdown,
+            total_cost=hold_metrics.total_cost,
+            risk_engine=hold.risk_summary(),
+        ),
+    )
 
 
 def run_stress(
     config: Config, *, features: Path, meta: Path, model_dir: Path, output: Path
-) -> dict[str, Any]:
+) -> StressReport:
     """Run every configured scenario on the test window; write ``output``."""
-    feature_set = FeatureSet.load(meta)
+    feature_set = FeatureSet.read(meta)
     table = pd.read_parquet(features)
     policy = RecurrentPolicy.load(model_dir)
     daily = daily_returns(config)
@@ -301,18 +308,18 @@ def run_stress(
         log.info(
             "stress %s: %s (agent max drawdown %.2f%%, buy-and-hold %.2f%%)",
             scenario,
-            "survived" if result["survived"] else "FAILED",
-            100 * result["max_drawdown"],
-            100 * result["buy_and_hold"]["max_drawdown"],
+            "survived" if result.survived else "FAILED",
+            100 * result.max_drawdown,
+            100 * result.buy_and_hold.max_drawdown,
         )
         results.append(result)
-    payload = {
-        "model": {"run_id": read_json(model_dir / POLICY_SPEC)["mlflow"]["run_id"]},
-        "window": "test",
-        "survived": sum(r["survived"] for r in results),
-        "scenarios_run": len(results),
-        "all_survived": all(r["survived"] for r in results),
-        "scenarios": results,
-    }
-    write_json(output, payload)
+    payload = StressReport(
+        model=ModelRef(run_id=PolicyRecord.read(model_dir / POLICY_SPEC).mlflow.run_id),
+        window="test",
+        survived=sum(r.survived for r in results),
+        scenarios_run=len(results),
+        all_survived=all(r.survived for r in results),
+        scenarios=results,
+    )
+    payload.write(output)
     return payload

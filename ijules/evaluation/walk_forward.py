@@ -19,11 +19,10 @@ summary, the DSR (trials: the distinct configurations trained in this MLflow exp
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ijules.analytics.significance import (
@@ -32,8 +31,21 @@ from ijules.analytics.significance import (
     expected_maximum_sharpe,
     target_test,
 )
+from ijules.artifacts import (
+    FeatureSet,
+    Fold,
+    FoldBacktest,
+    FoldResult,
+    FoldRow,
+    FoldTraining,
+    FoldWindow,
+    NormStats,
+    WalkForwardSummary,
+    fold_file,
+)
 from ijules.config import Config
-from ijules.data.features import SPLIT, FeatureSet, NormStats
+from ijules.data.features import SPLIT
+from ijules.env.backtest import Backtest
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import ConfigError
@@ -41,7 +53,7 @@ from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
 from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
 from ijules.evaluation.thresholds import threshold_checks
-from ijules.io import md5_file, read_json, write_json
+from ijules.io import md5_file
 from ijules.tracking import configure, lineage_tags
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
@@ -50,22 +62,7 @@ from ijules.training.policy import RecurrentPolicy
 log = logging.getLogger(__name__)
 
 DEVELOPMENT = ("train", "validation")
-_HEADLINE = ("sharpe", "max_drawdown", "daily_turnover", "total_return", "num_trades", "win_rate")
-
-
-@dataclass(frozen=True)
-class Fold:
-    """Row ranges [start, end) of one fold, in development-bar positions."""
-
-    fold: int
-    train_start: int
-    train_end: int
-    test_start: int
-    test_end: int
-
-    def to_dict(self) -> dict[str, int]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
+FloatArray = npt.NDArray[np.float64]
 
 
 def fold_windows(rows: int, config: WalkForwardConfig) -> list[Fold]:
@@ -83,7 +80,15 @@ def fold_windows(rows: int, config: WalkForwardConfig) -> list[Fold]:
                 f"below walk_forward.min_train_bars={config.min_train_bars} ({rows} development "
                 f"bars, {n} folds x test_bars={config.test_bars}, purge+embargo {gap})"
             )
-        folds.append(Fold(k, train_start, train_end, test_start, test_start + config.test_bars))
+        folds.append(
+            Fold(
+                fold=k,
+                train_start=train_start,
+                train_end=train_end,
+                test_start=test_start,
+                test_end=test_start + config.test_bars,
+            )
+        )
     return folds
 
 
@@ -104,11 +109,11 @@ def fold_norm(rows: pd.DataFrame, meta: FeatureSet, fold: Fold) -> NormStats:
 
 def run_fold(
     config: Config, *, fold_id: int, features: Path, meta: Path, output: Path, checkpoints: Path
-) -> dict[str, Any]:
+) -> FoldResult:
     """Train and test one fold; write its result to ``output``; log a ``walk_forward`` run."""
     import mlflow
 
-    feature_set = FeatureSet.load(meta)
+    feature_set = FeatureSet.read(meta)
     table = pd.read_parquet(features)
     market, rows = development_market(config, table, feature_set)
     folds = fold_windows(len(market), config.walk_forward)
@@ -143,48 +148,64 @@ def run_fold(
         backtests.update(rule_baselines(config, test_market, norm, feature_set.clip_zscore))
         bars_per_year = feature_set.bars_per_year
         asset = backtests[AGENT].asset_returns
-        payload: dict[str, Any] = {
-            "fold": fold_id,
-            "scheme": config.walk_forward.scheme,
-            "window": {
-                **fold.to_dict(),
-                "train_first": str(pd.Timestamp(train_market.timestamps[0])),
-                "train_last": str(pd.Timestamp(train_market.timestamps[-1])),
-                "test_first": str(pd.Timestamp(test_market.timestamps[0])),
-                "test_last": str(pd.Timestamp(test_market.timestamps[-1])),
-                "purge_bars": config.walk_forward.purge_bars,
-                "embargo_bars": config.walk_forward.embargo_bars,
-            },
-            "training": {"timesteps": result.timesteps, "run_id": run.info.run_id},
+        entries = {
+            name: _fold_backtest(backtest, bars_per_year, asset)
+            for name, backtest in backtests.items()
         }
-        for name, backtest in backtests.items():
-            metrics = backtest.metrics(bars_per_year, asset).to_dict()
-            payload[name] = {
-                **{key: metrics[key] for key in _HEADLINE},
-                "significance": significance(backtest.returns),
-                "costs": float(metrics["total_cost"]),
+        gate = threshold_checks(entries[AGENT], config.gate)
+        window = FoldWindow(
+            **fold.model_dump(),
+            train_first=str(pd.Timestamp(train_market.timestamps[0])),
+            train_last=str(pd.Timestamp(train_market.timestamps[-1])),
+            test_first=str(pd.Timestamp(test_market.timestamps[0])),
+            test_last=str(pd.Timestamp(test_market.timestamps[-1])),
+            purge_bars=config.walk_forward.purge_bars,
+            embargo_bars=config.walk_forward.embargo_bars,
+        )
+        # By name: a backtest the file has no field for, or a field with no backtest, fails.
+        payload = FoldResult.model_validate(
+            {
+                "fold": fold_id,
+                "scheme": config.walk_forward.scheme,
+                "window": window,
+                "training": FoldTraining(timesteps=result.timesteps, run_id=run.info.run_id),
+                **entries,
+                "passed": gate.passed,
+                "reasons": gate.reasons,
             }
-        gate = threshold_checks(payload[AGENT], config.gate)
-        payload["passed"] = gate.passed
-        payload["reasons"] = gate.reasons
+        )
         mlflow.log_metrics(
             {
-                f"wf_{name}_{key}": float(payload[name][key])
-                for name in (AGENT, BUY_AND_HOLD)
-                for key in _HEADLINE
+                f"wf_{name}_{key}": value
+                for name, entry in ((AGENT, payload.agent), (BUY_AND_HOLD, payload.buy_and_hold))
+                for key, value in entry.headline().items()
             }
-            | {"wf_sharpe_per_bar": payload[AGENT]["significance"]["sharpe_per_bar"]}
+            | {"wf_sharpe_per_bar": payload.agent.significance.sharpe_per_bar}
         )
     discard(folder)
-    write_json(output, payload)
+    payload.write(output)
     log.info(
         "fold %d: agent Sharpe %.2f (buy-and-hold %.2f), %s",
         fold_id,
-        payload[AGENT]["sharpe"],
-        payload[BUY_AND_HOLD]["sharpe"],
+        payload.agent.sharpe,
+        payload.buy_and_hold.sharpe,
         "passed" if gate.passed else "failed: " + "; ".join(gate.reasons),
     )
     return payload
+
+
+def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) -> FoldBacktest:
+    metrics = backtest.metrics(bars_per_year, asset)
+    return FoldBacktest(
+        sharpe=metrics.sharpe,
+        max_drawdown=metrics.max_drawdown,
+        daily_turnover=metrics.daily_turnover,
+        total_return=metrics.total_return,
+        num_trades=metrics.num_trades,
+        win_rate=metrics.win_rate,
+        significance=significance(backtest.returns),
+        costs=float(metrics.total_cost),
+    )
 
 
 def trials(config: Config) -> tuple[int, float | None]:
@@ -211,19 +232,19 @@ def trials(config: Config) -> tuple[int, float | None]:
 
 def run_summary(
     config: Config, *, folds: Path, output: Path, count_trials: bool = True
-) -> dict[str, Any]:
+) -> WalkForwardSummary:
     """Gather the folds into the walk-forward table, with pass rate, PSR and DSR."""
-    results = [read_json(folds / f"fold_{k}.json") for k in config.walk_forward.fold_ids]
+    results = [FoldResult.read(folds / fold_file(k)) for k in config.walk_forward.fold_ids]
     n_trials, variance = trials(config) if count_trials else (1, None)
     confidence = config.walk_forward.confidence
     table = []
     for result in results:
-        agent, hold = result[AGENT], result[BUY_AND_HOLD]
+        agent, hold = result.agent, result.buy_and_hold
         moments = SharpeMoments(
-            agent["significance"]["sharpe_per_bar"],
-            int(agent["significance"]["observations"]),
-            agent["significance"]["skewness"],
-            agent["significance"]["kurtosis"],
+            agent.significance.sharpe_per_bar,
+            agent.significance.observations,
+            agent.significance.skewness,
+            agent.significance.kurtosis,
         )
         # Without a spread of trials to measure, the Sharpe estimator's own variance stands in.
         trial_variance = (
@@ -233,51 +254,51 @@ def run_summary(
         )
         dsr = deflated_sharpe_ratio(moments, n_trials, trial_variance)
         table.append(
-            {
-                "fold": result["fold"],
-                "test_first": result["window"]["test_first"],
-                "test_last": result["window"]["test_last"],
-                "agent_sharpe": agent["sharpe"],
-                "buy_and_hold_sharpe": hold["sharpe"],
-                "agent_max_drawdown": agent["max_drawdown"],
-                "buy_and_hold_max_drawdown": hold["max_drawdown"],
-                "agent_daily_turnover": agent["daily_turnover"],
-                "buy_and_hold_daily_turnover": hold["daily_turnover"],
-                "agent_total_return": agent["total_return"],
-                "buy_and_hold_total_return": hold["total_return"],
-                "psr": agent["significance"]["psr"],
-                "dsr": dsr,
-                "sharpe_benchmark_per_bar": expected_maximum_sharpe(n_trials, trial_variance),
-                "significant": agent["significance"]["psr"] >= confidence,
-                "passed": result["passed"],
-                "reasons": result["reasons"],
-            }
+            FoldRow(
+                fold=result.fold,
+                test_first=result.window.test_first,
+                test_last=result.window.test_last,
+                agent_sharpe=agent.sharpe,
+                buy_and_hold_sharpe=hold.sharpe,
+                agent_max_drawdown=agent.max_drawdown,
+                buy_and_hold_max_drawdown=hold.max_drawdown,
+                agent_daily_turnover=agent.daily_turnover,
+                buy_and_hold_daily_turnover=hold.daily_turnover,
+                agent_total_return=agent.total_return,
+                buy_and_hold_total_return=hold.total_return,
+                psr=agent.significance.psr,
+                dsr=dsr,
+                sharpe_benchmark_per_bar=expected_maximum_sharpe(n_trials, trial_variance),
+                significant=agent.significance.psr >= confidence,
+                passed=result.passed,
+                reasons=result.reasons,
+            )
         )
-    sharpes = np.array([row["agent_sharpe"] for row in table])
-    passed = sum(row["passed"] for row in table)
-    payload = {
-        "params_md5": config.walk_forward_digest(),
-        "scheme": config.walk_forward.scheme,
-        "folds": len(table),
-        "folds_passed": passed,
-        "pass_rate": passed / len(table) if table else 0.0,
-        "required_pass_rate": config.gate.min_walk_forward_pass_rate,
-        "confidence": confidence,
-        "folds_significant": sum(row["significant"] for row in table),
-        "trials": n_trials,
-        "mean_agent_sharpe": float(np.mean(sharpes)) if len(sharpes) else 0.0,
-        "mean_buy_and_hold_sharpe": float(np.mean([r["buy_and_hold_sharpe"] for r in table]))
+    sharpes = np.array([row.agent_sharpe for row in table])
+    passed = sum(row.passed for row in table)
+    payload = WalkForwardSummary(
+        params_md5=config.walk_forward_digest(),
+        scheme=config.walk_forward.scheme,
+        folds=len(table),
+        folds_passed=passed,
+        pass_rate=passed / len(table) if table else 0.0,
+        required_pass_rate=config.gate.min_walk_forward_pass_rate,
+        confidence=confidence,
+        folds_significant=sum(row.significant for row in table),
+        trials=n_trials,
+        mean_agent_sharpe=float(np.mean(sharpes)) if len(sharpes) else 0.0,
+        mean_buy_and_hold_sharpe=float(np.mean([r.buy_and_hold_sharpe for r in table]))
         if table
         else 0.0,
-        "sharpe_vs_target": target_test(sharpes, config.gate.min_sharpe).to_dict(),
-        "table": table,
-    }
-    write_json(output, payload)
+        sharpe_vs_target=target_test(sharpes, config.gate.min_sharpe),
+        table=table,
+    )
+    payload.write(output)
     log.info(
         "walk-forward: %d of %d folds passed (need %.0f%%); mean Sharpe %.2f",
         passed,
         len(table),
         100 * config.gate.min_walk_forward_pass_rate,
-        payload["mean_agent_sharpe"],
+        payload.mean_agent_sharpe,
     )
     return payload

@@ -14,18 +14,19 @@ from typing import Any
 
 import pandas as pd
 
+from ijules.artifacts import DriftSpan, DriftSummary, FeatureDrift, FeatureSet
 from ijules.config import Config
-from ijules.data.features import SPLIT, FeatureSet
+from ijules.data.features import SPLIT
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
-from ijules.io import write_json, write_text
+from ijules.io import write_text
 
 log = logging.getLogger(__name__)
 
 
 def run_drift(
     config: Config, *, features: Path, meta: Path, html: Path, snapshot: Path, metrics: Path
-) -> dict[str, Any]:
+) -> DriftSummary:
     """Compare the newest ``drift.window_bars`` bars with the train window; write the reports.
 
     Writes the Evidently report as ``html`` and ``snapshot`` (JSON), and a summary with the share
@@ -37,7 +38,7 @@ def run_drift(
 
     if not features.is_file():
         raise IngestError(f"features not found: {features} (run `ijules features` first)")
-    feature_set = FeatureSet.load(meta)
+    feature_set = FeatureSet.read(meta)
     names = list(feature_set.feature_names)
     table = pd.read_parquet(features)
     reference = table.loc[table[SPLIT] == "train"]
@@ -48,54 +49,77 @@ def run_drift(
     result = report.run(current_data=current[names], reference_data=reference[names])
     write_text(html, result.get_html_str(as_iframe=False))
     write_text(snapshot, result.json())
-    summary = summarise(result.dict(), names, config.drift.drift_share)
-    summary["reference"] = _span(reference)
-    summary["current"] = _span(current)
-    write_json(metrics, summary)
+    summary = summarise(
+        result.dict(),
+        names,
+        config.drift.drift_share,
+        reference=_span(reference),
+        current=_span(current),
+    )
+    summary.write(metrics)
     log.info(
         "drift: %d of %d features drifted (share %.2f) in the newest %d bars",
-        summary["drifted_features"],
-        summary["features"],
-        summary["drift_share"],
+        summary.drifted_features,
+        summary.features,
+        summary.drift_share,
         len(current),
     )
     return summary
 
 
-def summarise(snapshot: dict[str, Any], names: list[str], threshold: float) -> dict[str, Any]:
+def summarise(
+    snapshot: dict[str, Any],
+    names: list[str],
+    threshold: float,
+    *,
+    reference: DriftSpan,
+    current: DriftSpan,
+) -> DriftSummary:
     """Pull the drifted share and each feature's verdict out of an Evidently snapshot dict."""
     share, count = None, None
-    per_feature: dict[str, dict[str, Any]] = {}
+    tested: dict[str, FeatureDrift] = {}
     for metric in snapshot["metrics"]:
         config = metric.get("config", {})
         kind = str(config.get("type", ""))
         if kind.endswith("DriftedColumnsCount"):
             share, count = float(metric["value"]["share"]), int(metric["value"]["count"])
         elif kind.endswith("ValueDrift") and config.get("column") in names:
-            per_feature[config["column"]] = {
-                "method": config.get("method"),
-                "threshold": config.get("threshold"),
-                "score": float(metric["value"]),
-            }
+            tested[config["column"]] = FeatureDrift(
+                method=config.get("method"),
+                threshold=config.get("threshold"),
+                score=float(metric["value"]),
+            )
+    verdicts: dict[str, bool] = {}
     for test in snapshot.get("tests", []):
         column = test.get("metric_config", {}).get("params", {}).get("column")
-        if column in per_feature:
-            per_feature[column]["drifted"] = test.get("status") == "FAIL"
+        if column in tested:
+            verdicts[column] = test.get("status") == "FAIL"
     if share is None or count is None:
         raise IngestError("the Evidently report has no DriftedColumnsCount metric")
-    return {
-        "drift_share": share,
-        "drifted_features": count,
-        "features": len(names),
-        "dataset_drift": share >= threshold,
-        "threshold": threshold,
-        "per_feature": per_feature,
-    }
+    return DriftSummary(
+        drift_share=share,
+        drifted_features=count,
+        features=len(names),
+        dataset_drift=share >= threshold,
+        threshold=threshold,
+        # A feature Evidently ran no test on has no verdict (and no "drifted" in the file).
+        per_feature={
+            name: FeatureDrift(
+                method=drift.method,
+                threshold=drift.threshold,
+                score=drift.score,
+                drifted=verdicts.get(name),
+            )
+            for name, drift in tested.items()
+        },
+        reference=reference,
+        current=current,
+    )
 
 
-def _span(rows: pd.DataFrame) -> dict[str, Any]:
-    return {
-        "start": rows[TIMESTAMP].iloc[0].isoformat(),
-        "end": rows[TIMESTAMP].iloc[-1].isoformat(),
-        "bars": len(rows),
-    }
+def _span(rows: pd.DataFrame) -> DriftSpan:
+    return DriftSpan(
+        start=rows[TIMESTAMP].iloc[0].isoformat(),
+        end=rows[TIMESTAMP].iloc[-1].isoformat(),
+        bars=len(rows),
+    )

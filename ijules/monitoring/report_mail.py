@@ -9,11 +9,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ijules.artifacts import DriftSummary, MetricsReport, Registration, ValidationResult
 from ijules.config import Config
 from ijules.errors import IngestError
-from ijules.io import read_json
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,13 @@ def build_drift_email(
     for required in (drift_metrics, drift_html):
         if not required.is_file():
             raise IngestError(f"drift report not found: {required} (run `ijules drift` first)")
-    drift = read_json(drift_metrics)
-    verdict = "DRIFT" if drift["dataset_drift"] else "no drift"
+    drift = DriftSummary.read(drift_metrics)
+    verdict = "DRIFT" if drift.dataset_drift else "no drift"
     label = f" for {interval}" if interval else ""
     subject = (
         f"[ijules] {config.data.symbol} nightly report{label}: {verdict}, "
-        f"{drift['drifted_features']} of {drift['features']} features drifted "
-        f"({drift['drift_share']:.0%})"
+        f"{drift.drifted_features} of {drift.features} features drifted "
+        f"({drift.drift_share:.0%})"
     )
     sections = [
         f"<h2>{html.escape(subject)}</h2>",
@@ -70,19 +69,19 @@ def build_drift_email(
     )
 
 
-def _drift_section(drift: dict[str, Any]) -> str:
+def _drift_section(drift: DriftSummary) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{entry['score']:.3f}</td>"
-        f"<td>{html.escape(str(entry.get('method')))}</td>"
-        f"<td>{'yes' if entry.get('drifted') else 'no'}</td></tr>"
-        for name, entry in drift["per_feature"].items()
+        f"<tr><td>{html.escape(name)}</td><td>{entry.score:.3f}</td>"
+        f"<td>{html.escape(str(entry.method))}</td>"
+        f"<td>{'yes' if entry.drifted else 'no'}</td></tr>"
+        for name, entry in drift.per_feature.items()
     )
-    current, reference = drift["current"], drift["reference"]
+    current, reference = drift.current, drift.reference
     return (
         "<h3>Feature drift</h3>"
-        f"<p>Newest {current['bars']} bars ({current['start']} to {current['end']}) against the "
-        f"train window ({reference['start']} to {reference['end']}). Dataset drift is flagged at "
-        f"{drift['threshold']:.0%} of features.</p>"
+        f"<p>Newest {current.bars} bars ({current.start} to {current.end}) against the "
+        f"train window ({reference.start} to {reference.end}). Dataset drift is flagged at "
+        f"{drift.threshold:.0%} of features.</p>"
         "<table border='1' cellpadding='4'><tr><th>feature</th><th>score</th><th>test</th>"
         f"<th>drifted</th></tr>{rows}</table>"
     )
@@ -91,15 +90,14 @@ def _drift_section(drift: dict[str, Any]) -> str:
 def _validation_section(path: Path | None) -> str:
     if path is None or not path.is_file():
         return ""
-    summary = read_json(path)["summary"]
+    summary = ValidationResult.read(path).summary
     warnings = "".join(
-        f"<li>{html.escape(w['rule'])}: {w['unexpected_count']} row(s)</li>"
-        for w in summary["warnings"]
+        f"<li>{html.escape(w.rule)}: {w.unexpected_count} row(s)</li>" for w in summary.warnings
     )
-    state = "passed" if summary["success"] else "FAILED"
+    state = "passed" if summary.success else "FAILED"
     return (
-        f"<h3>Data quality</h3><p>Great Expectations {state} on {summary['rows']} bars "
-        f"({summary['successful_expectations']} of {summary['evaluated_expectations']} "
+        f"<h3>Data quality</h3><p>Great Expectations {state} on {summary.rows} bars "
+        f"({summary.successful_expectations} of {summary.evaluated_expectations} "
         "expectations met).</p>" + (f"<p>Warnings:</p><ul>{warnings}</ul>" if warnings else "")
     )
 
@@ -107,25 +105,30 @@ def _validation_section(path: Path | None) -> str:
 def _model_section(metrics: Path | None, registration: Path | None) -> str:
     parts = []
     if metrics is not None and metrics.is_file():
-        evaluation = read_json(metrics)
-        window = evaluation["window"]
+        evaluation = MetricsReport.read(metrics)
+        window = evaluation.window
+        shown = (
+            ("agent", evaluation.agent),
+            ("buy and hold", evaluation.buy_and_hold),
+            ("flat", evaluation.flat),
+        )
         rows = "".join(
-            f"<tr><td>{name.replace('_', ' ')}</td><td>{m['total_return']:.2%}</td>"
-            f"<td>{m['sharpe']:.2f}</td><td>{m['max_drawdown']:.2%}</td>"
-            f"<td>{m['daily_turnover']:.2f}</td><td>{m['num_trades']}</td></tr>"
-            for name, m in ((k, evaluation[k]) for k in ("agent", "buy_and_hold", "flat"))
+            f"<tr><td>{name}</td><td>{m.total_return:.2%}</td>"
+            f"<td>{m.sharpe:.2f}</td><td>{m.max_drawdown:.2%}</td>"
+            f"<td>{m.daily_turnover:.2f}</td><td>{m.num_trades}</td></tr>"
+            for name, m in shown
         )
         parts.append(
-            f"<h3>Model health</h3><p>Latest out-of-sample test window {window['start']} to "
-            f"{window['end']}, after costs ({window['costs']}):</p>"
+            f"<h3>Model health</h3><p>Latest out-of-sample test window {window.start} to "
+            f"{window.end}, after costs ({window.costs}):</p>"
             "<table border='1' cellpadding='4'><tr><th></th><th>return</th><th>Sharpe</th>"
             f"<th>max drawdown</th><th>daily turnover</th><th>trades</th></tr>{rows}</table>"
         )
     if registration is not None and registration.is_file():
-        entry = read_json(registration)
-        reasons = html.escape("; ".join(entry["reasons"]))
+        entry = Registration.read(registration)
+        reasons = html.escape("; ".join(entry.reasons))
         parts.append(
-            f"<p>Registry: {html.escape(entry['model_name'])} v{entry['version']} is "
-            f"<b>{html.escape(entry['status'])}</b> ({reasons}).</p>"
+            f"<p>Registry: {html.escape(entry.model_name)} v{entry.version} is "
+            f"<b>{html.escape(entry.status)}</b> ({reasons}).</p>"
         )
     return "".join(parts)

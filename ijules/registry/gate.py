@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
+from ijules.artifacts import GateDecision
 from ijules.evaluation.config import GateConfig
-from ijules.evaluation.thresholds import GateDecision, at_least, missing, threshold_checks
+from ijules.evaluation.thresholds import WindowMetrics, at_least, missing, threshold_checks
+
+
+class WalkForwardOutcome(Protocol):
+    """What the gate reads from the walk-forward summary."""
+
+    @property
+    def pass_rate(self) -> float: ...
+
+
+class StressOutcome(Protocol):
+    """What the gate reads from the stress results."""
+
+    @property
+    def survived(self) -> int: ...
+
+    @property
+    def scenarios_run(self) -> int: ...
 
 
 def apply_gate(
-    agent: dict[str, Any],
+    agent: WindowMetrics,
     gate: GateConfig,
     *,
-    walk_forward: dict[str, Any] | None = None,
-    stress: dict[str, Any] | None = None,
+    walk_forward: WalkForwardOutcome | None = None,
+    stress: StressOutcome | None = None,
 ) -> GateDecision:
     """Check out-of-sample metrics against the gate's thresholds.
 
@@ -29,7 +47,7 @@ def apply_gate(
         checks.append(
             at_least(
                 "walk_forward_pass_rate",
-                float(walk_forward["pass_rate"]),
+                float(walk_forward.pass_rate),
                 gate.min_walk_forward_pass_rate,
             )
         )
@@ -39,8 +57,8 @@ def apply_gate(
         checks.append(
             at_least(
                 "stress_scenarios_survived",
-                float(stress["survived"]),
-                float(stress["scenarios_run"]),
+                float(stress.survived),
+                float(stress.scenarios_run),
             )
         )
-    return GateDecision(all(c.passed for c in checks), checks)
+    return GateDecision.of(checks)

@@ -15,18 +15,25 @@ the recorded outcome.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ijules.artifacts import (
+    POLICY_SPEC,
+    ChampionComparison,
+    FeatureSet,
+    MetricsReport,
+    ModelRef,
+    PolicyRecord,
+    Registration,
+    StressReport,
+    WalkForwardSummary,
+)
 from ijules.config import Config
-from ijules.data.features import FeatureSet
 from ijules.env.market_data import load_window
 from ijules.errors import IjulesError, RegistryError
-from ijules.io import read_json, write_json
 from ijules.registry.gate import apply_gate
 from ijules.tracking import configure
-from ijules.training.policy import POLICY_SPEC
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +43,15 @@ REASONS_TAG = "ijules.reasons"
 PREVIOUS_CHAMPION_TAG = "ijules.previous_champion"
 
 
-@dataclass
-class Registration:
-    """What the registry now says about the new model."""
+class Verdict(NamedTuple):
+    """What the gate and the champion comparison decided."""
 
-    model_name: str
-    version: str
-    run_id: str
     status: str
     alias: str | None
-    reasons: list[str] = field(default_factory=list)
-    gate: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str]
     champion_before: str | None = None
-    champion_sharpe_on_this_window: float | None = None
-    champion_on_this_window: dict[str, float] | None = None  # the champion baseline
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
+    champion_sharpe: float | None = None
+    champion_on_this_window: ChampionComparison | None = None  # the champion baseline
 
 
 def run_register(
@@ -74,18 +72,21 @@ def run_register(
     """
     from mlflow import MlflowClient
 
-    record = read_json(model_dir / POLICY_SPEC)["mlflow"]
-    evaluation = read_json(metrics)
-    run_id, model_uri = record["run_id"], record["model_uri"]
-    _require_same_model(evaluation, run_id, metrics, model_dir, "ijules evaluate")
-    folds = _optional(walk_forward)
-    if folds is not None and folds.get("params_md5") != config.walk_forward_digest():
+    spec_path = model_dir / POLICY_SPEC
+    record = PolicyRecord.read(spec_path).mlflow
+    evaluation = MetricsReport.read(metrics)
+    run_id, model_uri = record.run_id, record.model_uri
+    if model_uri is None:
+        raise RegistryError(f"{spec_path} names no logged MLflow model; run `ijules train` again")
+    _require_same_model(evaluation.model, run_id, metrics, model_dir, "ijules evaluate")
+    folds = WalkForwardSummary.read_if_present(walk_forward)
+    if folds is not None and folds.params_md5 != config.walk_forward_digest():
         raise RegistryError(
             f"{walk_forward} was produced with other parameters; run `ijules walk-forward` first"
         )
-    scenarios = _optional(stress)
+    scenarios = StressReport.read_if_present(stress)
     if scenarios is not None:
-        _require_same_model(scenarios, run_id, stress, model_dir, "ijules stress")
+        _require_same_model(scenarios.model, run_id, stress, model_dir, "ijules stress")
     configure(config.registry.experiment)
     client = MlflowClient()
     name = config.registry.model_name
@@ -93,46 +94,53 @@ def run_register(
     decided = version.tags.get(STATUS_TAG)
     if decided is not None:
         result = _recorded(client, name, version, decided)
-        write_json(output, result.to_dict())
+        result.write(output)
         log.info("%s v%s was already decided: %s", name, version.version, decided)
         return result
 
-    agent = evaluation["agent"]
+    agent = evaluation.agent
     decision = apply_gate(agent, config.gate, walk_forward=folds, stress=scenarios)
-    for key in ("sharpe", "max_drawdown", "daily_turnover", "total_return", "num_trades"):
-        client.set_model_version_tag(name, version.version, f"test.{key}", str(agent[key]))
+    tags = {
+        "sharpe": agent.sharpe,
+        "max_drawdown": agent.max_drawdown,
+        "daily_turnover": agent.daily_turnover,
+        "total_return": agent.total_return,
+        "num_trades": agent.num_trades,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, f"test.{key}", str(value))
+    if not decision.passed:
+        verdict = Verdict("rejected", None, decision.reasons)
+    else:
+        champion = alias_version(client, name, CHAMPION)
+        if champion is None:
+            verdict = Verdict(CHAMPION, CHAMPION, ["passed the gate; no champion yet"])
+        else:
+            verdict = _compare_with_champion(
+                config, name, champion, float(agent.sharpe), features, meta
+            )
     result = Registration(
         model_name=name,
         version=str(version.version),
         run_id=run_id,
-        status="rejected",
-        alias=None,
-        gate=decision.to_dict(),
+        status=verdict.status,
+        alias=verdict.alias,
+        reasons=verdict.reasons,
+        gate=decision,
+        champion_before=verdict.champion_before,
+        champion_sharpe_on_this_window=verdict.champion_sharpe,
+        champion_on_this_window=verdict.champion_on_this_window,
     )
-    if not decision.passed:
-        result.reasons = decision.reasons
-    else:
-        champion = alias_version(client, name, CHAMPION)
-        result.champion_before = None if champion is None else str(champion.version)
-        if champion is None:
-            result.status, result.alias = CHAMPION, CHAMPION
-            result.reasons = ["passed the gate; no champion yet"]
-        else:
-            _compare_with_champion(config, result, champion, float(agent["sharpe"]), features, meta)
     _apply(client, result)
-    write_json(output, result.to_dict())
+    result.write(output)
     log.info("%s v%s: %s (%s)", name, result.version, result.status, "; ".join(result.reasons))
     return result
 
 
-def _optional(path: Path | None) -> dict[str, Any] | None:
-    return read_json(path) if path is not None and path.is_file() else None
-
-
 def _require_same_model(
-    payload: dict[str, Any], run_id: str, path: Path | None, model_dir: Path, command: str
+    model: ModelRef, run_id: str, path: Path | None, model_dir: Path, command: str
 ) -> None:
-    described = payload.get("model", {}).get("run_id")
+    described = model.run_id
     if described != run_id:
         raise RegistryError(
             f"{path} describes run {described}, but the model in {model_dir} is run {run_id}; "
@@ -142,46 +150,49 @@ def _require_same_model(
 
 def _compare_with_champion(
     config: Config,
-    result: Registration,
+    model_name: str,
     champion: Any,
     sharpe: float,
     features: Path,
     meta: Path,
-) -> None:
+) -> Verdict:
     """Backtest the champion on this model's test window; promote only a strictly better model."""
     import mlflow
 
     from ijules.evaluation.evaluate import backtest_policy
 
-    feature_set = FeatureSet.load(meta)
+    before = str(champion.version)
+    feature_set = FeatureSet.read(meta)
     market = load_window(features, feature_set, "test", config)
-    loaded = mlflow.pyfunc.load_model(f"models:/{result.model_name}/{champion.version}")
+    loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{champion.version}")
     policy = loaded.unwrap_python_model().policy
     try:
         backtest = backtest_policy(policy, market, config)
     except IjulesError as err:
-        result.status, result.alias = CHALLENGER, CHALLENGER
-        result.reasons = [f"champion v{champion.version} cannot be compared here ({err}); kept it"]
-        return
+        reason = f"champion v{champion.version} cannot be compared here ({err}); kept it"
+        return Verdict(CHALLENGER, CHALLENGER, [reason], before)
     baseline = backtest.metrics(feature_set.bars_per_year, backtest.asset_returns)
     champion_sharpe = baseline.sharpe
-    result.champion_sharpe_on_this_window = champion_sharpe
-    result.champion_on_this_window = {
-        key: float(getattr(baseline, key))
-        for key in ("sharpe", "total_return", "max_drawdown", "daily_turnover", "num_trades")
-    }
+    comparison = ChampionComparison(
+        sharpe=float(baseline.sharpe),
+        total_return=float(baseline.total_return),
+        max_drawdown=float(baseline.max_drawdown),
+        daily_turnover=float(baseline.daily_turnover),
+        num_trades=float(baseline.num_trades),
+    )
     if sharpe > champion_sharpe:
-        result.status, result.alias = CHAMPION, CHAMPION
-        result.reasons = [
+        status = CHAMPION
+        reason = (
             f"Sharpe {sharpe:.3f} beats champion v{champion.version}'s {champion_sharpe:.3f} "
             "on the same test window"
-        ]
+        )
     else:
-        result.status, result.alias = CHALLENGER, CHALLENGER
-        result.reasons = [
+        status = CHALLENGER
+        reason = (
             f"Sharpe {sharpe:.3f} does not beat champion v{champion.version}'s "
             f"{champion_sharpe:.3f} on the same test window"
-        ]
+        )
+    return Verdict(status, status, [reason], before, champion_sharpe, comparison)
 
 
 def _apply(client: Any, result: Registration) -> None:

@@ -11,11 +11,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
+from ijules.artifacts import Attribution
 from ijules.risk.config import AttributionComponent
 
 FloatArray = npt.NDArray[np.float64]
@@ -36,7 +35,7 @@ def risk_attribution(
     weights: FloatArray,
     asset_returns: FloatArray,
     components: tuple[AttributionComponent, ...] = tuple(_REPORTS),
-) -> dict[str, Any]:
+) -> Attribution:
     """Attribute a single-instrument strategy's risk and P&L (see the module docstring); report
     the ``components`` asked for."""
     s = np.asarray(strategy_returns, dtype=np.float64)
@@ -65,4 +64,4 @@ def risk_attribution(
         "sizing_share": sizing / pnl if pnl else 0.0,
     }
     wanted = {key for component in components for key in _REPORTS[component]}
-    return {key: value for key, value in full.items() if key in wanted}
+    return Attribution(**{key: value for key, value in full.items() if key in wanted})

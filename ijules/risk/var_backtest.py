@@ -18,14 +18,14 @@ returns that precede it). With T forecasts, x exceptions and p = 1 - confidence:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 from scipy.special import xlogy
 
+from ijules.artifacts import VarBacktest
 from ijules.risk.var import Estimator
 
 FloatArray = npt.NDArray[np.float64]
@@ -110,26 +110,6 @@ def rolling_var(
             current = estimator(values[t - window : t], confidence).var
         forecasts[t] = current
     return forecasts
-
-
-@dataclass(frozen=True)
-class VarBacktest:
-    """How a VaR method's forecasts fared against the losses that followed them."""
-
-    method: str
-    confidence: float
-    observations: int
-    exceptions: int
-    exception_rate: float
-    kupiec_p: float
-    independence_p: float
-    conditional_coverage_p: float
-    zone: str
-    accuracy: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
 
 
 def backtest(

@@ -26,10 +26,11 @@ from typing import Literal, get_args
 
 import numpy as np
 
-# Cost components, in the order every fill records them.
-CostComponent = Literal[
-    "fixed", "proportional", "tick", "temporary_impact", "permanent_impact", "capacity"
-]
+from ijules.artifacts import CostComponent as CostComponent
+from ijules.artifacts import RiskFeature as RiskFeature
+
+# Cost components, in the order every fill records them (the names are ijules.artifacts', which
+# the reports that list costs by component share).
 COST_COMPONENTS: tuple[CostComponent, ...] = get_args(CostComponent)
 N_COSTS = len(COST_COMPONENTS)
 FIXED, PROPORTIONAL, TICK, TEMPORARY, PERMANENT, CAPACITY = (
@@ -44,14 +45,8 @@ FIXED, PROPORTIONAL, TICK, TEMPORARY, PERMANENT, CAPACITY = (
     )
 )
 
-# Risk features an observation may include, in the order they appear in it.
-RiskFeature = Literal[
-    "portfolio_heat_ratio",
-    "concentration_ratio",
-    "drawdown_velocity",
-    "var_breach_indicator",
-    "correlation_breakdown",
-]
+# Risk features an observation may include, in the order they appear in it (named in
+# ijules.artifacts, since a policy's spec records the ones it was trained with).
 RISK_FEATURES: tuple[RiskFeature, ...] = get_args(RiskFeature)
 N_RISK = len(RISK_FEATURES)
 HEAT, CONCENTRATION, VELOCITY, BREACH, CORRELATION = (

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ijules.analytics.significance import SharpeMoments, psr
+from ijules.artifacts import PolicySpec
 from ijules.config import Config
 from ijules.env.backtest import Backtest
 from ijules.env.engine import Engine, EngineSettings
@@ -42,7 +43,6 @@ from ijules.env.market_data import MarketData
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
 from ijules.training.config import AdvancementGates, CurriculumConfig, CurriculumStage
-from ijules.training.policy import PolicySpec
 
 log = logging.getLogger(__name__)
 

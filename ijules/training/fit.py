@@ -15,6 +15,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from ijules.artifacts import PolicySpec
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
@@ -29,7 +30,7 @@ from ijules.training.diagnostics import (
     MlflowDiagnostics,
     clip_and_watch_gradients,
 )
-from ijules.training.policy import PolicySpec
+from ijules.training.policy import policy_spec
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def fit(
         )
     except NonFiniteError as error:
         raise diagnostics.nan(f"the training data ({error})", 0) from None
-    spec = PolicySpec.of(settings, market.feature_names, market.instruments)
+    spec = policy_spec(settings, market.feature_names, market.instruments)
     if resume is not None:
         model = RecurrentPPO.load(resume.model, env=env, device=device)
         log.info("resuming from the checkpoint at %d steps", resume.timesteps)

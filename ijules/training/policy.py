@@ -2,100 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, PolicyRecord, PolicySpec
 from ijules.config import Config
-from ijules.data.features import NormStats
 from ijules.env.engine import EngineSettings
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, ObservationBuilder, PortfolioLimits
 from ijules.env.safeguards import check_compatible
 from ijules.errors import ModelCompatibilityError
-from ijules.io import read_json
-from ijules.sim.layout import RiskFeature
-
-POLICY_ZIP = "policy.zip"
-POLICY_SPEC = "policy.json"
 
 
-@dataclass(frozen=True)
-class PolicySpec:
-    """How a policy sees the market; saved beside its weights and frozen at evaluation.
+def observation_builder(spec: PolicySpec) -> ObservationBuilder:
+    """The observation builder the policy was trained with."""
+    return ObservationBuilder(spec.norm, spec.clip_zscore, spec.risk_features)
 
-    Evaluation, registry comparisons and serving build observations from this spec (features,
-    normalisation, risk features), never from whatever the configuration says today.
-    """
 
-    feature_names: tuple[str, ...]
-    norm: NormStats
-    clip_zscore: float
-    instruments: tuple[str, ...]
-    risk_features: tuple[RiskFeature, ...]
-    action_space: str
-    observation_shape: tuple[int, ...]
-    action_shape: tuple[int, ...]
+def input_columns(spec: PolicySpec) -> list[str]:
+    """The observation's entries by name (the served model's input columns)."""
+    return observation_builder(spec).names(spec.feature_names, spec.instruments)
 
-    @property
-    def observation(self) -> ObservationBuilder:
-        """The observation builder the policy was trained with."""
-        return ObservationBuilder(self.norm, self.clip_zscore, self.risk_features)
 
-    @property
-    def input_columns(self) -> list[str]:
-        """The observation's entries by name (the served model's input columns)."""
-        return self.observation.names(self.feature_names, self.instruments)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
-            "feature_names": list(self.feature_names),
-            "norm": {"mean": list(self.norm.mean), "std": list(self.norm.std)},
-            "clip_zscore": self.clip_zscore,
-            "instruments": list(self.instruments),
-            "risk_features": list(self.risk_features),
-            "action_space": self.action_space,
-            "observation_shape": list(self.observation_shape),
-            "action_shape": list(self.action_shape),
-        }
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> PolicySpec:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(
-            feature_names=tuple(payload["feature_names"]),
-            norm=NormStats(tuple(payload["norm"]["mean"]), tuple(payload["norm"]["std"])),
-            clip_zscore=float(payload["clip_zscore"]),
-            instruments=tuple(payload["instruments"]),
-            risk_features=tuple(payload["risk_features"]),
-            action_space=str(payload["action_space"]),
-            observation_shape=tuple(payload["observation_shape"]),
-            action_shape=tuple(payload["action_shape"]),
-        )
-
-    @classmethod
-    def of(
-        cls, settings: EngineSettings, feature_names: tuple[str, ...], instruments: tuple[str, ...]
-    ) -> PolicySpec:
-        """The spec of a policy trained with ``settings`` on these features and instruments."""
-        observation = settings.observation
-        space = settings.observation.space(len(feature_names), len(instruments))
-        action_space = settings.actions.space
-        return cls(
-            feature_names=feature_names,
-            norm=observation.norm,
-            clip_zscore=observation.clip_zscore,
-            instruments=instruments,
-            risk_features=observation.risk_features,
-            action_space="discrete"
-            if isinstance(settings.actions, DiscreteWeights)
-            else "continuous",
-            observation_shape=tuple(int(n) for n in space.shape or ()),
-            action_shape=tuple(int(n) for n in action_space.shape or ()),
-        )
+def policy_spec(
+    settings: EngineSettings, feature_names: tuple[str, ...], instruments: tuple[str, ...]
+) -> PolicySpec:
+    """The spec of a policy trained with ``settings`` on these features and instruments."""
+    observation = settings.observation
+    space = settings.observation.space(len(feature_names), len(instruments))
+    action_space = settings.actions.space
+    return PolicySpec(
+        feature_names=feature_names,
+        norm=observation.norm,
+        clip_zscore=observation.clip_zscore,
+        instruments=instruments,
+        risk_features=observation.risk_features,
+        action_space="discrete" if isinstance(settings.actions, DiscreteWeights) else "continuous",
+        observation_shape=tuple(int(n) for n in space.shape or ()),
+        action_shape=tuple(int(n) for n in action_space.shape or ()),
+    )
 
 
 class RecurrentPolicy:
@@ -124,7 +72,7 @@ class RecurrentPolicy:
         for path in (zip_path, spec_path):
             if not path.is_file():
                 raise ModelCompatibilityError(f"model file not found: {path} (run `ijules train`)")
-        spec = PolicySpec.from_dict(read_json(spec_path)["spec"])
+        spec = PolicyRecord.read(spec_path).spec
         return cls(RecurrentPPO.load(zip_path, device=device), spec)
 
     def reset(self) -> None:
@@ -173,4 +121,4 @@ def policy_settings(config: Config, spec: PolicySpec) -> EngineSettings:
         if spec.action_space == "discrete"
         else ContinuousWeights(n_instruments, limits)
     )
-    return replace(base, observation=spec.observation, actions=actions)
+    return replace(base, observation=observation_builder(spec), actions=actions)

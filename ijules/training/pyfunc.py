@@ -2,8 +2,9 @@
 
 Input: one row per bar, in time order, with the observation's entries by name: the raw feature
 columns the policy was trained on, ``weight:<instrument>`` (each current position as a fraction
-of equity) and the risk features it was trained with (see ``PolicySpec.input_columns``). The model
-standardises the features with the statistics saved at training, so callers pass raw features.
+of equity) and the risk features it was trained with (see
+``ijules.training.policy.input_columns``). The model standardises the features with the statistics
+saved at training, so callers pass raw features.
 Output: ``action`` (one column per instrument with several), the target as a fraction of the
 single-position limit.
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from ijules.training.policy import RecurrentPolicy
+from ijules.training.policy import RecurrentPolicy, input_columns
 
 ACTION_COLUMN = "action"
 ZIP_ARTIFACT = "policy_zip"
@@ -51,7 +52,7 @@ class RecurrentPolicyModel(PythonModel):
         if params and params.get("reset"):
             policy.reset()
         spec = policy.spec
-        columns = spec.input_columns
+        columns = input_columns(spec)
         missing = [c for c in columns if c not in model_input]
         if missing:
             raise ValueError(f"model input lacks column(s) {missing}")

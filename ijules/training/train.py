@@ -18,15 +18,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ijules.artifacts import (
+    POLICY_SPEC,
+    POLICY_ZIP,
+    FeatureSet,
+    MlflowRecord,
+    PolicyRecord,
+    PolicySpec,
+    TrainingRecord,
+)
 from ijules.config import Config
-from ijules.data.features import FeatureSet
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window, load_windows
-from ijules.io import atomic_path, md5_file, write_json
+from ijules.io import atomic_path, md5_file
 from ijules.tracking import configure, lineage_tags, run_exists, tracking_uri
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
-from ijules.training.policy import POLICY_SPEC, POLICY_ZIP, PolicySpec
+from ijules.training.policy import input_columns
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def run_train(
     """
     import mlflow
 
-    feature_set = FeatureSet.load(meta)
+    feature_set = FeatureSet.read(meta)
     if config.curriculum.enabled:  # its advancement gates test on the validation window
         market, validation = load_windows(features, feature_set, ("train", "validation"), config)
     else:
@@ -99,21 +107,21 @@ def run_train(
         with tempfile.TemporaryDirectory() as scratch:
             zip_path, spec_path = Path(scratch) / POLICY_ZIP, Path(scratch) / POLICY_SPEC
             result.model.save(zip_path)
-            record: dict[str, Any] = {
-                "spec": result.spec.to_dict(),
-                "mlflow": {"run_id": run.info.run_id, "tracking_uri": tracking_uri()},
-                "training": {
-                    "device": result.device,
-                    "timesteps": result.timesteps,
-                    "resumed_from": result.resumed_from,
-                    "diagnostics": result.diagnostics,
-                    "curriculum_stage": (result.curriculum or {}).get("final_stage"),
-                },
-            }
-            write_json(spec_path, record)
+            lineage = MlflowRecord(run_id=run.info.run_id, tracking_uri=tracking_uri())
+            training = TrainingRecord(
+                device=result.device,
+                timesteps=result.timesteps,
+                resumed_from=result.resumed_from,
+                diagnostics=result.diagnostics,
+                curriculum_stage=(result.curriculum or {}).get("final_stage"),
+            )
+            # The model logged to MLflow carries the record without its own URI.
+            PolicyRecord(spec=result.spec, mlflow=lineage, training=training).write(spec_path)
             info = _log_policy(zip_path, spec_path, result.spec)
-            record["mlflow"]["model_uri"] = info.model_uri
-            write_json(spec_path, record)
+            logged = MlflowRecord(
+                run_id=lineage.run_id, tracking_uri=lineage.tracking_uri, model_uri=info.model_uri
+            )
+            PolicyRecord(spec=result.spec, mlflow=logged, training=training).write(spec_path)
             _publish(zip_path, model_dir / POLICY_ZIP)
             _publish(spec_path, model_dir / POLICY_SPEC)
     discard(folder)
@@ -137,7 +145,7 @@ def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
     from ijules.training import pyfunc
     from ijules.training.pyfunc import ACTION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
 
-    columns = spec.input_columns
+    columns = input_columns(spec)
     example = pd.DataFrame(np.zeros((1, len(columns))), columns=columns)
     outputs = (
         [ACTION_COLUMN]

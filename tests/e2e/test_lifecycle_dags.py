@@ -14,6 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from ijules.artifacts import MetricsReport, Registration, StressReport, WalkForwardSummary
 from tests.conftest import REPO, SAMPLES, MailSink, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -57,23 +58,24 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
 
     weekly = dags["ijules_weekly"].test()
     assert str(weekly.state) == "success", states(weekly)
-    metrics = yaml.safe_load((project / "reports" / "metrics.json").read_text())
-    assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(metrics)
-    folds = yaml.safe_load((project / "reports" / "walk_forward" / "summary.json").read_text())
-    assert len(folds["table"]) == 3
-    stress = yaml.safe_load((project / "reports" / "stress.json").read_text())
-    assert stress["scenarios_run"] == 6
+    metrics = MetricsReport.read(project / "reports" / "metrics.json")
+    assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(metrics.backtests())
+    folds = WalkForwardSummary.read(project / "reports" / "walk_forward" / "summary.json")
+    assert len(folds.table) == 3
+    stress = StressReport.read(project / "reports" / "stress.json")
+    assert stress.scenarios_run == 6
     report = yaml.safe_load((project / "reports" / "performance_report.yaml").read_text())
     assert set(report["baseline_performance"]) >= {"returns", "risk_metrics", "red_flags"}
-    registration = yaml.safe_load((project / "reports" / "registry.json").read_text())
-    assert registration["status"] in {"champion", "challenger", "rejected"}
+    registration = Registration.read(project / "reports" / "registry.json")
+    assert registration.status in {"champion", "challenger", "rejected"}
     # The gate decided on the walk-forward and stress results, not on one split alone.
-    gated = {check["metric"] for check in registration["gate"]["checks"]}
+    assert registration.gate is not None
+    gated = {check.metric for check in registration.gate.checks}
     assert {"walk_forward_pass_rate", "stress_scenarios_survived"} <= gated
     version = MlflowClient(tracking_uri=tracking).get_model_version(
-        "ijules-policy", registration["version"]
+        "ijules-policy", registration.version
     )
-    assert version.tags["ijules.status"] == registration["status"]
+    assert version.tags["ijules.status"] == registration.status
 
     with MailSink(tmp_path / "mail") as sink:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())

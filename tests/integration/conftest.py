@@ -51,9 +51,7 @@ class Workspace:
             checkpoints=self.root / "var" / "checkpoints",
         )
 
-    def evaluate(
-        self, model_dir: str = "models", metrics: str = "reports/metrics.json"
-    ) -> dict[str, Any]:
+    def evaluate(self, model_dir: str = "models", metrics: str = "reports/metrics.json") -> Any:
         from ijules.evaluation.evaluate import run_evaluate
 
         return run_evaluate(

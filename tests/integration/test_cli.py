@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pandas as pd
@@ -10,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from ijules.artifacts import ValidationResult
 from ijules.cli import app
 from tests.conftest import SAMPLES, make_project, run
 
@@ -126,5 +126,5 @@ def test_failed_validation_is_one_line_naming_rules_and_keeps_raw(tmp_path) -> N
     [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert "unique_timestamps" in line and "increasing_timestamps" in line and "on_grid" in line
     assert (project / "data" / "raw" / "bars.parquet").read_bytes() == good
-    saved = json.loads((project / "reports" / "validation" / "result.json").read_text())
-    assert saved["summary"]["success"] is False
+    saved = ValidationResult.read(project / "reports" / "validation" / "result.json")
+    assert saved.summary.success is False

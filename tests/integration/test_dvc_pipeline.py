@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, PolicyRecord
 from tests.conftest import SAMPLES, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_repro_runs_every_stage_once_then_nothing(tmp_path) -> None:
     # A dirty delivery stops the pipeline at validation and leaves every later artifact alone.
     kept = {
         p: (project / p).read_bytes()
-        for p in ("data/raw/bars.parquet", "models/policy.zip", "reports/metrics.json")
+        for p in ("data/raw/bars.parquet", f"models/{POLICY_ZIP}", "reports/metrics.json")
     }
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"].update(
@@ -76,8 +77,8 @@ def test_phases_are_selected_with_dvc_exp_set_param(tmp_path) -> None:
 
     # Only the stages up to training: they are what the phase changes here.
     run(["dvc", "exp", "run", "--set-param", "phase=quick", "train"], project)
-    policy = json.loads((project / "models" / "policy.json").read_text())
-    assert policy["training"]["timesteps"] == 128
+    policy = PolicyRecord.read(project / "models" / POLICY_SPEC)
+    assert policy.training.timesteps == 128
 
     refused = run(
         ["dvc", "exp", "run", "--set-param", "phase=phase5_production_optimization", "train"],

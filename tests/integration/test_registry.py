@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -11,13 +10,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from ijules.artifacts import FeatureSet, MetricsReport
 from ijules.env.market_data import load_window
 from ijules.env.trading_env import TradingEnv
 from ijules.errors import RegistryError
 from ijules.io import md5_file
 from ijules.registry.aliases import promote, rollback
 from ijules.registry.register import run_register
-from ijules.training.policy import RecurrentPolicy
+from ijules.training.policy import RecurrentPolicy, input_columns
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ def register(ws, model_dir: str, metrics: str, config=None):
 
 
 def set_sharpe(path: Path, sharpe: float) -> None:
-    payload = json.loads(path.read_text())
-    payload["agent"]["sharpe"] = sharpe
-    path.write_text(json.dumps(payload))
+    report = MetricsReport.read(path)
+    agent = report.agent.model_copy(update={"sharpe": sharpe})
+    report.model_copy(update={"agent": agent}).write(path)
 
 
 def alias(client: MlflowClient, name: str) -> str | None:
@@ -70,8 +70,8 @@ def test_training_run_records_its_lineage(workspace) -> None:
     assert run.data.params["training.total_timesteps"] == "256"
     assert "test_sharpe" in run.data.metrics and "test_buy_and_hold_sharpe" in run.data.metrics
     assert "train_entropy_loss" in run.data.metrics  # SB3 diagnostics reach MLflow
-    metrics = json.loads((ws.root / "reports" / "metrics.json").read_text())
-    assert metrics["model"]["run_id"] == result.run_id
+    metrics = MetricsReport.read(ws.root / "reports" / "metrics.json")
+    assert metrics.model.run_id == result.run_id
 
 
 def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -> None:
@@ -83,11 +83,10 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
 
     # Step the environment with the local policy, recording what it saw and did.
-    from ijules.data.features import FeatureSet
     from ijules.env.safeguards import Safeguards
     from ijules.training.policy import policy_settings
 
-    meta = FeatureSet.load(ws.path("feature_meta"))
+    meta = FeatureSet.read(ws.path("feature_meta"))
     market = load_window(ws.path("features"), meta, "test", ws.config)
     policy = RecurrentPolicy.load(ws.root / "models")
     env = TradingEnv(
@@ -104,7 +103,7 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     n_features = len(meta.feature_names)
     portfolio = np.asarray(seen)[:, n_features:]
     rows = pd.DataFrame(
-        np.column_stack([market.features[:60], portfolio]), columns=policy.spec.input_columns
+        np.column_stack([market.features[:60], portfolio]), columns=input_columns(policy.spec)
     )
 
     whole = served.predict(rows, params={"reset": True})["action"].to_numpy()

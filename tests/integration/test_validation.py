@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ijules.artifacts import FoldResult, fold_file
 from ijules.evaluation.config import StressConfig
 from ijules.evaluation.risk_report import load_daily
 from ijules.evaluation.stress import run_stress
@@ -28,29 +29,28 @@ def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace
             fold_id=fold,
             features=ws.path("features"),
             meta=ws.path("feature_meta"),
-            output=folds / f"fold_{fold}.json",
+            output=folds / fold_file(fold),
             checkpoints=ws.root / "var" / "checkpoints",
         )
-    results = [json.loads((folds / f"fold_{k}.json").read_text()) for k in (0, 1, 2)]
+    results = [FoldResult.read(folds / fold_file(k)) for k in (0, 1, 2)]
     gap = ws.config.walk_forward.purge_bars + ws.config.walk_forward.embargo_bars
     hour = pd.Timedelta(hours=1)
     for earlier, later in itertools.pairwise(results):
-        assert pd.Timestamp(earlier["window"]["test_last"]) < pd.Timestamp(
-            later["window"]["test_first"]
-        )
+        assert pd.Timestamp(earlier.window.test_last) < pd.Timestamp(later.window.test_first)
     for result in results:
-        window = result["window"]
-        assert pd.Timestamp(window["test_first"]) - pd.Timestamp(window["train_last"]) > gap * hour
-        assert result["training"]["timesteps"] == ws.config.walk_forward.total_timesteps
-        assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(result)
-        assert result["flat"]["total_return"] == 0.0 and result["flat"]["costs"] == 0.0
+        window = result.window
+        assert pd.Timestamp(window.test_first) - pd.Timestamp(window.train_last) > gap * hour
+        assert result.training.timesteps == ws.config.walk_forward.total_timesteps
+        on_disk = json.loads((folds / fold_file(result.fold)).read_text())
+        assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(on_disk)
+        assert result.flat.total_return == 0.0 and result.flat.costs == 0.0
     summary = run_summary(
         ws.config, folds=folds, output=ws.root / "reports" / "walk_forward" / "summary.json"
     )
-    assert summary["folds"] == 3 and summary["trials"] == 1
-    assert summary["pass_rate"] == summary["folds_passed"] / 3
-    for row in summary["table"]:
-        assert row["dsr"] == pytest.approx(row["psr"])  # one trial: nothing to deflate
+    assert summary.folds == 3 and summary.trials == 1
+    assert summary.pass_rate == summary.folds_passed / 3
+    for row in summary.table:
+        assert row.dsr == pytest.approx(row.psr)  # one trial: nothing to deflate
     # Trials are configurations, counted from MLflow: a second configuration deflates.
     other = ws.config.model_copy(update={"seed": 99})
     run_fold(
@@ -58,12 +58,12 @@ def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace
         fold_id=0,
         features=ws.path("features"),
         meta=ws.path("feature_meta"),
-        output=ws.root / "other" / "fold_0.json",
+        output=ws.root / "other" / fold_file(0),
         checkpoints=ws.root / "var" / "checkpoints",
     )
     again = run_summary(ws.config, folds=folds, output=ws.root / "summary-2.json")
-    assert again["trials"] == 2
-    assert all(row["dsr"] <= row["psr"] + 1e-12 for row in again["table"])
+    assert again.trials == 2
+    assert all(row.dsr <= row.psr + 1e-12 for row in again.table)
 
 
 def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
@@ -78,37 +78,33 @@ def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
         model_dir=ws.root / "models",
         output=ws.root / "reports" / "stress.json",
     )
-    by_name = {s["scenario"]: s for s in result["scenarios"]}
+    by_name = {s.scenario: s for s in result.scenarios}
     assert set(by_name) == set(StressConfig().scenarios)
-    assert result["model"]["run_id"] == evaluation["model"]["run_id"]
+    assert result.model.run_id == evaluation.model.run_id
     for scenario in by_name.values():
-        assert scenario["bars"] > 24
-        assert set(scenario["checks"]) == {
+        assert scenario.bars > 24
+        assert set(scenario.checks.model_dump()) == {
             "max_drawdown_within_limit",
             "equity_positive",
             "no_growth_while_restricted",
         }
-        assert scenario["survived"] == all(scenario["checks"].values())
-        assert scenario["breaker_violations"] == 0
+        assert scenario.survived == all(scenario.checks.model_dump().values())
+        assert scenario.breaker_violations == 0
 
     # The 2008 replay moves the instrument the way the index moved on the replayed days.
     closes = load_daily(ws.config, REPO / ws.config.risk_report.source)
     start, end = ws.config.stress.crisis_windows["market_crash_2008"]
     crisis = np.log(closes).diff().dropna().loc[start:end]
-    replayed_days = pd.Timestamp(by_name["market_crash_2008"]["end"]).floor("D") - pd.Timestamp(
-        by_name["market_crash_2008"]["start"]
-    ).floor("D")
+    crash = by_name["market_crash_2008"]
+    replayed_days = pd.Timestamp(crash.end).floor("D") - pd.Timestamp(crash.start).floor("D")
     index_move = crisis.iloc[: replayed_days.days + 1].sum()
-    assert np.sign(by_name["market_crash_2008"]["asset_return"]) == np.sign(index_move)
+    assert np.sign(crash.asset_return) == np.sign(index_move)
 
     # Volatility x3 makes buy-and-hold's path rougher than in the plain test window.
-    assert (
-        by_name["volatility_x3"]["buy_and_hold"]["max_drawdown"]
-        > evaluation["buy_and_hold"]["max_drawdown"]
-    )
+    assert by_name["volatility_x3"].buy_and_hold.max_drawdown > evaluation.buy_and_hold.max_drawdown
     # A liquidity crisis makes the same buy-and-hold trades cost more.
-    hold_cost = evaluation["buy_and_hold"]["total_cost"]
-    assert by_name["liquidity_crisis"]["buy_and_hold"]["total_cost"] > 2 * hold_cost
+    hold_cost = evaluation.buy_and_hold.total_cost
+    assert by_name["liquidity_crisis"].buy_and_hold.total_cost > 2 * hold_cost
     # A correlation breakdown trips the risk engine's halt.
-    reasons = by_name["correlation_breakdown"]["buy_and_hold"]["risk_engine"]["by_reason"]
+    reasons = by_name["correlation_breakdown"].buy_and_hold.risk_engine.by_reason
     assert any("correlations broke down" in reason for reason in reasons)

@@ -74,7 +74,5 @@ def test_package_init_modules_hold_no_code() -> None:
     a package is what its modules hold."""
     for init in PACKAGE.rglob("__init__.py"):
         for node in ast.parse(init.read_text(encoding="utf-8")).body:
-            inert = isinstance(node, ast.Expr | ast.Assign) and isinstance(
-                node.value, ast.Constant
-            )
+            inert = isinstance(node, ast.Expr | ast.Assign) and isinstance(node.value, ast.Constant)
             assert inert, f"{init.relative_to(REPO)}:{node.lineno} holds code"

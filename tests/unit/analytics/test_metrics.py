@@ -375,7 +375,7 @@ def test_summarise_a_tiny_backtest_by_hand() -> None:
     assert result.sharpe == pytest.approx(sharpe_ratio(returns, 730.0), rel=1e-12)
     assert result.skewness == pytest.approx(stats.skew(returns), rel=1e-9)
     assert result.excess_kurtosis == pytest.approx(stats.kurtosis(returns), rel=1e-9)
-    assert result.to_dict()["num_round_trips"] == 2
+    assert result.model_dump()["num_round_trips"] == 2
 
 
 def test_summarise_moments_are_population_skew_and_excess_kurtosis(sample: np.ndarray) -> None:

@@ -198,7 +198,7 @@ def test_target_test_matches_scipy_and_cohens_d_by_hand() -> None:
     assert result.significant is (result.p_value < 0.05)
     assert result.significant
     assert result.practically_significant  # d is about 1.7
-    assert result.to_dict()["cohens_d"] == result.cohens_d
+    assert result.model_dump()["cohens_d"] == result.cohens_d
 
 
 def test_target_test_is_two_sided_and_respects_alpha() -> None:
@@ -257,9 +257,9 @@ def test_evaluation_reports_no_track_record_for_a_losing_series() -> None:
     rng = np.random.default_rng(7)
     winning = significance(rng.normal(0.002, 0.01, 500))
     losing = significance(rng.normal(-0.002, 0.01, 500))
-    track = winning["min_track_record_bars"]
+    track = winning.min_track_record_bars
     assert track is not None and 1 < track < 2000
-    assert winning["psr"] is not None and winning["psr"] > 0.5
+    assert winning.psr is not None and winning.psr > 0.5
     # A negative Sharpe ratio never becomes significant: no sentinel that reads as a length.
-    assert losing["min_track_record_bars"] is None
-    assert losing["psr"] is not None and losing["psr"] < 0.5
+    assert losing.min_track_record_bars is None
+    assert losing.psr is not None and losing.psr < 0.5

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ijules.artifacts import FeatureSet
 from ijules.data.config import FeaturesConfig, SplitConfig
 from ijules.data.features import (
-    FeatureSet,
     assign_windows,
     bars_per_year,
     compute_features,
@@ -95,7 +95,7 @@ def test_run_features_fits_normalisation_on_the_train_window_only(
         config, bars=raw, output=tmp_path / "f2.parquet", meta=tmp_path / "m2.json"
     )
     assert second.norm == first.norm  # the test window moved; train statistics did not
-    assert FeatureSet.load(tmp_path / "m.json") == first
+    assert FeatureSet.read(tmp_path / "m.json") == first
 
 
 def test_missing_input_is_named(make_config, tmp_path: Path) -> None:

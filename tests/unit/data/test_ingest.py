@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from ijules.artifacts import CleaningCounts, IngestReport
 from ijules.data.ingest import run_ingest
 from ijules.errors import IngestError
 from tests.conftest import SAMPLES
@@ -16,7 +16,7 @@ CANONICAL = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
 def ingest(config, tmp_path: Path, source: Path | None = None):
     output, report = tmp_path / "out" / "bars.parquet", tmp_path / "out" / "ingest.json"
     result = run_ingest(config, source=source, output=output, report=report)
-    return result, pd.read_parquet(output), json.loads(report.read_text())
+    return result, pd.read_parquet(output), IngestReport.read(report)
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -30,7 +30,7 @@ def test_sample_lands_in_canonical_schema_in_utc(make_config, tmp_path) -> None:
     assert list(bars.columns) == CANONICAL
     assert str(bars["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert bars[["open", "high", "low", "close", "volume"]].dtypes.eq("float64").all()
-    assert result.rows_written == report["rows_written"] == 20_111
+    assert result.rows_written == report.rows_written == 20_111
     assert bars["timestamp"].iloc[0] == pd.Timestamp("2017-07-01T11:00:00Z")
 
 
@@ -129,12 +129,12 @@ def test_cleaning_policy_counts_each_repair_on_the_dirty_sample(make_config, tmp
         }
     )
     result, bars, report = ingest(config, tmp_path)
-    assert report["cleaning"] == {
-        "rows_out_of_order": 1,
-        "duplicates_dropped": 32,
-        "duplicates_conflicting": 11,
-        "off_grid_dropped": 3,
-    }
+    assert report.cleaning == CleaningCounts(
+        rows_out_of_order=1,
+        duplicates_dropped=32,
+        duplicates_conflicting=11,
+        off_grid_dropped=3,
+    )
     assert result.rows_written == 8_721 - 32 - 3
     assert bars["timestamp"].is_monotonic_increasing and bars["timestamp"].is_unique
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ijules.artifacts import ValidationResult
 from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate, validate_bars
 from ijules.errors import DataValidationError
@@ -183,13 +184,13 @@ def test_failed_validation_keeps_last_good_bars_and_writes_the_result(
     with pytest.raises(DataValidationError, match=r"positive_prices .*row 5 \("):
         run_validate(config, staged=staged, output=raw, result=result)
     assert raw.read_bytes() == good
-    kept = json.loads(result.read_text())
-    assert kept["summary"]["success"] is False
-    assert {f["rule"] for f in kept["summary"]["failures"]} >= {
+    kept = ValidationResult.read(result)
+    assert kept.summary.success is False
+    assert {f.rule for f in kept.summary.failures} >= {
         "positive_prices",
         "high_is_highest",
     }
-    assert kept["great_expectations"]["success"] is False
+    assert kept.great_expectations["success"] is False
 
 
 def test_every_expectation_in_the_suite_is_evaluated(make_config, bars) -> None:

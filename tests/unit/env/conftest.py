@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ijules.artifacts import NormStats
 from ijules.config import Config
-from ijules.data.features import NormStats, compute_features, feature_columns
+from ijules.data.features import compute_features, feature_columns
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, build_market
 from ijules.env.safeguards import Safeguards
@@ -30,7 +31,7 @@ def market_of(bars: pd.DataFrame, config: Config, symbol: str = "BTCUSD") -> Mar
 
 def norm_of(market: MarketData) -> NormStats:
     values = market.features
-    return NormStats(tuple(values.mean(axis=0)), tuple(values.std(axis=0) + 1e-12))
+    return NormStats(mean=tuple(values.mean(axis=0)), std=tuple(values.std(axis=0) + 1e-12))
 
 
 def env_of(market: MarketData, config: Config, **kwargs: Any) -> TradingEnv:

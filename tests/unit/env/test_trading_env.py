@@ -240,10 +240,10 @@ def test_vectorised_copies_match_single_environments(market, config_default) -> 
 
 def test_training_and_evaluation_build_identical_observations(market, config_default) -> None:
     """Observation consistency: a training copy and the evaluation env see the same numbers."""
-    from ijules.training.policy import PolicySpec, policy_settings
+    from ijules.training.policy import policy_settings, policy_spec
 
     train_settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
-    spec = PolicySpec.of(train_settings, market.feature_names, market.instruments)
+    spec = policy_spec(train_settings, market.feature_names, market.instruments)
     evaluation = TradingEnv(
         market, policy_settings(config_default, spec), Safeguards(config_default.safeguards)
     )
@@ -328,7 +328,7 @@ def test_drawdown_limit_ends_the_episode(market, make_config) -> None:
 def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) -> None:
     from sb3_contrib import RecurrentPPO
 
-    from ijules.training.policy import PolicySpec
+    from ijules.training.policy import policy_spec
 
     # A real (untrained) policy for an environment without risk features: 11 inputs, not 16.
     narrow = make_config({"observation": {"include_risk_features": False}})
@@ -338,7 +338,7 @@ def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) ->
     )
     model = RecurrentPPO("MlpLstmPolicy", narrow_env, n_steps=8, batch_size=8, device="cpu")
     policy = RecurrentPolicy(
-        model, PolicySpec.of(narrow_settings, market.feature_names, market.instruments)
+        model, policy_spec(narrow_settings, market.feature_names, market.instruments)
     )
     env = env_of(market, make_config())
     with pytest.raises(

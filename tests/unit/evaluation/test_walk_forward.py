@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ijules.data.features import FeatureSet, NormStats, WindowSpan
+from ijules.artifacts import FeatureSet, Fold, NormStats, WindowSpan
 from ijules.errors import ConfigError
 from ijules.evaluation.config import WalkForwardConfig
-from ijules.evaluation.walk_forward import Fold, fold_norm, fold_windows
+from ijules.evaluation.walk_forward import fold_norm, fold_windows
 
 
 @settings(max_examples=200, deadline=None)
@@ -86,14 +86,15 @@ def test_fold_normalisation_sees_only_its_training_bars() -> None:
     rows = pd.DataFrame({"f": values})
     meta = FeatureSet(
         feature_names=("f",),
-        norm=NormStats((0.0,), (1.0,)),
-        windows={"train": WindowSpan("a", "b", 100)},
+        norm=NormStats(mean=(0.0,), std=(1.0,)),
+        windows={"train": WindowSpan(start="a", end="b", rows=100)},
         bars_per_year=8760.0,
         frequency="1h",
         calendar="continuous",
         symbol="X",
         clip_zscore=5.0,
     )
-    norm = fold_norm(rows, meta, Fold(0, 10, 30, 40, 60))
+    fold = Fold(fold=0, train_start=10, train_end=30, test_start=40, test_end=60)
+    norm = fold_norm(rows, meta, fold)
     assert norm.mean == pytest.approx((19.5,))
     assert norm.std == pytest.approx((np.arange(10, 30).std(),))

@@ -142,11 +142,11 @@ def replays():
 
 @pytest.mark.parametrize("window", ["crisis_2008", "flash_crash_2010", "covid_2020"])
 def test_breakers_fire_in_real_crises(replays, window) -> None:
-    assert replays[window]["breakers_fired"] >= 1
-    assert replays[window]["index_return"] < -0.1
+    assert replays[window].breakers_fired >= 1
+    assert replays[window].index_return < -0.1
 
 
 def test_breakers_stay_quiet_in_a_calm_year(replays) -> None:
     calm = replays["calm_2017"]
-    assert calm["breakers_fired"] == 0
-    assert calm["replay_return"] == pytest.approx(calm["index_return"], abs=0.01)
+    assert calm.breakers_fired == 0
+    assert calm.replay_return == pytest.approx(calm.index_return, abs=0.01)

@@ -73,12 +73,11 @@ def test_attribution_separates_beta_from_noise_and_timing_from_sizing() -> None:
     benchmark = rng.normal(0, 0.01, 5000)
     hedged = 0.5 * benchmark + rng.normal(0, 0.001, 5000)
     result = risk_attribution(hedged, benchmark, np.full(5000, 0.5), benchmark)
-    assert result["beta"] == pytest.approx(0.5, abs=0.01)
-    assert result["systematic_risk_share"] > 0.95
-    assert result["sizing_pnl"] == pytest.approx(0.0, abs=1e-12)  # constant size: all timing
+    assert result.beta == pytest.approx(0.5, abs=0.01)
+    assert result.systematic_risk_share is not None and result.systematic_risk_share > 0.95
+    assert result.sizing_pnl == pytest.approx(0.0, abs=1e-12)  # constant size: all timing
     varying = np.where(benchmark > 0, 1.0, 0.2)  # bigger when right: sizing adds P&L
     sized = risk_attribution(varying * benchmark, benchmark, varying, benchmark)
-    assert sized["sizing_pnl"] > 0
-    assert sized["timing_pnl"] + sized["sizing_pnl"] == pytest.approx(
-        float(np.sum(varying * benchmark))
-    )
+    assert sized.sizing_pnl is not None and sized.sizing_pnl > 0
+    assert sized.timing_pnl is not None
+    assert sized.timing_pnl + sized.sizing_pnl == pytest.approx(float(np.sum(varying * benchmark)))

@@ -1,0 +1,804 @@
+"""The JSON files stages hand each other, as typed models: one writer, every reader through them.
+
+Each file a stage writes and another stage (or the summary, the e-mail, the command line) reads
+is an :class:`Artifact`: its producer builds the model and writes it with :meth:`Artifact.write`
+(atomically, NaN and inf refused); its consumers read it with :meth:`Artifact.read` and use
+attributes, so renaming a field is a type error in every reader rather than a ``KeyError`` at
+run time. A missing file or one that does not hold what its writer writes raises
+:class:`~ijules.errors.ArtifactError` naming the file, the key and the command that writes it.
+
+The JSON keeps the keys, order and values the stages wrote as plain dicts: fields are declared
+in file order, and a field that was absent rather than null stays absent when unset. The names
+of the files the code fixes (the policy's two files, the walk-forward fold files) are defined
+here once; the other paths come from ``params.yaml``'s ``paths`` section.
+
+Models are frozen, strict (no ``"1"`` for 1) and refuse unknown keys, like the configuration;
+they derive from :class:`Record` rather than :class:`ijules.frozen.Frozen`, which stays the mark
+of a configuration section.
+
+==========================================  ======================  ===========================
+File (default path)                         Model                   Written by
+==========================================  ======================  ===========================
+``reports/ingest.json``                     ``IngestReport``        ``ijules ingest``
+``reports/validation/result.json``          ``ValidationResult``    ``ijules validate``
+``data/features/meta.json``                 ``FeatureSet``          ``ijules features``
+``models/policy.json``                      ``PolicyRecord``        ``ijules train``
+``reports/metrics.json``                    ``MetricsReport``       ``ijules evaluate``
+``reports/walk_forward/folds/fold_k.json``  ``FoldResult``          ``ijules walk-forward-fold``
+``reports/walk_forward/summary.json``       ``WalkForwardSummary``  ``ijules walk-forward``
+``reports/stress.json``                     ``StressReport``        ``ijules stress``
+``reports/registry.json``                   ``Registration``        ``ijules register``
+``reports/drift/drift_metrics.json``        ``DriftSummary``        ``ijules drift``
+``reports/risk/var_backtest.json``          ``VarBacktestReport``   ``ijules risk-report``
+``reports/risk/breakers.json``              ``BreakersReport``      ``ijules risk-report``
+==========================================  ======================  ===========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, get_args
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+
+from ijules.errors import ArtifactError
+from ijules.io import write_json
+
+# File names the code fixes (every other path is configured).
+POLICY_ZIP = "policy.zip"
+POLICY_SPEC = "policy.json"
+
+
+def fold_file(fold: int) -> str:
+    """The name of walk-forward fold ``fold``'s result file."""
+    return f"fold_{fold}.json"
+
+
+# Names shared with the simulator, defined here because the files record them.
+Window = Literal["train", "validation", "test"]
+CostComponent = Literal[
+    "fixed", "proportional", "tick", "temporary_impact", "permanent_impact", "capacity"
+]
+RiskFeature = Literal[
+    "portfolio_heat_ratio",
+    "concentration_ratio",
+    "drawdown_velocity",
+    "var_breach_indicator",
+    "correlation_breakdown",
+]
+WINDOWS: tuple[Window, ...] = get_args(Window)
+
+_MAX_ERRORS = 3
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def _omitted_when_none() -> Any:
+    """A field that the file leaves out (rather than writing null) when it has no value."""
+    return Field(default=None, exclude_if=_absent)
+
+
+class Record(BaseModel):
+    """A part of an artifact: frozen, strictly typed, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Artifact(Record):
+    """A JSON file a stage writes and others read."""
+
+    written_by: ClassVar[str]  # the command that writes it, quoted when it is missing or invalid
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        """Read ``path``; a missing or ill-formed file raises :class:`ArtifactError`."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ArtifactError(f"{path} not found (run `{cls.written_by}` first)") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise ArtifactError(
+                f"{path} is not a valid {cls.__name__} ({_describe(error)}); "
+                f"rerun `{cls.written_by}`"
+            ) from None
+
+    @classmethod
+    def read_if_present(cls, path: Path | None) -> Self | None:
+        """Read ``path`` if it names a file; None if it is None or there is no file there."""
+        return cls.read(path) if path is not None and path.is_file() else None
+
+    def write(self, path: Path) -> None:
+        """Write the artifact to ``path`` as indented JSON, atomically; NaN and inf are refused."""
+        write_json(path, self.model_dump())
+
+
+def _describe(error: ValidationError) -> str:
+    problems = error.errors(include_url=False)
+    parts = [
+        f"{'.'.join(str(p) for p in problem['loc']) or 'the document'}: {problem['msg']}"
+        for problem in problems[:_MAX_ERRORS]
+    ]
+    more = len(problems) - _MAX_ERRORS
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+class CleaningCounts(Record):
+    """What the cleaning policy changed, bar by bar."""
+
+    rows_out_of_order: int = 0
+    duplicates_dropped: int = 0
+    duplicates_conflicting: int = 0
+    off_grid_dropped: int = 0
+
+
+class IngestReport(Artifact):
+    """What ingest read and wrote (``reports/ingest.json``)."""
+
+    written_by = "ijules ingest"
+
+    source: str
+    files: list[str]
+    rows_read: int
+    rows_other_symbols: int
+    rows_outside_window: int
+    rows_written: int
+    first_bar: str | None
+    last_bar: str | None
+    cleaning: CleaningCounts = CleaningCounts()
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+class RuleOutcome(Record):
+    """One failed rule: its GX expectations merged, with example rows."""
+
+    rule: str
+    description: str
+    severity: str
+    unexpected_count: int
+    examples: list[str] = []
+
+    def one_line(self) -> str:
+        """Summarise the failure in one line."""
+        shown = "; ".join(self.examples)
+        count = f"{self.unexpected_count} row(s)" if self.unexpected_count else "table"
+        return f"{self.rule} [{self.description}]: {count}" + (f" e.g. {shown}" if shown else "")
+
+
+class ValidationReport(Record):
+    """The outcome of one validation run."""
+
+    staged: str
+    rows: int
+    success: bool
+    failures: list[RuleOutcome]
+    warnings: list[RuleOutcome]
+    evaluated_expectations: int
+    successful_expectations: int
+
+
+class ValidationResult(Artifact):
+    """Our report and Great Expectations' own result (``reports/validation/result.json``)."""
+
+    written_by = "ijules validate"
+
+    summary: ValidationReport
+    great_expectations: dict[str, JsonValue]
+
+
+# --- features ---------------------------------------------------------------------------------
+
+
+class NormStats(Record):
+    """Per-feature mean and standard deviation fitted on the train window."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, values: npt.NDArray[np.float64]) -> NormStats:
+        """Fit on ``values`` (rows x features); a constant feature keeps a std of 1."""
+        std = values.std(axis=0)
+        return cls(mean=tuple(values.mean(axis=0)), std=tuple(np.where(std > 0, std, 1.0)))
+
+    def apply(self, values: npt.NDArray[np.float64], clip: float) -> npt.NDArray[np.float32]:
+        """Standardise ``values`` (rows x features) and clip them to +-``clip``."""
+        scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.asarray(np.clip(scaled, -clip, clip), dtype=np.float32)
+
+
+class WindowSpan(Record):
+    """First and last bar of a window, and its size."""
+
+    start: str
+    end: str
+    rows: int
+
+
+class FeatureSet(Artifact):
+    """Metadata of a feature file: names, normalisation and the time split (``meta.json``)."""
+
+    written_by = "ijules features"
+
+    feature_names: tuple[str, ...]
+    norm: NormStats
+    windows: dict[Window, WindowSpan]
+    bars_per_year: float
+    frequency: str
+    calendar: str
+    symbol: str
+    clip_zscore: float
+
+
+# --- the trained policy -----------------------------------------------------------------------
+
+
+class PolicySpec(Record):
+    """How a policy sees the market; saved beside its weights and frozen at evaluation.
+
+    Evaluation, registry comparisons and serving build observations from this spec (features,
+    normalisation, risk features), never from whatever the configuration says today.
+    """
+
+    feature_names: tuple[str, ...]
+    norm: NormStats
+    clip_zscore: float
+    instruments: tuple[str, ...]
+    risk_features: tuple[RiskFeature, ...]
+    action_space: Literal["discrete", "continuous"]
+    observation_shape: tuple[int, ...]
+    action_shape: tuple[int, ...]
+
+
+class MlflowRecord(Record):
+    """The MLflow run that trained the policy, and the logged model once it is logged."""
+
+    run_id: str
+    tracking_uri: str
+    model_uri: str | None = _omitted_when_none()
+
+
+class TrainingRecord(Record):
+    """How training went."""
+
+    device: str
+    timesteps: int
+    resumed_from: int
+    diagnostics: dict[str, float]
+    curriculum_stage: str | None
+
+
+class PolicyRecord(Artifact):
+    """The policy's spec, its MLflow lineage and its training record (``policy.json``)."""
+
+    written_by = "ijules train"
+
+    spec: PolicySpec
+    mlflow: MlflowRecord
+    training: TrainingRecord
+
+
+# --- the test-window evaluation ---------------------------------------------------------------
+
+
+class PerformanceMetrics(Record):
+    """Every headline metric of one backtest. Fractions, not percent."""
+
+    total_return: float
+    annualised_return: float
+    annualised_volatility: float
+    sharpe: float
+    sharpe_psr: float
+    sortino: float
+    calmar: float
+    sterling: float
+    omega: float
+    information_ratio: float
+    tail_ratio: float
+    skewness: float
+    excess_kurtosis: float
+    var_95: float
+    es_95: float
+    max_drawdown: float
+    max_drawdown_bars: int
+    win_rate: float
+    profit_factor: float
+    daily_turnover: float
+    num_trades: int
+    num_round_trips: int
+    avg_holding_bars: float
+    total_cost: float
+    traded_notional: float
+    exposure: float
+    bars: int
+
+    def stage_targets(self) -> dict[str, float]:
+        """The metrics under the names the curriculum's stage targets use (plan, phase 4)."""
+        return {
+            "sharpe_ratio": self.sharpe,
+            "max_drawdown_pct": self.max_drawdown,
+            "win_rate_pct": self.win_rate,
+            "information_ratio": self.information_ratio,
+            "calmar_ratio": self.calmar,
+        }
+
+
+class Significance(Record):
+    """PSR against 0, the minimum track record (bars) for 95% (None when the Sharpe ratio is not
+    above 0), and the t-test of the mean return."""
+
+    sharpe_per_bar: float
+    skewness: float
+    kurtosis: float
+    observations: int
+    psr: float
+    min_track_record_bars: float | None
+    t_statistic: float
+    p_value: float
+    cohens_d: float
+
+
+class RiskEngineSummary(Record):
+    """The risk engine's changes of state (by reason) and its refusals, over a window."""
+
+    state_changes: int
+    by_reason: dict[str, int]
+    refusals: dict[str, int]
+
+
+class Attribution(Record):
+    """Risk attribution of a backtest; only the components asked for are present."""
+
+    beta: float | None = _omitted_when_none()
+    systematic_risk_share: float | None = _omitted_when_none()
+    idiosyncratic_risk_share: float | None = _omitted_when_none()
+    timing_pnl: float | None = _omitted_when_none()
+    sizing_pnl: float | None = _omitted_when_none()
+    timing_share: float | None = _omitted_when_none()
+    sizing_share: float | None = _omitted_when_none()
+
+
+class BacktestMetrics(PerformanceMetrics):
+    """One backtest of the test window: its metrics, significance, costs and risk record."""
+
+    significance: Significance
+    costs: dict[CostComponent, float]
+    exit_costs: dict[CostComponent, float]
+    risk_engine: RiskEngineSummary
+    attribution: Attribution | None = _omitted_when_none()
+
+
+class ModelRef(Record):
+    """The MLflow run of the model a report describes."""
+
+    run_id: str
+
+
+class EvaluationWindow(Record):
+    """The window a report covers, and the costs it was run with."""
+
+    name: Window
+    start: str
+    end: str
+    bars: int
+    bars_per_year: float
+    costs: str
+
+
+class MetricsReport(Artifact):
+    """The agent and the rule baselines on the test window (``reports/metrics.json``)."""
+
+    written_by = "ijules evaluate"
+
+    model: ModelRef
+    window: EvaluationWindow
+    agent: BacktestMetrics
+    buy_and_hold: BacktestMetrics
+    flat: BacktestMetrics
+    momentum: BacktestMetrics
+    random: BacktestMetrics
+
+    def baselines(self) -> dict[str, BacktestMetrics]:
+        """The rule baselines by name, in file order."""
+        return {
+            "buy_and_hold": self.buy_and_hold,
+            "flat": self.flat,
+            "momentum": self.momentum,
+            "random": self.random,
+        }
+
+    def backtests(self) -> dict[str, BacktestMetrics]:
+        """Every backtest by name, the agent first (file order)."""
+        return {"agent": self.agent, **self.baselines()}
+
+
+# --- walk-forward -----------------------------------------------------------------------------
+
+
+class Fold(Record):
+    """Row ranges [start, end) of one fold, in development-bar positions."""
+
+    fold: int
+    train_start: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+
+class FoldWindow(Fold):
+    """A fold's ranges with their first and last bars, and the gap between train and test."""
+
+    train_first: str
+    train_last: str
+    test_first: str
+    test_last: str
+    purge_bars: int
+    embargo_bars: int
+
+
+class FoldTraining(Record):
+    """The fold's training run."""
+
+    timesteps: int
+    run_id: str
+
+
+class FoldBacktest(Record):
+    """One backtest of a fold's test stretch: headline metrics, significance, costs (USD)."""
+
+    sharpe: float
+    max_drawdown: float
+    daily_turnover: float
+    total_return: float
+    num_trades: int
+    win_rate: float
+    significance: Significance
+    costs: float
+
+    def headline(self) -> dict[str, float]:
+        """The headline metrics by name (as logged to MLflow)."""
+        return {
+            "sharpe": self.sharpe,
+            "max_drawdown": self.max_drawdown,
+            "daily_turnover": self.daily_turnover,
+            "total_return": self.total_return,
+            "num_trades": float(self.num_trades),
+            "win_rate": self.win_rate,
+        }
+
+
+class FoldResult(Artifact):
+    """One walk-forward fold (``reports/walk_forward/folds/fold_k.json``)."""
+
+    written_by = "ijules walk-forward-fold"
+
+    fold: int
+    scheme: str
+    window: FoldWindow
+    training: FoldTraining
+    agent: FoldBacktest
+    buy_and_hold: FoldBacktest
+    flat: FoldBacktest
+    momentum: FoldBacktest
+    random: FoldBacktest
+    passed: bool
+    reasons: list[str]
+
+
+class TargetTest(Record):
+    """The plan's one-sample t-test of values against a target, with Cohen's d."""
+
+    mean: float
+    target: float
+    t_statistic: float
+    p_value: float
+    cohens_d: float
+    significant: bool
+    practically_significant: bool
+
+
+class FoldRow(Record):
+    """One fold in the walk-forward table."""
+
+    fold: int
+    test_first: str
+    test_last: str
+    agent_sharpe: float
+    buy_and_hold_sharpe: float
+    agent_max_drawdown: float
+    buy_and_hold_max_drawdown: float
+    agent_daily_turnover: float
+    buy_and_hold_daily_turnover: float
+    agent_total_return: float
+    buy_and_hold_total_return: float
+    psr: float
+    dsr: float
+    sharpe_benchmark_per_bar: float
+    significant: bool
+    passed: bool
+    reasons: list[str]
+
+
+class WalkForwardSummary(Artifact):
+    """The walk-forward table: pass rate, PSR and DSR (``reports/walk_forward/summary.json``)."""
+
+    written_by = "ijules walk-forward"
+
+    params_md5: str
+    scheme: str
+    folds: int
+    folds_passed: int
+    pass_rate: float
+    required_pass_rate: float
+    confidence: float
+    folds_significant: int
+    trials: int
+    mean_agent_sharpe: float
+    mean_buy_and_hold_sharpe: float
+    sharpe_vs_target: TargetTest
+    table: list[FoldRow]
+
+
+# --- stress -----------------------------------------------------------------------------------
+
+
+class SurvivalChecks(Record):
+    """The survival criteria of one scenario."""
+
+    max_drawdown_within_limit: bool
+    equity_positive: bool
+    no_growth_while_restricted: bool
+
+    @property
+    def all_met(self) -> bool:
+        """Whether the scenario was survived."""
+        checks = (
+            self.max_drawdown_within_limit,
+            self.equity_positive,
+            self.no_growth_while_restricted,
+        )
+        return all(checks)
+
+
+class StressedAgent(Record):
+    """The agent under a scenario."""
+
+    total_return: float
+    sharpe: float
+    max_drawdown: float
+    daily_turnover: float
+    total_cost: float
+    risk_engine: RiskEngineSummary
+
+
+class StressedBaseline(Record):
+    """Buy-and-hold under a scenario, for scale."""
+
+    total_return: float
+    sharpe: float
+    max_drawdown: float
+    total_cost: float
+    risk_engine: RiskEngineSummary
+
+
+class ScenarioResult(Record):
+    """One stress scenario: its market, the survival verdict and both backtests."""
+
+    scenario: str
+    bars: int
+    start: str
+    end: str
+    asset_return: float
+    survived: bool
+    checks: SurvivalChecks
+    max_drawdown: float
+    max_drawdown_limit: float
+    breaker_violations: int
+    agent: StressedAgent
+    buy_and_hold: StressedBaseline
+
+
+class StressReport(Artifact):
+    """Every stress scenario run on the model (``reports/stress.json``)."""
+
+    written_by = "ijules stress"
+
+    model: ModelRef
+    window: Window
+    survived: int
+    scenarios_run: int
+    all_survived: bool
+    scenarios: list[ScenarioResult]
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+
+class GateCheck(Record):
+    """One threshold and how the model fared against it."""
+
+    metric: str
+    value: float
+    threshold: float
+    rule: str
+    passed: bool
+    note: str = ""
+
+    @property
+    def reason(self) -> str:
+        """Why the check failed, in one sentence."""
+        return (
+            self.note or f"{self.metric} {self.value:.4g} is not {self.rule} {self.threshold:.4g}"
+        )
+
+
+class GateDecision(Record):
+    """Whether a model may become challenger, and why not if it may not."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck]
+
+    @classmethod
+    def of(cls, checks: Sequence[GateCheck]) -> GateDecision:
+        """The decision of ``checks``: passed when every one passed; one reason per failure."""
+        return cls(
+            passed=all(c.passed for c in checks),
+            reasons=[c.reason for c in checks if not c.passed],
+            checks=list(checks),
+        )
+
+
+class ChampionComparison(Record):
+    """The champion's numbers on the new model's test window."""
+
+    sharpe: float
+    total_return: float
+    max_drawdown: float
+    daily_turnover: float
+    num_trades: float
+
+
+class Registration(Artifact):
+    """What the registry now says about the new model (``reports/registry.json``).
+
+    ``gate`` is None for a version decided by an earlier run (the file then holds ``{}``).
+    """
+
+    written_by = "ijules register"
+
+    model_name: str
+    version: str
+    run_id: str
+    status: str
+    alias: str | None
+    reasons: list[str] = []
+    gate: GateDecision | None = None
+    champion_before: str | None = None
+    champion_sharpe_on_this_window: float | None = None
+    champion_on_this_window: ChampionComparison | None = None
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _no_gate(cls, value: object) -> object:
+        return None if value == {} else value
+
+    @field_serializer("gate", mode="wrap")
+    def _empty_gate(
+        self, value: GateDecision | None, handler: SerializerFunctionWrapHandler
+    ) -> object:
+        return {} if value is None else handler(value)
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+class FeatureDrift(Record):
+    """One feature's drift test (``drifted`` is absent when Evidently ran no test on it)."""
+
+    method: str | None
+    threshold: float | None
+    score: float
+    drifted: bool | None = _omitted_when_none()
+
+
+class DriftSpan(Record):
+    """First and last bar of the data compared, and how many bars."""
+
+    start: str
+    end: str
+    bars: int
+
+
+class DriftSummary(Artifact):
+    """The share of drifted features, and each feature's test (``drift_metrics.json``)."""
+
+    written_by = "ijules drift"
+
+    drift_share: float
+    drifted_features: int
+    features: int
+    dataset_drift: bool
+    threshold: float
+    per_feature: dict[str, FeatureDrift]
+    reference: DriftSpan
+    current: DriftSpan
+
+
+# --- the risk report --------------------------------------------------------------------------
+
+
+class VarBacktest(Record):
+    """How a VaR method's forecasts fared against the losses that followed them."""
+
+    method: str
+    confidence: float
+    observations: int
+    exceptions: int
+    exception_rate: float
+    kupiec_p: float
+    independence_p: float
+    conditional_coverage_p: float
+    zone: str
+    accuracy: float
+
+
+class VarBacktestReport(Artifact):
+    """Every VaR method at every confidence level (``reports/risk/var_backtest.json``)."""
+
+    written_by = "ijules risk-report"
+
+    series: str
+    backtests: list[VarBacktest]
+
+
+class BreakerEvent(Record):
+    """One change of trading state in a replay."""
+
+    date: str
+    state: str
+    reason: str
+
+
+class BreakerReplay(Record):
+    """One window of the index replayed fully invested through the risk engine."""
+
+    start: str
+    end: str
+    days: int
+    index_return: float
+    replay_return: float
+    replay_max_drawdown: float
+    breakers_fired: int
+    by_reason: dict[str, int]
+    refusals: dict[str, int]
+    events: list[BreakerEvent]
+
+
+class BreakersReport(Artifact):
+    """The circuit-breaker replays by window (``reports/risk/breakers.json``)."""
+
+    written_by = "ijules risk-report"
+
+    series: str
+    windows: dict[str, BreakerReplay]
