@@ -5,8 +5,9 @@ reads as an attribute and that holds a value rather than another section. Models
 their place in the tree that ``load_config`` returned (copies made with ``model_copy`` keep their
 original's place); a read on a model of unknown place counts for every place of its class.
 Reads while a configuration is parsed (its validators) only accept or refuse it: they do not
-count. Serialising a model (``model_dump``) reads nothing, but a parameter digest stands for every
-value under its sections, so ``Config.digest`` counts as reading them.
+count. Serialising a model (``model_dump``) reads nothing. A parameter digest stands for every value
+under its sections, so an output that embeds one depends on them all: ``Config.digest`` notes
+them in ``digested``, apart from ``reads`` (a hash does not make a key do anything).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ConfigReads:
 
     def __init__(self) -> None:
         self.reads: set[str] = set()
+        self.digested: set[str] = set()
         self._places: dict[int, str] = {}
         self._known: list[BaseModel] = []  # held, so that no id is reused by another model
         self._parsing = 0
@@ -98,10 +100,10 @@ class ConfigReads:
             self.reads.add(f"{path}.{field}" if path else field)
 
     def note_sections(self, sections: tuple[str, ...]) -> None:
-        """Record a read of every value under ``sections`` (every section if none)."""
+        """Record that a digest covered every value under ``sections`` (all if none)."""
         for path in self._schema:
             if path.split(".")[0] != "paths" and (not sections or path.split(".")[0] in sections):
-                self.reads.add(path)
+                self.digested.add(path)
 
     @contextmanager
     def recording(self) -> Iterator[ConfigReads]:

@@ -40,6 +40,12 @@ class Safeguards:
     reward_alerts: int = 0
     _alert_logged: bool = field(default=False, repr=False)
 
+    def reward_window(self) -> tuple[float, float]:
+        """The rewards that raise no alert: the configured bounds, or any with the check off."""
+        if not self.config.reward_bounds_check:
+            return -np.inf, np.inf
+        return self.config.reward_bounds
+
     def check_step(
         self,
         rewards: npt.NDArray[np.float64],
@@ -55,7 +61,7 @@ class Safeguards:
                 f"non-finite values at {where}: {nonfinite_rewards} reward(s), "
                 f"{nonfinite_observations} observation value(s) (incident {self.incidents})"
             )
-        if rewards_out_of_bounds and self.config.reward_bounds_check:
+        if rewards_out_of_bounds:
             self.reward_alerts += rewards_out_of_bounds
             if not self._alert_logged:
                 low, high = self.config.reward_bounds

@@ -55,8 +55,7 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
         self.engine = Engine(
             market, settings, safeguards, episode_bars=episode_bars, observations_by_step=True
         )
-        low, high = safeguards.config.reward_bounds
-        self.engine.set_reward_bounds(low, high)
+        self.engine.set_reward_bounds(*safeguards.reward_window())
         self.observation_space: spaces.Box = settings.observation.space(
             len(market.feature_names), market.n_instruments
         )

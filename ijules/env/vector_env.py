@@ -43,8 +43,7 @@ class VectorTradingEnv(VecEnv):
             risk_log_level=logging.DEBUG,
         )
         self.render_mode = None
-        low, high = safeguards.config.reward_bounds
-        self.engine.set_reward_bounds(low, high)
+        self.engine.set_reward_bounds(*safeguards.reward_window())
         observation_space = settings.observation.space(
             len(market.feature_names), market.n_instruments
         )

@@ -302,6 +302,15 @@ def test_rewards_out_of_bounds_are_alerts_not_errors(market, make_config) -> Non
     assert env.engine.safeguards.incidents == 0
 
 
+def test_with_the_reward_bounds_check_off_no_reward_is_an_alert(market, make_config) -> None:
+    tight = {"reward_bounds": [-0.001, 0.001], "reward_bounds_check": False}
+    env = env_of(market, make_config({"safeguards": tight}))
+    env.reset()
+    for action in random_actions(3, 30):
+        env.step(action)
+    assert env.engine.safeguards.reward_alerts == 0
+
+
 def test_stepping_past_the_end_is_refused(market, config_default) -> None:
     env = env_of(market, config_default, episode_bars=5)
     env.reset(seed=0)
