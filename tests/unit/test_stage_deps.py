@@ -74,3 +74,19 @@ def test_a_new_import_in_a_stage_module_is_caught(tmp_path: Path) -> None:
         "ingest:" in result.stdout
         and "ijules/analytics" in result.stdout.split("ingest:")[1].split("\n")[0]
     )
+
+
+def test_dvc_yaml_names_the_files_the_code_names() -> None:
+    """File names fixed in the code (ijules.artifacts) are the ones dvc.yaml tracks."""
+    from dvc.repo import Repo
+
+    from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, fold_file
+    from ijules.config import load_config
+
+    paths = load_config(REPO / "params.yaml").paths
+    stages = {stage.name: stage for stage in Repo(str(REPO)).index.stages}
+    outs = {name: {str(out.def_path) for out in stage.outs} for name, stage in stages.items()}
+    assert {f"{paths.model_dir}/{POLICY_ZIP}", f"{paths.model_dir}/{POLICY_SPEC}"} <= outs["train"]
+    for name in (n for n in stages if n.startswith("walk_forward@")):
+        fold = int(name.split("@")[1])
+        assert outs[name] == {f"{paths.walk_forward_folds}/{fold_file(fold)}"}
