@@ -32,7 +32,7 @@ def prepared() -> tuple[Config, MarketData, EngineSettings]:
     over the whole sample) takes seconds, and every environment only reads it."""
     config = load_config(REPO / "params.yaml")
     bars = sample_bars()
-    table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
+    table = compute_features(bars, config.features)
     names = list(feature_columns(table))
     index = pd.DatetimeIndex(table["timestamp"])
     market = build_market(
@@ -41,7 +41,7 @@ def prepared() -> tuple[Config, MarketData, EngineSettings]:
         pd.DataFrame(table[names].to_numpy(), index=index, columns=names),
         config=config,
         bars_per_year=24 * 365.25,
-    )
+    ).rows(slice(config.features.warmup_bars, None))  # market state over every bar, then trade
     # Normalised over the whole sample: these environments are timed, not evaluated.
     values = market.features
     norm = NormStats(mean=tuple(values.mean(axis=0)), std=tuple(values.std(axis=0)))

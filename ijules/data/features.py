@@ -2,7 +2,9 @@
 
 Every feature at bar t is a function of bars 0..t (trailing windows and recursive averages), so
 perturbing a later bar never moves it. The train, validation and test windows follow each other
-in time with ``split.embargo_bars`` bars dropped between them. The market's regimes (GARCH
+in time with ``split.embargo_bars`` bars between them, which (like the warm-up bars before the
+first window) stay in the table in no window: the market's trailing state is computed on
+contiguous bars. The market's regimes (GARCH
 volatility, trend, crisis and recovery; :mod:`ijules.market.regimes`) are stored beside the
 features, computed once here on the whole history without look-ahead. Normalisation statistics
 are fitted on the train window only and travel with the model.
@@ -28,6 +30,7 @@ from ijules.market.regimes import REGIME_COLUMNS, RegimeSettings, detect_regimes
 log = logging.getLogger(__name__)
 
 SPLIT = "split"
+WARMUP, EMBARGO = "warmup", "embargo"  # rows of the table that belong to no window
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 REGIME_PREFIX = "regime_"  # market regimes travel with the features, but are not features
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -36,7 +39,8 @@ _SECONDS_PER_YEAR = 365.25 * 24 * 3600
 def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> FeatureSet:
     """Compute features from validated bars and split them by time.
 
-    Writes ``output`` (Parquet: timestamp, close, volume, features, split) and ``meta`` (JSON
+    Writes ``output`` (Parquet: timestamp, the bar, features, regimes, split: train, validation,
+    test, or warmup / embargo for bars of no window) and ``meta`` (JSON
     :class:`FeatureSet`), both atomically.
     """
     if not bars.is_file():
@@ -44,9 +48,11 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     frame = pd.read_parquet(bars)
     per_year = bars_per_year(frame[TIMESTAMP])
     table = feature_table(frame, config, per_year)
-    table[SPLIT] = assign_windows(len(table), config.split)
+    warmup = config.features.warmup_bars
+    windows = assign_windows(len(table) - warmup, config.split)
+    table[SPLIT] = np.concatenate([np.full(min(warmup, len(table)), WARMUP), windows])
     names = feature_columns(table)
-    _require_finite(table, names, bars)
+    _require_finite(table.loc[table[SPLIT] != WARMUP], names, bars)
     train = table.loc[table[SPLIT] == "train", list(names)].to_numpy(dtype=np.float64)
     feature_set = FeatureSet(
         feature_names=names,
@@ -58,12 +64,13 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
         symbol=config.data.symbol,
         clip_zscore=config.features.clip_zscore,
     )
-    kept = table[SPLIT] != "embargo"
-    write_parquet(output, table.loc[kept].reset_index(drop=True))
+    # Every bar stays, warm-up and embargo included: the market's trailing state (volatility,
+    # liquidity, correlations) is computed on contiguous bars, never across a gap.
+    write_parquet(output, table)
     feature_set.write(meta)
     log.info(
         "features: %d bars x %d features (%s)",
-        int(kept.sum()),
+        len(table),
         len(names),
         ", ".join(f"{w} {feature_set.windows[w].rows}" for w in WINDOWS),
     )
@@ -73,7 +80,8 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
 def feature_table(
     bars: pd.DataFrame, config: Config, per_year: float, *, markov: bool = True
 ) -> pd.DataFrame:
-    """Features and regimes of canonical bars, after the warm-up (no split column yet).
+    """Features and regimes of canonical bars, every bar (no split column yet); the first
+    ``features.warmup_bars`` rows lack some features.
 
     ``markov=False`` skips the Markov-switching regime probabilities (slow; stress replays).
     """
@@ -85,7 +93,7 @@ def feature_table(
     regimes = detect_regimes(bars["close"].astype("float64"), settings)
     for name in REGIME_COLUMNS:
         table[f"{REGIME_PREFIX}{name}"] = regimes[name].to_numpy()
-    return table.iloc[config.features.warmup_bars :].reset_index(drop=True)
+    return table
 
 
 def compute_features(bars: pd.DataFrame, cfg: FeaturesConfig) -> pd.DataFrame:
@@ -136,7 +144,7 @@ def assign_windows(rows: int, split: SplitConfig) -> npt.NDArray[np.str_]:
             f"({split.train_fraction:.0%} / {split.validation_fraction:.0%} / rest, "
             f"embargo {split.embargo_bars} bars)"
         )
-    labels = np.full(rows, "embargo", dtype=object)
+    labels = np.full(rows, EMBARGO, dtype=object)
     labels[:train_end] = "train"
     labels[train_end + split.embargo_bars : validation_end] = "validation"
     labels[test_start:] = "test"

@@ -109,6 +109,20 @@ def sim_market(market: MarketData, features: FloatArray) -> Market:
     return packed
 
 
+def _require_market_state(market: MarketData, safeguards: Safeguards) -> None:
+    """Refuse bars whose trailing market state is missing (too little history before them)."""
+    for name in ("close", "sigma", "liquidity", "daily_var"):
+        values = getattr(market, name)
+        if not np.isfinite(values).all():
+            row = int(np.argwhere(~np.isfinite(values))[0][0])
+            safeguards.incidents += 1
+            raise NonFiniteError(
+                f"market {name} is not finite at "
+                f"{pd.Timestamp(market.timestamps[row]).isoformat()}: too little history before "
+                "the window (market state is computed on the bars before it, never filled back)"
+            )
+
+
 class Engine:
     """Episodes of ``n_envs`` environments trading ``market``.
 
@@ -156,6 +170,7 @@ class Engine:
         self.random_starts = episode_bars is not None
         self.rng = np.random.default_rng(seed)
         self.bars_per_day = bars_per_day(market.timestamps)
+        _require_market_state(market, safeguards)
         features = settings.observation.scaled_features(market.features)
         if not np.isfinite(features).all():
             row, column = np.argwhere(~np.isfinite(features))[0]

@@ -7,7 +7,9 @@ neither earns nor costs anything, and the portfolio is still marked every bar.
 
 Everything derived here (volatility, liquidity, the correlation-breakdown signal, the capacity of
 the volatility regime) uses trailing windows over bars up to and including t, computed on the
-full history before a window is cut out, so a window's first bars already have their history.
+full, contiguous history before a window is cut out, so a window's first bars already have
+their history and no window's gap is ever taken for one bar. Nothing is filled backwards: a bar
+without enough history has no volatility (NaN), and an environment refuses to trade it.
 """
 
 from __future__ import annotations
@@ -119,8 +121,7 @@ def build_market(
     costs = CostModel.from_config(config.microstructure)
     window = config.features.volatility_window
     log_returns = marks.apply(np.log).diff()
-    # Expanding at the very start, so the first bars have an estimate rather than NaN.
-    sigma = log_returns.rolling(window, min_periods=2).std().bfill().fillna(0.0)
+    sigma = log_returns.rolling(window, min_periods=window).std()
     raw_volume = volume.reindex_like(marks)
     average = raw_volume.where(tradable).rolling(costs.liquidity_window_bars, min_periods=1).mean()
     book_units = costs.book_depth_usd / marks
@@ -248,11 +249,14 @@ def align_instruments(
     start = feature_frame.dropna().index.min()
     if start is pd.NaT or pd.isna(start):
         raise IngestError("the instruments never all have features at the same time")
-    keep = close.index >= max(start, close.apply(lambda c: c.first_valid_index()).max())
-    return build_market(
-        close.loc[keep],
-        volume.loc[keep],
-        feature_frame.loc[keep],
+    # The market state runs from the first bar where every instrument has a price; trading
+    # starts once every instrument also has its features.
+    priced = close.index >= close.apply(lambda c: c.first_valid_index()).max()
+    market = build_market(
+        close.loc[priced],
+        volume.loc[priced],
+        feature_frame.loc[priced],
         config=config,
         bars_per_year=bars_per_year,
     )
+    return market.rows(close.index[priced] >= start)

@@ -1,10 +1,11 @@
 """Walk-forward validation: train on the past, test on the next stretch, fold after fold.
 
-Folds live on the development bars (train and validation windows, in time order); the test
-window stays held out for the final evaluation. With F folds of ``test_bars`` each, fold k tests
-on the k-th of the last F stretches of the development bars and trains on the bars before it,
-minus a gap of ``purge_bars`` (labels that would overlap the test: the reward of bar t looks at
-bar t+1) and ``embargo_bars`` (serial correlation that would leak across the boundary):
+Folds live on the development bars (the train and validation windows and the embargo between
+them: contiguous bars); the test window stays held out for the final evaluation. With F folds
+of ``test_bars`` each, fold k tests on the k-th of the last F stretches of the development
+bars and trains on the bars before it, minus a gap of ``purge_bars`` (labels that would
+overlap the test: the reward of bar t looks at bar t+1) and ``embargo_bars`` (serial
+correlation that would leak across the boundary):
 
 - expanding: train from the first development bar;
 - rolling: train on the ``train_bars`` bars before the gap.
@@ -95,8 +96,15 @@ def fold_windows(rows: int, config: WalkForwardConfig) -> list[Fold]:
 def development_market(
     config: Config, table: pd.DataFrame, meta: FeatureSet
 ) -> tuple[MarketData, pd.DataFrame]:
-    """Market state over the development bars, and their rows of the feature table."""
-    selected = table[SPLIT].isin(DEVELOPMENT).to_numpy()
+    """Market state over the development bars, and their rows of the feature table.
+
+    The development bars run contiguously from the first train bar to the last validation bar,
+    the embargo between them included: a fold's stretch never jumps over a gap.
+    """
+    split = table[SPLIT].to_numpy()
+    in_windows = np.flatnonzero(np.isin(split, DEVELOPMENT))
+    selected = np.zeros(len(table), dtype=bool)
+    selected[in_windows[0] : in_windows[-1] + 1] = True
     market = from_feature_table(table, meta, config).rows(selected)
     return market, table.loc[selected].reset_index(drop=True)
 

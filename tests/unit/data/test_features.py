@@ -83,8 +83,11 @@ def test_run_features_fits_normalisation_on_the_train_window_only(
     btc_1h.iloc[:3000].to_parquet(raw, index=False)
     first = run_features(config, bars=raw, output=tmp_path / "f.parquet", meta=tmp_path / "m.json")
     table = pd.read_parquet(tmp_path / "f.parquet")
-    assert set(table["split"]) == {"train", "validation", "test"}  # embargo rows are dropped
-    assert table["timestamp"].is_monotonic_increasing
+    # Every bar stays (the market's trailing state needs contiguous bars); the warm-up and the
+    # embargoes belong to no window.
+    assert set(table["split"]) == {"warmup", "train", "embargo", "validation", "test"}
+    assert len(table) == 3000 and table["timestamp"].is_monotonic_increasing
+    assert (table["split"].iloc[: config.features.warmup_bars] == "warmup").all()
     train = table.loc[table["split"] == "train", list(first.feature_names)]
     np.testing.assert_allclose(first.norm.mean, train.mean().to_numpy())
 

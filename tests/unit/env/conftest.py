@@ -16,17 +16,19 @@ from ijules.env.trading_env import TradingEnv
 
 
 def market_of(bars: pd.DataFrame, config: Config, symbol: str = "BTCUSD") -> MarketData:
-    """Single-instrument market data from canonical bars, through the features code."""
-    table = compute_features(bars, config.features).iloc[config.features.warmup_bars :]
+    """Single-instrument market data from canonical bars, through the features code: the
+    market state over every bar, then the bars after the features' warm-up."""
+    table = compute_features(bars, config.features)
     names = feature_columns(table)
     index = pd.DatetimeIndex(table["timestamp"])
-    return build_market(
+    market = build_market(
         pd.DataFrame({symbol: table["close"].to_numpy()}, index=index),
         pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index),
         pd.DataFrame(table[list(names)].to_numpy(), index=index, columns=list(names)),
         config=config,
         bars_per_year=24 * 365.25,
     )
+    return market.rows(slice(config.features.warmup_bars, None))
 
 
 def norm_of(market: MarketData) -> NormStats:

@@ -279,16 +279,29 @@ def test_a_non_finite_feature_is_refused_and_counted(market, config_default) -> 
     assert guards.incidents == 1
 
 
-def test_a_non_finite_price_stops_the_step_as_an_incident(market, config_default) -> None:
+def test_a_non_finite_price_is_refused_before_anything_trades(market, config_default) -> None:
     from dataclasses import replace
 
     close = market.close.copy()
     close[5, 0] = np.inf
-    env = env_of(replace(market, close=close), config_default)
+    settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
+    guards = Safeguards(config_default.safeguards)
+    when = str(market.timestamps[5])[:19]
+    with pytest.raises(NonFiniteError, match=f"market close is not finite at {when}"):
+        TradingEnv(replace(market, close=close), settings, guards)
+    assert guards.incidents == 1
+
+
+def test_a_non_finite_reward_stops_the_step_as_an_incident(market, config_default) -> None:
+    from dataclasses import replace
+
+    capacity = market.capacity.copy()
+    capacity[5:] = np.nan  # the turnover charge turns NaN: so do the costs and the reward
+    env = env_of(replace(market, capacity=capacity), config_default)
     env.reset()
     with pytest.raises(NonFiniteError, match=r"non-finite values at .*incident 1"):
-        for _ in range(10):
-            env.step(np.array([0.5], dtype=np.float32))
+        for step in range(10):
+            env.step(np.array([0.9 if step % 2 else -0.9], dtype=np.float32))
     assert env.engine.safeguards.incidents == 1
 
 
