@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, get_args
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -329,6 +329,7 @@ class PerformanceMetrics(Record):
     avg_holding_bars: float
     total_cost: float
     traded_notional: float
+    cost_bps: float  # average cost of a fill, in bps of its notional (total cost / notional)
     exposure: float
     bars: int
 
@@ -394,8 +395,11 @@ class ModelRef(Record):
     run_id: str
 
 
+FillAt = Literal["next_open", "this_close"]
+
+
 class EvaluationWindow(Record):
-    """The window a report covers, and the costs it was run with."""
+    """The window a report covers, the costs it was run with and when trades fill."""
 
     name: Window
     start: str
@@ -403,33 +407,82 @@ class EvaluationWindow(Record):
     bars: int
     bars_per_year: float
     costs: str
+    fill_at: FillAt
+    # One fill of the initial capital on the window's median bar, per instrument (bps).
+    full_capital_fill_bps: dict[str, float]
+
+
+BacktestRecord = TypeVar("BacktestRecord", bound=Record)
+
+
+class Baselines(Record, Generic[BacktestRecord]):
+    """The benchmark and the rules the agent is judged against (see
+    :mod:`ijules.evaluation.baselines`), by name."""
+
+    passive_buy_and_hold: BacktestRecord
+    risk_managed_long: BacktestRecord
+    tsmom: BacktestRecord
+    macd: BacktestRecord
+    flat: BacktestRecord
+    random: BacktestRecord
+
+    def by_name(self) -> dict[str, BacktestRecord]:
+        """Each baseline by name, in file order."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
 class MetricsReport(Artifact):
-    """The agent and the rule baselines on the test window (``reports/metrics.json``)."""
+    """The agent and its baselines on the test window (``reports/metrics.json``); the agent is
+    judged against passive buy-and-hold and against the best rule (``best_rule``)."""
 
     written_by = "ijules evaluate"
 
     model: ModelRef
     window: EvaluationWindow
     agent: BacktestMetrics
-    buy_and_hold: BacktestMetrics
-    flat: BacktestMetrics
-    momentum: BacktestMetrics
-    random: BacktestMetrics
-
-    def baselines(self) -> dict[str, BacktestMetrics]:
-        """The rule baselines by name, in file order."""
-        return {
-            "buy_and_hold": self.buy_and_hold,
-            "flat": self.flat,
-            "momentum": self.momentum,
-            "random": self.random,
-        }
+    baselines: Baselines[BacktestMetrics]
+    best_rule: str
 
     def backtests(self) -> dict[str, BacktestMetrics]:
         """Every backtest by name, the agent first (file order)."""
-        return {"agent": self.agent, **self.baselines()}
+        return {"agent": self.agent, **self.baselines.by_name()}
+
+
+# --- seeds ------------------------------------------------------------------------------------
+
+
+class SeedRun(Record):
+    """One training seed's policy on the test window, after costs."""
+
+    seed: int
+    run_id: str
+    sharpe: float
+    total_return: float
+    max_drawdown: float
+    daily_turnover: float
+    num_trades: int
+    cost_bps: float
+
+
+class SeedSpread(Artifact):
+    """The agent over training seeds on the test window (``reports/seeds.json``): the spread
+    of its figures and the conservative ones the gate reads."""
+
+    written_by = "ijules seeds"
+
+    model: ModelRef  # the registered policy: the first seed
+    window: str
+    confidence: float
+    runs: list[SeedRun]
+    mean_sharpe: float
+    std_sharpe: float | None  # None with one seed
+    sharpe_lower_bound: float  # one-sided, at ``confidence``; the mean itself with one seed
+    # What the gate reads: the lower bound (or the registered policy's Sharpe if lower), and
+    # the worst seed's drawdown, turnover and trade count.
+    sharpe: float
+    max_drawdown: float
+    daily_turnover: float
+    num_trades: int
 
 
 # --- walk-forward -----------------------------------------------------------------------------
@@ -454,6 +507,7 @@ class FoldWindow(Fold):
     test_last: str
     purge_bars: int
     embargo_bars: int
+    full_capital_fill_bps: dict[str, float]
 
 
 class FoldTraining(Record):
@@ -474,6 +528,7 @@ class FoldBacktest(Record):
     win_rate: float
     significance: Significance
     costs: float
+    cost_bps: float
 
     def headline(self) -> dict[str, float]:
         """The headline metrics by name (as logged to MLflow)."""
@@ -497,10 +552,8 @@ class FoldResult(Artifact):
     window: FoldWindow
     training: FoldTraining
     agent: FoldBacktest
-    buy_and_hold: FoldBacktest
-    flat: FoldBacktest
-    momentum: FoldBacktest
-    random: FoldBacktest
+    baselines: Baselines[FoldBacktest]
+    best_rule: str
     passed: bool
     reasons: list[str]
 
@@ -524,13 +577,15 @@ class FoldRow(Record):
     test_first: str
     test_last: str
     agent_sharpe: float
-    buy_and_hold_sharpe: float
+    passive_sharpe: float
+    best_rule: str
+    best_rule_sharpe: float
     agent_max_drawdown: float
-    buy_and_hold_max_drawdown: float
+    passive_max_drawdown: float
     agent_daily_turnover: float
-    buy_and_hold_daily_turnover: float
+    passive_daily_turnover: float
     agent_total_return: float
-    buy_and_hold_total_return: float
+    passive_total_return: float
     psr: float
     dsr: float
     sharpe_benchmark_per_bar: float
@@ -554,7 +609,8 @@ class WalkForwardSummary(Artifact):
     folds_significant: int
     trials: int
     mean_agent_sharpe: float
-    mean_buy_and_hold_sharpe: float
+    mean_passive_sharpe: float
+    mean_best_rule_sharpe: float
     sharpe_vs_target: TargetTest
     table: list[FoldRow]
 
@@ -592,7 +648,8 @@ class StressedAgent(Record):
 
 
 class StressedBaseline(Record):
-    """Buy-and-hold under a scenario, for scale."""
+    """The risk-managed long rule (full limit, long, through the risk engine) under a
+    scenario, for scale."""
 
     total_return: float
     sharpe: float
@@ -615,7 +672,7 @@ class ScenarioResult(Record):
     max_drawdown_limit: float
     breaker_violations: int
     agent: StressedAgent
-    buy_and_hold: StressedBaseline
+    risk_managed_long: StressedBaseline
 
 
 class StressReport(Artifact):

@@ -183,7 +183,7 @@ def evaluate(
     curve: PathOption = None,
     plot: PathOption = None,
 ) -> None:
-    """Backtest the policy on the test window after costs, beside buy-and-hold and flat."""
+    """Backtest the policy on the test window after costs, beside the benchmark and the rules."""
     from ijules.evaluation.evaluate import run_evaluate
 
     cfg = _config(ctx)
@@ -196,10 +196,42 @@ def evaluate(
         curve=_path(curve, cfg.paths.equity_curve),
         plot=_path(plot, cfg.paths.equity_plot),
     )
-    agent, hold = report.agent, report.buy_and_hold
+    agent, passive = report.agent, report.baselines.passive_buy_and_hold
+    rule = report.baselines.by_name()[report.best_rule]
     typer.echo(
         f"test window: agent Sharpe {agent.sharpe:.2f}, return {agent.total_return:.2%}; "
-        f"buy-and-hold Sharpe {hold.sharpe:.2f}, return {hold.total_return:.2%}"
+        f"passive buy-and-hold Sharpe {passive.sharpe:.2f}, return {passive.total_return:.2%}; "
+        f"best rule {report.best_rule} Sharpe {rule.sharpe:.2f}"
+    )
+
+
+@app.command()
+def seeds(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    model_dir: PathOption = None,
+    metrics: PathOption = None,
+    output: PathOption = None,
+    checkpoints: PathOption = None,
+) -> None:
+    """Train the other seeds and test them: the agent's figures over seeds, with their spread."""
+    from ijules.evaluation.seeds import run_seeds
+
+    cfg = _config(ctx)
+    spread = run_seeds(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        metrics=_path(metrics, cfg.paths.metrics),
+        output=_path(output, cfg.paths.seeds),
+        checkpoints=_path(checkpoints, cfg.paths.checkpoints),
+    )
+    sharpes = ", ".join(f"{run.seed}: {run.sharpe:.2f}" for run in spread.runs)
+    typer.echo(
+        f"test Sharpe by seed ({sharpes}); mean {spread.mean_sharpe:.2f}, lower bound "
+        f"{spread.sharpe_lower_bound:.2f} at {spread.confidence:.0%}"
     )
 
 
@@ -213,10 +245,12 @@ def register(
     output: PathOption = None,
     walk_forward: PathOption = None,
     stress: PathOption = None,
+    seeds: PathOption = None,
 ) -> None:
     """Register the model in MLflow; the gate decides between champion, challenger and rejected.
 
-    The gate reads the test-window metrics, the walk-forward summary and the stress results.
+    The gate reads the test-window metrics over training seeds, the walk-forward summary and
+    the stress results.
     """
     from ijules.registry.register import run_register
 
@@ -230,6 +264,7 @@ def register(
         output=_path(output, cfg.paths.registration),
         walk_forward=_path(walk_forward, cfg.paths.walk_forward),
         stress=_path(stress, cfg.paths.stress),
+        seeds=_path(seeds, cfg.paths.seeds),
     )
     typer.echo(
         f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
@@ -310,8 +345,10 @@ def walk_forward_fold(
         checkpoints=_path(checkpoints, cfg.paths.checkpoints),
     )
     typer.echo(
-        f"fold {fold}: agent Sharpe {result.agent.sharpe:.2f}, buy-and-hold "
-        f"{result.buy_and_hold.sharpe:.2f}; {'passed' if result.passed else 'failed'}"
+        f"fold {fold}: agent Sharpe {result.agent.sharpe:.2f}, passive buy-and-hold "
+        f"{result.baselines.passive_buy_and_hold.sharpe:.2f}, best rule {result.best_rule} "
+        f"{result.baselines.by_name()[result.best_rule].sharpe:.2f}; "
+        f"{'passed' if result.passed else 'failed'}"
     )
 
 
@@ -369,6 +406,7 @@ def report(
     output: PathOption = None,
     html: PathOption = None,
     rolling: PathOption = None,
+    seeds: PathOption = None,
 ) -> None:
     """Write the performance report (plan schema, red flags) and its HTML page."""
     from ijules.evaluation.report import run_report
@@ -384,6 +422,7 @@ def report(
         output=_path(output, cfg.paths.performance_report),
         html_output=_path(html, cfg.paths.performance_html),
         rolling=_path(rolling, cfg.paths.performance_rolling),
+        seeds=_path(seeds, cfg.paths.seeds),
     )
     flags = result["baseline_performance"]["red_flags"]
     typer.echo(f"performance report: {len(flags)} red flag(s); {cfg.paths.performance_html}")

@@ -24,9 +24,11 @@ from ijules.data.config import DataConfig, FeaturesConfig, QualityConfig, SplitC
 from ijules.env.config import EnvironmentConfig, ObservationConfig, RewardConfig, SafeguardsConfig
 from ijules.errors import ConfigError
 from ijules.evaluation.config import (
+    BaselinesConfig,
     GateConfig,
     ReportConfig,
     RiskReportConfig,
+    SeedsConfig,
     StressConfig,
     WalkForwardConfig,
 )
@@ -91,6 +93,7 @@ class PathsConfig(Frozen):
     feature_meta: str = "data/features/meta.json"
     model_dir: str = "models"
     metrics: str = "reports/metrics.json"
+    seeds: str = "reports/seeds.json"
     equity_curve: str = "reports/equity.csv"
     equity_plot: str = "reports/equity.png"
     registration: str = "reports/registry.json"
@@ -131,6 +134,8 @@ class Config(Frozen):
     curriculum: CurriculumConfig = CurriculumConfig()
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     stress: StressConfig = StressConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    seeds: SeedsConfig = SeedsConfig()
     gate: GateConfig = GateConfig()
     report: ReportConfig = ReportConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -155,9 +160,9 @@ class Config(Frozen):
         return self.digest(*POLICY_SECTIONS)
 
     def walk_forward_digest(self) -> str:
-        """The identity of walk-forward results: the policy's configuration, the folds and the
-        thresholds they are judged by."""
-        return self.digest(*POLICY_SECTIONS, "walk_forward", "gate")
+        """The identity of walk-forward results: the policy's configuration, the folds, the
+        thresholds they are judged by and the rules they are compared with."""
+        return self.digest(*POLICY_SECTIONS, "walk_forward", "gate", "baselines")
 
 
 def available_phases(config_dir: Path) -> list[str]:

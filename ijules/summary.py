@@ -13,6 +13,7 @@ from ijules.artifacts import (
     IngestReport,
     MetricsReport,
     Registration,
+    SeedSpread,
     StressReport,
     ValidationResult,
     WalkForwardSummary,
@@ -28,6 +29,7 @@ _ROWS: tuple[tuple[str, Callable[[BacktestMetrics], float], str], ...] = (
     ("win rate", lambda m: m.win_rate, "{:.1%}"),
     ("trades", lambda m: m.num_trades, "{:d}"),
     ("costs paid (USD)", lambda m: m.total_cost, "{:,.0f}"),
+    ("cost per fill (bps)", lambda m: m.cost_bps, "{:.1f}"),
 )
 
 
@@ -37,6 +39,7 @@ def render_summary(config: Config) -> str:
     lines = ["IntradayJules: last run", ""]
     lines += _data_lines(Path(paths.ingest_report), Path(paths.validation))
     lines += _metric_lines(Path(paths.metrics))
+    lines += _seed_lines(Path(paths.seeds))
     lines += _walk_forward_lines(Path(paths.walk_forward))
     lines += _stress_lines(Path(paths.stress))
     lines += _report_lines(Path(paths.performance_report), Path(paths.performance_html))
@@ -75,12 +78,36 @@ def _metric_lines(path: Path) -> list[str]:
         "",
         f"out of sample: test window {window.start} to {window.end} ({window.bars:,} "
         f"bars, after costs: {window.costs})",
-        f"  {'':22}" + "".join(f"{who.replace('_', ' '):>14}" for who in backtests),
+        f"  {'':22}" + "".join(f"{_SHORT.get(who, who):>14}" for who in backtests),
     ]
     for label, value, fmt in _ROWS:
         cells = "".join(f"{fmt.format(value(entry)):>14}" for entry in backtests.values())
         lines.append(f"  {label:22}{cells}")
+    fill = ", ".join(f"{k} {v:.0f} bps" for k, v in window.full_capital_fill_bps.items())
+    lines += [
+        f"  best rule: {metrics.best_rule}; passive B&H = one entry fill, no risk engine",
+        f"  one fill of the whole capital would cost: {fill}",
+    ]
     return [*lines, ""]
+
+
+_SHORT = {"passive_buy_and_hold": "passive B&H", "risk_managed_long": "risk-mgd long"}
+
+
+def _seed_lines(path: Path) -> list[str]:
+    spread = SeedSpread.read_if_present(path)
+    if spread is None:
+        return ["seeds:    not run yet", ""]
+    sharpes = ", ".join(f"{run.sharpe:+.2f}" for run in spread.runs)
+    std = f" (sd {spread.std_sharpe:.2f})" if spread.std_sharpe is not None else ""
+    return [
+        f"agent over {len(spread.runs)} training seeds (the first registered): test Sharpe "
+        f"{sharpes}",
+        f"  mean {spread.mean_sharpe:+.2f}{std}; {spread.confidence:.0%} lower bound "
+        f"{spread.sharpe_lower_bound:+.2f}; the gate reads {spread.sharpe:+.2f} and the worst "
+        f"seed's drawdown {spread.max_drawdown:.2%}",
+        "",
+    ]
 
 
 def _walk_forward_lines(path: Path) -> list[str]:
@@ -90,14 +117,14 @@ def _walk_forward_lines(path: Path) -> list[str]:
     lines = [
         f"walk-forward ({summary.scheme}): {summary.folds_passed} of {summary.folds} "
         f"folds passed (required {summary.required_pass_rate:.0%}); trials {summary.trials}",
-        f"  {'fold':>4} {'test window':>24} {'Sharpe':>8} {'B&H':>8} {'maxDD':>7} {'B&H DD':>7} "
-        f"{'turn':>6} {'PSR':>5} {'DSR':>5}",
+        f"  {'fold':>4} {'test window':>24} {'Sharpe':>8} {'passive':>8} {'rule':>8} "
+        f"{'maxDD':>7} {'pass DD':>7} {'turn':>6} {'PSR':>5} {'DSR':>5}",
     ]
     for row in summary.table:
         lines.append(
             f"  {row.fold:>4} {row.test_first[:10] + '..' + row.test_last[:10]:>24} "
-            f"{row.agent_sharpe:>8.2f} {row.buy_and_hold_sharpe:>8.2f} "
-            f"{row.agent_max_drawdown:>7.2%} {row.buy_and_hold_max_drawdown:>7.2%} "
+            f"{row.agent_sharpe:>8.2f} {row.passive_sharpe:>8.2f} {row.best_rule_sharpe:>8.2f} "
+            f"{row.agent_max_drawdown:>7.2%} {row.passive_max_drawdown:>7.2%} "
             f"{row.agent_daily_turnover:>6.2f} {row.psr:>5.2f} {row.dsr:>5.2f}"
         )
     return [*lines, ""]

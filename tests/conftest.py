@@ -67,6 +67,7 @@ TINY = {
         "embargo_bars": 12,
         "total_timesteps": 128,
     },
+    "seeds": {"count": 2},
     "drift": {"window_bars": 120},
     "regimes": {"markov_probabilities": False},
     "risk_models": {"monte_carlo_paths": 2000, "refit_every": 60},

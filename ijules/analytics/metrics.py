@@ -137,6 +137,11 @@ def probabilistic_sharpe(returns: FloatArray, benchmark_sharpe: float = 0.0) -> 
     return probabilistic_sharpe_ratio(returns, benchmark_sharpe)
 
 
+def cost_bps(total_cost: float, traded_notional: float) -> float:
+    """Average cost of a fill in basis points of the notional traded (0 without trades)."""
+    return 1e4 * total_cost / traded_notional if traded_notional > 0 else 0.0
+
+
 def daily_turnover(
     traded_notional: FloatArray, equity_before: FloatArray, timestamps: npt.NDArray[np.datetime64]
 ) -> float:
@@ -148,20 +153,24 @@ def daily_turnover(
 
 
 def round_trips(
-    units: FloatArray, close: FloatArray, costs: FloatArray
+    units: FloatArray, close: FloatArray, costs: FloatArray, fills: FloatArray | None = None
 ) -> tuple[FloatArray, FloatArray]:
     """P&L after costs, and length in bars, of each holding period (a run of one sign).
 
-    ``units[t]`` is the position held from bar t's close to bar t+1's; ``costs[t]`` was paid
-    trading into it. A trade that closes or flips a position charges the closing trip with the
-    share of its cost that closed units.
+    ``units[t]`` is the position traded into at step t, at the price ``fills[t]`` (bar t's close
+    when not given), and held to bar t+1's close; until the fill the previous position is held.
+    ``costs[t]`` was paid trading into it. A trade that closes or flips a position charges the
+    closing trip with the share of its cost that closed units.
     """
+    fill = close[:-1] if fills is None else fills
     pnls: list[float] = []
     lengths: list[float] = []
     side = np.sign(units)
     current, length = 0.0, 0
     for t in range(len(units)):
         previous = side[t - 1] if t > 0 else 0.0
+        if previous != 0:  # the old position until the fill (nothing with same-bar fills)
+            current += units[t - 1] * (fill[t] - close[t])
         if side[t] != previous:
             traded = abs(units[t] - (units[t - 1] if t > 0 else 0.0))
             closed = abs(units[t - 1]) if t > 0 and previous != 0 else 0.0
@@ -173,7 +182,7 @@ def round_trips(
         else:
             current -= costs[t]
         if side[t] != 0:
-            current += units[t] * (close[t + 1] - close[t])
+            current += units[t] * (close[t + 1] - fill[t])
             length += 1
     if len(units) and side[-1] != 0:
         pnls.append(current)
@@ -181,9 +190,11 @@ def round_trips(
     return np.asarray(pnls, dtype=np.float64), np.asarray(lengths, dtype=np.float64)
 
 
-def round_trip_pnls(units: FloatArray, close: FloatArray, costs: FloatArray) -> FloatArray:
+def round_trip_pnls(
+    units: FloatArray, close: FloatArray, costs: FloatArray, fills: FloatArray | None = None
+) -> FloatArray:
     """P&L after costs of each holding period (see :func:`round_trips`)."""
-    return round_trips(units, close, costs)[0]
+    return round_trips(units, close, costs, fills)[0]
 
 
 def profit_factor(pnls: FloatArray) -> float:
@@ -202,17 +213,25 @@ def summarise(
     timestamps: npt.NDArray[np.datetime64],
     bars_per_year: float,
     benchmark_returns: FloatArray | None = None,
+    fills: FloatArray | None = None,
+    exit_notional: float = 0.0,
 ) -> PerformanceMetrics:
     """Compute every metric of a backtest.
 
     ``equity`` (steps + 1 marks), ``close`` (steps + 1 bars x instruments) and per-step arrays
-    (steps x instruments): ``units`` held after each trade, ``traded`` units and ``costs`` paid.
-    The information ratio is measured against ``benchmark_returns`` (0 without one).
+    (steps x instruments): ``units`` held after each trade, ``traded`` units, ``costs`` paid and
+    the ``fills`` prices traded at (each step's close when not given). ``exit_notional`` is the
+    value closed at the end when ``costs`` include that exit. The information ratio is measured
+    against ``benchmark_returns`` (0 without one).
     """
+    prices = close[:-1] if fills is None else fills
     returns = bar_returns(equity)
     before = equity[:-1]
-    notional = np.abs(traded) * close[:-1]
-    trips = [round_trips(units[:, i], close[:, i], costs[:, i]) for i in range(units.shape[1])]
+    notional = np.abs(traded) * prices
+    trips = [
+        round_trips(units[:, i], close[:, i], costs[:, i], prices[:, i])
+        for i in range(units.shape[1])
+    ]
     pnls = np.concatenate([p for p, _ in trips]) if trips else np.zeros(0)
     lengths = np.concatenate([n for _, n in trips]) if trips else np.zeros(0)
     exposure = np.abs(units * close[:-1]).sum(axis=1) / before
@@ -247,6 +266,7 @@ def summarise(
         avg_holding_bars=float(np.mean(lengths)) if len(lengths) else 0.0,
         total_cost=float(np.sum(costs)),
         traded_notional=float(np.sum(notional)),
+        cost_bps=cost_bps(float(np.sum(costs)), float(np.sum(notional)) + exit_notional),
         exposure=float(np.mean(exposure)),
         bars=len(units),
     )

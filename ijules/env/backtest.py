@@ -28,8 +28,10 @@ class Backtest:
     """One pass over a window: marks, positions, fills and their costs, bar by bar.
 
     ``equity`` and ``close`` have one row per bar including the first (steps + 1); ``units``
-    (held after each bar's trade), ``traded`` (units traded) and ``costs`` (per instrument and
-    component) have one row per step.
+    (held after each bar's trade), ``traded`` (units traded), ``fills`` (the price a trade at
+    that step fills at) and ``costs`` (per instrument and component) have one row per step.
+    A backtest ends flat: closing what it holds at the last mark costs ``exit_costs``, which
+    come off the last equity mark and count with the last step's costs.
     """
 
     timestamps: npt.NDArray[np.datetime64]
@@ -37,6 +39,7 @@ class Backtest:
     equity: FloatArray
     units: FloatArray
     traded: FloatArray
+    fills: FloatArray
     costs: FloatArray
     exit_costs: dict[CostComponent, float]
     risk_events: pd.DataFrame
@@ -55,6 +58,8 @@ class Backtest:
             timestamps=self.timestamps,
             bars_per_year=bars_per_year,
             benchmark_returns=benchmark_returns,
+            fills=self.fills,
+            exit_notional=self.exit_notional,
         )
 
     @property
@@ -63,8 +68,15 @@ class Backtest:
         return bar_returns(self.equity)
 
     @property
+    def exit_notional(self) -> float:
+        """The value the exit closes at the last mark (0 before any step)."""
+        if not len(self.units):
+            return 0.0
+        return float(np.abs(self.units[-1]) @ self.close[-1])
+
+    @property
     def asset_returns(self) -> FloatArray:
-        """Per-bar returns of the first instrument (the buy-and-hold benchmark)."""
+        """Per-bar returns of the first instrument (the price path itself, before any costs)."""
         return bar_returns(self.close[:, 0])
 
     def risk_summary(self) -> RiskEngineSummary:
@@ -91,6 +103,7 @@ class Backtest:
             equity=self.equity[first : last + 1],
             units=self.units[steps],
             traded=self.traded[steps],
+            fills=self.fills[steps],
             costs=self.costs[steps],
             exit_costs=self.exit_costs,
             risk_events=self.risk_events[
@@ -100,6 +113,16 @@ class Backtest:
             risk_refusals=self.risk_refusals,
         )
 
+    def liquidated(self) -> Backtest:
+        """This backtest with its exit paid at the last mark (see the class docstring)."""
+        exit_total = float(sum(self.exit_costs.values()))
+        equity = self.equity.copy()
+        equity[-1] -= exit_total
+        costs = self.costs.copy()
+        if len(costs):
+            costs[-1, 0] += np.array([self.exit_costs[name] for name in COST_COMPONENTS])
+        return replace(self, equity=equity, costs=costs)
+
     @property
     def weights(self) -> FloatArray:
         """Positions after each bar's trade, as fractions of the equity before it."""
@@ -107,7 +130,8 @@ class Backtest:
 
 
 def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
-    """Step ``env`` (built with ``episode_bars=None``) through its window with ``policy``."""
+    """Step ``env`` (built with ``episode_bars=None``) through its window with ``policy``, and
+    pay the exit at the last mark."""
     observation, info = env.reset()
     equity = [float(info["equity"])]
     done = False
@@ -127,11 +151,12 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         equity=np.asarray(equity),
         units=np.cumsum(traded, axis=0),
         traded=traded,
+        fills=engine.fill_prices()[:steps],
         costs=engine.traded_costs(0),
         exit_costs=engine.exit_costs(0),
         risk_events=engine.risk_events(),
         risk_refusals=engine.risk_refusals(),
-    )
+    ).liquidated()
 
 
 def baseline_env(config: Config, market: MarketData, norm: NormStats, clip: float) -> TradingEnv:

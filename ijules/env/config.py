@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 from ijules.frozen import Frozen, PositiveFloat
 from ijules.sim.layout import RISK_FEATURES, RiskFeature
 
+FillAt = Literal["next_open", "this_close"]
+
 
 class EnvironmentConfig(Frozen):
     """The trading environment: capital, portfolio limits, actions and training episodes."""
@@ -19,6 +21,9 @@ class EnvironmentConfig(Frozen):
     min_cash_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     action_space: Literal["continuous", "discrete"] = "continuous"
     min_trade_weight: Annotated[float, Field(ge=0, lt=1)] = 0.02
+    # When a trade decided at bar t's close fills: at the next bar's open (what a live order
+    # gets: the conservative default), or at bar t's close itself.
+    fill_at: FillAt = "next_open"
     episode_bars: Annotated[int, Field(ge=16)] = 512
 
     @property

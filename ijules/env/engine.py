@@ -20,6 +20,7 @@ import pandas as pd
 
 from ijules.artifacts import CostComponent, NormStats
 from ijules.config import Config
+from ijules.env.config import FillAt
 from ijules.env.market_data import MarketData, bars_per_day
 from ijules.env.parts import (
     ActionInterpreter,
@@ -52,6 +53,7 @@ class EngineSettings:
     risk: RiskSettings
     initial_capital: float
     drawdown_velocity_bars: int
+    fill_at: FillAt = "next_open"
 
     @classmethod
     def from_config(
@@ -67,6 +69,7 @@ class EngineSettings:
             risk=RiskSettings.from_config(config.risk_management),
             initial_capital=config.environment.initial_capital,
             drawdown_velocity_bars=config.observation.drawdown_velocity_bars,
+            fill_at=config.environment.fill_at,
         )
 
     def sim_params(self, bars_per_day: float) -> dict[str, Any]:
@@ -85,13 +88,24 @@ class EngineSettings:
         }
 
 
-def sim_market(market: MarketData, features: FloatArray) -> Market:
-    """The market in the simulator's layouts, with the (standardised) ``features``."""
+def sim_market(market: MarketData, features: FloatArray, fill_at: FillAt) -> Market:
+    """The market in the simulator's layouts, with the (standardised) ``features``.
+
+    With ``fill_at`` "next_open", a trade decided at bar t fills at bar t+1's open, if that bar
+    trades (and, with adverse-selection protection, printed volume); at the last bar nothing can
+    fill. With "this_close" it fills at bar t's close.
+    """
     packed = Market.empty(len(market), market.n_instruments, features.shape[1])
     bars = packed.bars
     bars["close"] = market.close
-    bars["tradable"] = market.tradable
-    bars["stale"] = market.stale
+    if fill_at == "next_open":
+        bars["fill"] = np.vstack([market.open[1:], market.close[-1:]])
+        bars["tradable"] = np.vstack([market.tradable[1:], np.zeros_like(market.tradable[:1])])
+        bars["stale"] = np.vstack([market.stale[1:], np.ones_like(market.stale[:1])])
+    else:
+        bars["fill"] = market.close
+        bars["tradable"] = market.tradable
+        bars["stale"] = market.stale
     bars["sigma"] = market.sigma
     bars["liquidity"] = market.liquidity
     bars["daily_var"] = market.daily_var
@@ -181,7 +195,7 @@ class Engine:
             )
         self.reward_bounds = (-np.inf, np.inf)
         self.sim = Simulator(
-            sim_market(market, features),
+            sim_market(market, features, settings.fill_at),
             self._params(),
             n_envs=n_envs,
             episode_steps=self.episode_steps,
@@ -380,6 +394,10 @@ class Engine:
         marks = self.sim.log(b)["equity"]
         return np.concatenate([[self.settings.initial_capital], marks])
 
+    def fill_prices(self) -> FloatArray:
+        """The price a trade decided at each bar fills at (bars x instruments)."""
+        return np.asarray(self.sim.market.bars["fill"], dtype=np.float64)
+
     def traded_units(self, b: int = 0) -> FloatArray:
         """Units traded at each step of the episode so far (steps x instruments)."""
         return np.array(self.sim.log(b)["units"], dtype=np.float64)
@@ -414,7 +432,7 @@ class Engine:
                 "timestamp": pd.to_datetime(self.market.timestamps[bars]),
                 "instrument": [self.market.instruments[c] for c in columns],
                 "units": log["units"][rows, columns],
-                "price": self.market.close[bars, columns],
+                "price": self.fill_prices()[bars, columns],
             }
         )
         frame["notional"] = frame["units"].abs() * frame["price"]

@@ -27,7 +27,7 @@ from ijules.config import Config
 from ijules.data.features import REGIME_PREFIX, SPLIT
 from ijules.data.schema import TIMESTAMP
 from ijules.errors import IngestError
-from ijules.execution.costs import CostModel, infer_tick_size
+from ijules.execution.costs import CostModel, fallback_depth_usd, infer_tick_size
 from ijules.market.correlation import correlation_breakdown, correlation_gap
 from ijules.market.regimes import HIGH, REGIME_COLUMNS, RegimeSettings, detect_regimes
 
@@ -42,6 +42,7 @@ class MarketData:
 
     instruments: tuple[str, ...]
     timestamps: npt.NDArray[np.datetime64]
+    open: FloatArray
     close: FloatArray
     tradable: BoolArray
     stale: BoolArray
@@ -75,6 +76,7 @@ class MarketData:
         return replace(
             self,
             timestamps=self.timestamps[selected],
+            open=self.open[selected],
             close=self.close[selected],
             tradable=self.tradable[selected],
             stale=self.stale[selected],
@@ -102,14 +104,17 @@ def build_market(
     config: Config,
     bars_per_year: float,
     regimes: Mapping[str, pd.DataFrame] | None = None,
+    open_: pd.DataFrame | None = None,
 ) -> MarketData:
     """Assemble market data from aligned frames indexed by timestamp (columns: instruments).
 
     ``close`` may hold NaN where an instrument has no bar; those bars are marked untradable and
     the last close is carried forward. ``volume`` may be all NaN (no volume data): liquidity then
-    comes from ``microstructure.liquidity_model.book_depth_estimate``. ``regimes`` (per
+    comes from ``microstructure.liquidity_model`` (see :func:`fallback_depth_usd`). ``regimes`` (per
     instrument, from :func:`ijules.market.regimes.detect_regimes`, on the same index) are
-    computed here when not given.
+    computed here when not given. ``open_`` holds each bar's opening price (where a trade
+    decided at the previous close can fill); without it (a close-only series) a bar opens at
+    the previous close.
     """
     if close.empty:
         raise IngestError("no bars to trade")
@@ -124,7 +129,16 @@ def build_market(
     sigma = log_returns.rolling(window, min_periods=window).std()
     raw_volume = volume.reindex_like(marks)
     average = raw_volume.where(tradable).rolling(costs.liquidity_window_bars, min_periods=1).mean()
-    book_units = costs.book_depth_usd / marks
+    per_day = bars_per_day(marks.index.to_numpy(dtype="datetime64[ns]"))
+    depth = config.microstructure.liquidity_model
+    book_units = pd.DataFrame(
+        {
+            name: fallback_depth_usd(depth, str(name), per_day, costs.liquidity_factor)
+            / marks[name]
+            for name in marks.columns
+        },
+        index=marks.index,
+    )
     liquidity = (average * costs.liquidity_factor).where(average > 0, book_units).ffill()
     liquidity = liquidity.fillna(book_units)
     stale = (raw_volume.fillna(1.0) <= 0.0).to_numpy() & tradable
@@ -134,7 +148,6 @@ def build_market(
         regimes = {str(name): detect_regimes(marks[name], settings) for name in marks.columns}
     frames = [regimes[str(name)].reindex(marks.index).ffill() for name in marks.columns]
     garch = np.column_stack([f["garch_sigma"].to_numpy(dtype=np.float64) for f in frames])
-    per_day = bars_per_day(marks.index.to_numpy(dtype="datetime64[ns]"))
     monitoring = config.risk_management.monitoring
     short, long = monitoring.correlation_short_bars, monitoring.correlation_long_bars
     correlation = correlation_gap(log_returns, short, long)
@@ -147,9 +160,12 @@ def build_market(
     ]
     stamps = pd.DatetimeIndex(marks.index)
     days = (stamps.tz_localize(None) if stamps.tz else stamps).to_numpy(dtype="datetime64[D]")
+    opens = marks.shift(1).fillna(marks) if open_ is None else open_.reindex_like(marks)
+    opens = opens.where(opens.notna(), marks.shift(1)).fillna(marks)
     return MarketData(
         instruments=tuple(str(c) for c in close.columns),
         timestamps=stamps.to_numpy(dtype="datetime64[ns]"),
+        open=opens.to_numpy(dtype=np.float64),
         close=marks.to_numpy(dtype=np.float64),
         tradable=tradable,
         stale=stale,
@@ -186,6 +202,7 @@ def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) ->
     index = pd.DatetimeIndex(table[TIMESTAMP])
     symbol = meta.symbol
     close = pd.DataFrame({symbol: table["close"].to_numpy()}, index=index)
+    opens = pd.DataFrame({symbol: table["open"].to_numpy()}, index=index)
     volume = pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index)
     features = pd.DataFrame(table[list(meta.feature_names)].to_numpy(), index=index)
     features.columns = list(meta.feature_names)
@@ -195,8 +212,23 @@ def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) ->
         frame = table[stored].set_axis(list(REGIME_COLUMNS), axis=1).set_axis(index)
         regimes = {symbol: frame}
     return build_market(
-        close, volume, features, config=config, bars_per_year=meta.bars_per_year, regimes=regimes
+        close,
+        volume,
+        features,
+        config=config,
+        bars_per_year=meta.bars_per_year,
+        regimes=regimes,
+        open_=opens,
     )
+
+
+def load_history(
+    features: Path, meta: FeatureSet, window: Window, config: Config
+) -> tuple[MarketData, npt.NDArray[np.bool_]]:
+    """The market over every bar of the feature table, and which bars are ``window``'s."""
+    table = _read_table(features)
+    selected = _window_rows(table, window)
+    return from_feature_table(table, meta, config), selected
 
 
 def load_window(features: Path, meta: FeatureSet, window: Window, config: Config) -> MarketData:
@@ -208,17 +240,23 @@ def load_windows(
     features: Path, meta: FeatureSet, windows: Sequence[Window], config: Config
 ) -> list[MarketData]:
     """Read several time windows of the feature table: one read, one history-aware market."""
-    if not features.is_file():
-        raise IngestError(f"features not found: {features} (run `ijules features` first)")
-    table = pd.read_parquet(features)
-    selections = []
-    for window in windows:
-        selected = (table[SPLIT] == window).to_numpy()
-        if selected.sum() < 2:
-            raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
-        selections.append(selected)
+    table = _read_table(features)
+    selections = [_window_rows(table, window) for window in windows]
     market = from_feature_table(table, meta, config)
     return [market.rows(selected) for selected in selections]
+
+
+def _read_table(features: Path) -> pd.DataFrame:
+    if not features.is_file():
+        raise IngestError(f"features not found: {features} (run `ijules features` first)")
+    return pd.read_parquet(features)
+
+
+def _window_rows(table: pd.DataFrame, window: Window) -> npt.NDArray[np.bool_]:
+    selected = (table[SPLIT] == window).to_numpy()
+    if selected.sum() < 2:
+        raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
+    return selected
 
 
 def align_instruments(
@@ -235,10 +273,11 @@ def align_instruments(
     instrument has no bar, its features are carried forward like its price: they describe the
     last bar it had, never a later one.
     """
-    closes, volumes, blocks = {}, {}, []
+    closes, opens, volumes, blocks = {}, {}, {}, []
     for name, frame in bars.items():
         indexed = frame.set_index(pd.DatetimeIndex(frame[TIMESTAMP]))
         closes[name] = indexed["close"]
+        opens[name] = indexed["open"]
         volumes[name] = indexed["volume"]
         block = features[name].set_index(pd.DatetimeIndex(features[name][TIMESTAMP]))
         block = block.drop(columns=[TIMESTAMP]).add_prefix(f"{name}:")
@@ -258,5 +297,6 @@ def align_instruments(
         feature_frame.loc[priced],
         config=config,
         bars_per_year=bars_per_year,
+        open_=pd.DataFrame(opens).reindex(close.index).loc[priced],
     )
     return market.rows(close.index[priced] >= start)

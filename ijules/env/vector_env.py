@@ -139,6 +139,7 @@ def episode_metrics(engine: Engine, b: int) -> dict[str, float]:
         units=np.cumsum(traded, axis=0),
         traded=traded,
         costs=engine.traded_costs(b).sum(axis=2),
+        fills=engine.fill_prices()[start : start + steps],
         close=close,
         timestamps=engine.market.timestamps[start : start + steps + 1],
         bars_per_year=engine.market.bars_per_year,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator
 
-from ijules.frozen import Fraction, Frozen, PositiveInt
+from ijules.frozen import Fraction, Frozen, PositiveFloat, PositiveInt
 from ijules.market.config import RegimesConfig
 
 
@@ -94,6 +94,54 @@ class GateConfig(Frozen):
     min_trades: Annotated[int, Field(ge=0)] = 10
     min_walk_forward_pass_rate: Fraction = 0.6
     require_stress_survival: bool = True
+    # The agent's Sharpe ratio must reach passive buy-and-hold's and the best simple rule's.
+    beat_passive_buy_and_hold: bool = True
+    beat_best_rule: bool = True
+    # One fill of the whole capital may cost at most this (bps): above it the cost model itself
+    # is suspect (no volume data, a wrong liquidity setting) and no figure built on it is trusted.
+    max_full_capital_fill_cost_bps: PositiveFloat = 100.0
+
+
+class TsmomConfig(Frozen):
+    """Time-series momentum (Moskowitz, Ooi & Pedersen 2012): the sign of the trailing return,
+    sized to a volatility target."""
+
+    horizon_bars: PositiveInt = 168
+    volatility_target: Annotated[float, Field(gt=0, le=2)] = 0.15  # annualised
+    volatility_bars: Annotated[int, Field(ge=2)] = 168
+
+
+class MacdConfig(Frozen):
+    """The normalised MACD trend signal of Baz et al. (2015), averaged over time-scale pairs
+    (short, long EWMA spans in bars), sized to a volatility target."""
+
+    pairs: tuple[tuple[PositiveInt, PositiveInt], ...] = ((8, 24), (16, 48), (32, 96))
+    price_window_bars: Annotated[int, Field(ge=2)] = 63
+    signal_window_bars: Annotated[int, Field(ge=2)] = 252
+    volatility_target: Annotated[float, Field(gt=0, le=2)] = 0.15
+    volatility_bars: Annotated[int, Field(ge=2)] = 168
+
+    @field_validator("pairs")
+    @classmethod
+    def _short_before_long(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        if not value or any(short >= long for short, long in value):
+            raise ValueError(f"each pair must be (short, long) with short < long, got {value}")
+        return value
+
+
+class SeedsConfig(Frozen):
+    """The agent over several training seeds: ``seed``, ``seed + 1``, ... (the first is the
+    registered policy); the gate reads the lower bound of their mean Sharpe ratio."""
+
+    count: Annotated[int, Field(ge=1)] = 5
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95  # one-sided
+
+
+class BaselinesConfig(Frozen):
+    """The simple rules the agent is judged against, beside passive buy-and-hold."""
+
+    tsmom: TsmomConfig = TsmomConfig()
+    macd: MacdConfig = MacdConfig()
 
 
 class ReportConfig(Frozen):

@@ -1,6 +1,8 @@
 """Evaluate: backtest the trained policy on the test window, after costs, beside baselines.
 
-Only the test window is used, and nothing here feeds back into training or its parameters.
+Only the test window is traded, and nothing here feeds back into training or its parameters.
+The agent is judged against passive buy-and-hold (also the benchmark of its information ratio
+and attribution) and against the best simple rule (:mod:`ijules.evaluation.baselines`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ijules.analytics.significance import (
@@ -21,6 +24,7 @@ from ijules.analytics.significance import (
 from ijules.artifacts import (
     POLICY_SPEC,
     BacktestMetrics,
+    Baselines,
     EvaluationWindow,
     FeatureSet,
     MetricsReport,
@@ -30,11 +34,19 @@ from ijules.artifacts import (
 )
 from ijules.config import Config
 from ijules.env.backtest import Backtest, run_backtest
-from ijules.env.market_data import MarketData, load_window
+from ijules.env.cost_check import full_capital_fill_bps
+from ijules.env.market_data import MarketData, load_history
 from ijules.env.safeguards import Safeguards
 from ijules.env.trading_env import TradingEnv
 from ijules.errors import ModelCompatibilityError, RegistryError
-from ijules.evaluation.baselines import BUY_AND_HOLD, FLAT, rule_baselines
+from ijules.evaluation.baselines import (
+    BASELINES,
+    FLAT,
+    PASSIVE,
+    RULES,
+    best_rule,
+    rule_baselines,
+)
 from ijules.io import write_text, write_with
 from ijules.risk.attribution import risk_attribution
 from ijules.risk.config import AttributionConfig
@@ -59,29 +71,40 @@ class Evaluation:
     def report(self, model: ModelRef) -> MetricsReport:
         """The content of ``metrics.json``: metrics, costs, risk and significance per backtest.
 
-        The information ratio is against the instrument's own return (buy-and-hold unlevered).
+        The information ratio and the systematic share of risk are against passive buy-and-hold's
+        returns; timing and sizing against the instrument's.
         """
+        benchmark = self.backtests[PASSIVE].returns
         asset = self.backtests[AGENT].asset_returns
         entries: dict[str, BacktestMetrics] = {}
         for name, backtest in self.backtests.items():
             returns = backtest.returns
             attribution = (
                 risk_attribution(
-                    returns, asset, backtest.weights.sum(axis=1), asset, self.attribution.components
+                    returns,
+                    benchmark,
+                    backtest.weights.sum(axis=1),
+                    asset,
+                    self.attribution.components,
                 )
                 if self.attribution.enabled
                 else None
             )
             entries[name] = BacktestMetrics(
-                **backtest.metrics(self.bars_per_year, asset).model_dump(),
+                **backtest.metrics(self.bars_per_year, benchmark).model_dump(),
                 significance=significance(returns),
                 costs=backtest.costs_by_component(),
                 exit_costs=backtest.exit_costs,
                 risk_engine=backtest.risk_summary(),
                 attribution=attribution,
             )
-        # By name: a backtest the report has no field for, or a field with no backtest, fails.
-        return MetricsReport.model_validate({"model": model, "window": self.window, **entries})
+        return MetricsReport(
+            model=model,
+            window=self.window,
+            agent=entries[AGENT],
+            baselines=Baselines[BacktestMetrics](**{name: entries[name] for name in BASELINES}),
+            best_rule=best_rule({name: entries[name].sharpe for name in RULES}),
+        )
 
 
 def significance(returns: np.ndarray) -> Significance:
@@ -131,11 +154,19 @@ def policy_env(policy: RecurrentPolicy, market: MarketData, config: Config) -> T
 
 
 def evaluate(
-    policy: RecurrentPolicy, market: MarketData, feature_set: FeatureSet, config: Config
+    policy: RecurrentPolicy,
+    history: MarketData,
+    selected: npt.NDArray[np.bool_],
+    feature_set: FeatureSet,
+    config: Config,
 ) -> Evaluation:
-    """Backtest the policy and the rule baselines on the same bars with the same costs."""
+    """Backtest the policy and the baselines on the same bars (``history.rows(selected)``)
+    with the same costs; the rules size themselves on the history before the window."""
+    market = history.rows(selected)
     backtests = {AGENT: backtest_policy(policy, market, config)}
-    backtests.update(rule_baselines(config, market, feature_set.norm, feature_set.clip_zscore))
+    backtests.update(
+        rule_baselines(config, history, selected, feature_set.norm, feature_set.clip_zscore)
+    )
     span = feature_set.windows["test"]
     window = EvaluationWindow(
         name="test",
@@ -144,6 +175,8 @@ def evaluate(
         bars=span.rows,
         bars_per_year=feature_set.bars_per_year,
         costs=describe_costs(config),
+        fill_at=config.environment.fill_at,
+        full_capital_fill_bps=full_capital_fill_bps(market, config),
     )
     return Evaluation(
         window,
@@ -176,7 +209,8 @@ def describe_costs(config: Config) -> str:
             parts.append("market impact")
         if costs.turnover_penalty.enabled:
             parts.append("turnover capacity")
-    return " + ".join(parts)
+    fills = {"next_open": "the next bar's open", "this_close": "the bar's close"}
+    return " + ".join(parts) + f"; fills at {fills[config.environment.fill_at]}"
 
 
 def run_evaluate(
@@ -191,9 +225,9 @@ def run_evaluate(
 ) -> MetricsReport:
     """Evaluate out of sample; write metrics, the equity curve and its plot; log them to MLflow."""
     feature_set = FeatureSet.read(meta)
-    market = load_window(features, feature_set, "test", config)
+    history, window = load_history(features, feature_set, "test", config)
     policy = RecurrentPolicy.load(model_dir)
-    result = evaluate(policy, market, feature_set, config)
+    result = evaluate(policy, history, window, feature_set, config)
     spec_path = model_dir / POLICY_SPEC
     run_id = PolicyRecord.read(spec_path).mlflow.run_id
     report = result.report(ModelRef(run_id=run_id))
@@ -202,13 +236,17 @@ def run_evaluate(
     write_text(curve, frame.to_csv(index=False))
     write_with(plot, lambda tmp: _plot(frame, tmp))
     _log_to_run(config, run_id, spec_path, report, [metrics, plot])
-    agent, hold = report.agent, report.buy_and_hold
+    agent, passive = report.agent, report.baselines.passive_buy_and_hold
+    rule = report.baselines.by_name()[report.best_rule]
     log.info(
-        "test window: agent Sharpe %.2f return %.2f%%, buy-and-hold Sharpe %.2f return %.2f%%",
+        "test window: agent Sharpe %.2f return %.2f%%; passive buy-and-hold Sharpe %.2f return "
+        "%.2f%%; best rule %s Sharpe %.2f",
         agent.sharpe,
         100 * agent.total_return,
-        hold.sharpe,
-        100 * hold.total_return,
+        passive.sharpe,
+        100 * passive.total_return,
+        report.best_rule,
+        rule.sharpe,
     )
     return report
 
@@ -236,7 +274,7 @@ def _plot(frame: pd.DataFrame, target: Path) -> None:
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    for name, label in ((AGENT, "agent"), (BUY_AND_HOLD, "buy and hold"), (FLAT, "flat")):
+    for name, label in ((AGENT, "agent"), (PASSIVE, "passive buy and hold"), (FLAT, "flat")):
         top.plot(when, frame[name], label=label, linewidth=1.2)
     top.set_ylabel("equity (USD, after costs)")
     top.set_title("Out-of-sample test window")
@@ -263,7 +301,10 @@ def _log_to_run(
         )
     numbers = {
         f"test_{prefix}{key}": float(value)
-        for entry, prefix in ((report.agent, ""), (report.buy_and_hold, "buy_and_hold_"))
+        for entry, prefix in (
+            (report.agent, ""),
+            (report.baselines.passive_buy_and_hold, "passive_buy_and_hold_"),
+        )
         for key, value in entry.model_dump().items()
         if isinstance(value, int | float)
     }

@@ -25,10 +25,10 @@ import yaml
 
 from ijules.artifacts import (
     POLICY_SPEC,
-    BacktestMetrics,
     CostComponent,
     MetricsReport,
     PolicyRecord,
+    SeedSpread,
     StressReport,
     WalkForwardSummary,
 )
@@ -48,14 +48,16 @@ def _bps(
 
 def red_flags(
     config: Config,
-    agent: BacktestMetrics,
-    hold: BacktestMetrics,
+    metrics: MetricsReport,
     diagnostics: dict[str, float],
     walk_forward: WalkForwardSummary | None,
     stress: StressReport | None,
+    seeds: SeedSpread | None = None,
 ) -> list[str]:
     """Every rule the agent's record breaks, as one sentence each."""
     rules = config.report
+    agent, passive = metrics.agent, metrics.baselines.passive_buy_and_hold
+    rule = metrics.baselines.by_name()[metrics.best_rule]
     flags = []
     if agent.sharpe < 0:
         flags.append(f"Negative Sharpe ratio ({agent.sharpe:.2f}) out of sample after costs")
@@ -63,9 +65,32 @@ def red_flags(
         flags.append(
             f"Sharpe ratio {agent.sharpe:.2f} below the institutional minimum {rules.min_sharpe:g}"
         )
-    if agent.sharpe <= hold.sharpe:
+    if agent.sharpe <= passive.sharpe:
         flags.append(
-            f"No better than buy-and-hold (Sharpe {agent.sharpe:.2f} vs {hold.sharpe:.2f})"
+            f"No better than passive buy-and-hold (Sharpe {agent.sharpe:.2f} "
+            f"vs {passive.sharpe:.2f})"
+        )
+    if agent.sharpe <= rule.sharpe:
+        flags.append(
+            f"No better than the best simple rule, {metrics.best_rule} (Sharpe "
+            f"{agent.sharpe:.2f} vs {rule.sharpe:.2f})"
+        )
+    ceiling = config.gate.max_full_capital_fill_cost_bps
+    for name, bps in metrics.window.full_capital_fill_bps.items():
+        if bps > ceiling:
+            flags.append(
+                f"Implausible cost model: one fill of the whole capital in {name} costs "
+                f"{bps:,.0f} bps (ceiling {ceiling:g}); check its liquidity setting "
+                "(microstructure.liquidity_model) before trusting any figure here"
+            )
+    if seeds is None and config.seeds.count > 1:
+        flags.append("No spread over training seeds: every agent figure here is one seed's")
+    elif seeds is not None and seeds.sharpe_lower_bound < rules.min_sharpe:
+        low, high = min(r.sharpe for r in seeds.runs), max(r.sharpe for r in seeds.runs)
+        flags.append(
+            f"Over {len(seeds.runs)} training seeds the test Sharpe ranges {low:.2f} to "
+            f"{high:.2f}; its {seeds.confidence:.0%} lower bound {seeds.sharpe_lower_bound:.2f} "
+            f"is below {rules.min_sharpe:g}"
         )
     if agent.significance.psr < rules.min_psr:
         flags.append(
@@ -123,9 +148,10 @@ def build_report(
     walk_forward: WalkForwardSummary | None,
     stress: StressReport | None,
     generated: dt.datetime,
+    seeds: SeedSpread | None = None,
 ) -> dict[str, Any]:
     """The report in the plan's schema."""
-    agent, hold = metrics.agent, metrics.buy_and_hold
+    agent, passive = metrics.agent, metrics.baselines.passive_buy_and_hold
     window = metrics.window
     training = record.training
     diagnostics = training.diagnostics
@@ -138,7 +164,7 @@ def build_report(
         "returns": {
             "total_return_pct": 100 * agent.total_return,
             "annualized_return_pct": 100 * agent.annualised_return,
-            "buy_and_hold_total_return_pct": 100 * hold.total_return,
+            "passive_buy_and_hold_total_return_pct": 100 * passive.total_return,
         },
         "risk_metrics": {
             "sharpe_ratio": agent.sharpe,
@@ -168,6 +194,9 @@ def build_report(
         "execution_metrics": {
             "slippage_estimate_bps": _bps(agent.costs, _SLIPPAGE, notional),
             "market_impact_estimate_bps": _bps(agent.costs, _IMPACT, notional),
+            "avg_cost_per_fill_bps": agent.cost_bps,
+            "full_capital_fill_cost_bps": window.full_capital_fill_bps,
+            "fill_at": window.fill_at,
             "total_cost_usd": agent.total_cost,
             "traded_notional_usd": notional,
             "costs_by_component_usd": agent.costs,
@@ -190,10 +219,23 @@ def build_report(
                 "total_return_pct": 100 * baseline.total_return,
                 "max_drawdown_pct": 100 * baseline.max_drawdown,
                 "turnover_ratio_daily": baseline.daily_turnover,
+                "avg_cost_per_fill_bps": baseline.cost_bps,
             }
-            for name, baseline in metrics.baselines().items()
+            for name, baseline in metrics.baselines.by_name().items()
         },
+        "best_rule": metrics.best_rule,
     }
+    if seeds is not None:
+        section["agent_over_seeds"] = {
+            "seeds": [run.seed for run in seeds.runs],
+            "sharpe_ratio": [run.sharpe for run in seeds.runs],
+            "total_return_pct": [100 * run.total_return for run in seeds.runs],
+            "max_drawdown_pct": [100 * run.max_drawdown for run in seeds.runs],
+            "mean_sharpe_ratio": seeds.mean_sharpe,
+            "std_sharpe_ratio": seeds.std_sharpe,
+            "sharpe_lower_bound": seeds.sharpe_lower_bound,
+            "confidence": seeds.confidence,
+        }
     if walk_forward is not None:
         section["walk_forward"] = {
             "scheme": walk_forward.scheme,
@@ -204,14 +246,15 @@ def build_report(
             "folds_significant": walk_forward.folds_significant,
             "trials": walk_forward.trials,
             "mean_agent_sharpe": walk_forward.mean_agent_sharpe,
-            "mean_buy_and_hold_sharpe": walk_forward.mean_buy_and_hold_sharpe,
+            "mean_passive_buy_and_hold_sharpe": walk_forward.mean_passive_sharpe,
+            "mean_best_rule_sharpe": walk_forward.mean_best_rule_sharpe,
         }
     if stress is not None:
         section["stress"] = {
             s.scenario: {"survived": s.survived, "max_drawdown_pct": 100 * s.max_drawdown}
             for s in stress.scenarios
         }
-    section["red_flags"] = red_flags(config, agent, hold, diagnostics, walk_forward, stress)
+    section["red_flags"] = red_flags(config, metrics, diagnostics, walk_forward, stress, seeds)
     return {"baseline_performance": _plain(section)}
 
 
@@ -337,15 +380,17 @@ def render_html(report: dict[str, Any], image: str, walk_forward: WalkForwardSum
                 "total_return_pct",
                 "max_drawdown_pct",
                 "turnover_ratio_daily",
+                "avg_cost_per_fill_bps",
             ],
         ),
     ]
     if walk_forward is not None:
         folds = [
             {"fold": r.fold, "test_first": r.test_first, "test_last": r.test_last,
-             "agent_sharpe": r.agent_sharpe, "buy_and_hold_sharpe": r.buy_and_hold_sharpe,
+             "agent_sharpe": r.agent_sharpe, "passive_sharpe": r.passive_sharpe,
+             "best_rule": r.best_rule, "best_rule_sharpe": r.best_rule_sharpe,
              "agent_max_drawdown": r.agent_max_drawdown,
-             "buy_and_hold_max_drawdown": r.buy_and_hold_max_drawdown,
+             "passive_max_drawdown": r.passive_max_drawdown,
              "agent_daily_turnover": r.agent_daily_turnover, "psr": r.psr, "dsr": r.dsr,
              "passed": r.passed}
             for r in walk_forward.table
@@ -359,9 +404,11 @@ def render_html(report: dict[str, Any], image: str, walk_forward: WalkForwardSum
                     "test_first",
                     "test_last",
                     "agent_sharpe",
-                    "buy_and_hold_sharpe",
+                    "passive_sharpe",
+                    "best_rule",
+                    "best_rule_sharpe",
                     "agent_max_drawdown",
-                    "buy_and_hold_max_drawdown",
+                    "passive_max_drawdown",
                     "agent_daily_turnover",
                     "psr",
                     "dsr",
@@ -373,7 +420,7 @@ def render_html(report: dict[str, Any], image: str, walk_forward: WalkForwardSum
         rows = [
             {"scenario": s.scenario, "survived": s.survived,
              "agent_max_drawdown": s.max_drawdown,
-             "buy_and_hold_max_drawdown": s.buy_and_hold.max_drawdown,
+             "risk_managed_long_max_drawdown": s.risk_managed_long.max_drawdown,
              "asset_return": s.asset_return,
              "risk_state_changes": s.agent.risk_engine.state_changes}
             for s in stress.scenarios
@@ -394,6 +441,7 @@ def run_report(
     output: Path,
     html_output: Path,
     rolling: Path,
+    seeds: Path | None = None,
 ) -> dict[str, Any]:
     """Write the YAML report, the HTML page and the rolling series; log them to MLflow."""
     evaluation = MetricsReport.read(metrics)
@@ -402,7 +450,8 @@ def run_report(
     st = StressReport.read_if_present(stress)
     end = pd.Timestamp(evaluation.window.end).to_pydatetime()
     # Dated by the data, not the clock: the same inputs give the same report.
-    report = build_report(config, evaluation, record, wf, st, end)
+    spread = SeedSpread.read_if_present(seeds)
+    report = build_report(config, evaluation, record, wf, st, end, spread)
     frame = pd.read_csv(curve)
     series = rolling_frame(
         frame, config.report.rolling_sharpe_bars, evaluation.window.bars_per_year

@@ -3,7 +3,7 @@
 Every scenario reshapes a base window of real bars (the test window by default), rebuilds the
 features and regimes from the reshaped bars with the pipeline's own code (the history before the
 window is real, so trailing windows start with real context), and backtests the policy with the
-configured costs and risk engine. Buy-and-hold runs beside it for scale.
+configured costs and risk engine. The risk-managed long rule runs beside it for scale.
 
 Reshaping a bar: with x = log(price / previous close) for its open, high, low and close, the bar
 becomes m x + (r' - m x_close) for every x, so its shape scales by m and its close return is r';
@@ -22,8 +22,8 @@ highs stay highs. Prices are rebuilt from the last real close before the window.
   the correlation gap at its worst, so the risk engine's response is tested. (With one
   instrument there is no cross-asset correlation in prices to break; the signal is what the
   engine acts on.)
-- **liquidity_crisis**: spread (proportional costs) x k and depth (traded volume, book depth)
-  / k, k = ``stress.liquidity_multiple``; impact and capacity costs grow accordingly.
+- **liquidity_crisis**: spread (proportional costs) x k and the depth of every bar (from volume or
+  its fallback) / k, k = ``stress.liquidity_multiple``; impact and capacity costs grow accordingly.
 
 Survival, per scenario: the agent's maximum drawdown stays within ``stress.max_drawdown``,
 equity stays positive, and the breakers behaved: no exposure grew while the risk engine was
@@ -210,10 +210,7 @@ def _illiquid(config: Config, k: float) -> Config:
     costs = micro.transaction_costs.model_copy(
         update={"proportional_cost_bps": micro.transaction_costs.proportional_cost_bps * k}
     )
-    liquidity = micro.liquidity_model.model_copy(
-        update={"book_depth_estimate": micro.liquidity_model.book_depth_estimate / k}
-    )
-    updated = micro.model_copy(update={"transaction_costs": costs, "liquidity_model": liquidity})
+    updated = micro.model_copy(update={"transaction_costs": costs})
     return config.model_copy(update={"microstructure": updated})
 
 
@@ -251,18 +248,19 @@ def stress_policy(
     daily: pd.Series | None,
     window: Window = "test",
 ) -> ScenarioResult:
-    """Backtest ``policy`` and buy-and-hold under ``scenario``; judge the agent's survival."""
+    """Backtest ``policy`` and the risk-managed long rule under ``scenario``; judge the agent's
+    survival."""
     from ijules.evaluation.evaluate import policy_env
 
     market, scenario_config = scenario_market(config, table, meta, scenario, window, daily)
     env = policy_env(policy, market, scenario_config)
     policy.reset()
     agent = run_backtest(env, policy.act)
-    hold_env = baseline_env(scenario_config, market, meta.norm, meta.clip_zscore)
-    hold = run_backtest(hold_env, constant(1.0, market.n_instruments))
+    long_env = baseline_env(scenario_config, market, meta.norm, meta.clip_zscore)
+    long = run_backtest(long_env, constant(1.0, market.n_instruments))
     bars_per_year = meta.bars_per_year
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
-    hold_metrics = hold.metrics(bars_per_year)
+    long_metrics = long.metrics(bars_per_year)
     violations = breaker_violations(agent, env.engine.trading_states())
     checks = survival(config, agent, violations, agent_metrics.max_drawdown)
     return ScenarioResult(
@@ -284,12 +282,12 @@ def stress_policy(
             total_cost=agent_metrics.total_cost,
             risk_engine=agent.risk_summary(),
         ),
-        buy_and_hold=StressedBaseline(
-            total_return=hold_metrics.total_return,
-            sharpe=hold_metrics.sharpe,
-            max_drawdown=hold_metrics.max_drawdown,
-            total_cost=hold_metrics.total_cost,
-            risk_engine=hold.risk_summary(),
+        risk_managed_long=StressedBaseline(
+            total_return=long_metrics.total_return,
+            sharpe=long_metrics.sharpe,
+            max_drawdown=long_metrics.max_drawdown,
+            total_cost=long_metrics.total_cost,
+            risk_engine=long.risk_summary(),
         ),
     )
 
@@ -306,11 +304,11 @@ def run_stress(
     for scenario in config.stress.scenarios:
         result = stress_policy(config, policy, table, feature_set, scenario, daily)
         log.info(
-            "stress %s: %s (agent max drawdown %.2f%%, buy-and-hold %.2f%%)",
+            "stress %s: %s (agent max drawdown %.2f%%, risk-managed long %.2f%%)",
             scenario,
             "survived" if result.survived else "FAILED",
             100 * result.max_drawdown,
-            100 * result.buy_and_hold.max_drawdown,
+            100 * result.risk_managed_long.max_drawdown,
         )
         results.append(result)
     payload = StressReport(

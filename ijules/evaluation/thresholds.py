@@ -1,11 +1,16 @@
 """Thresholds on one window's out-of-sample metrics, each check with its number and rule.
 
 A walk-forward fold passes when the agent meets them on its test stretch; the promotion gate
-(:mod:`ijules.registry.gate`) adds the walk-forward pass rate and stress survival.
+(:mod:`ijules.registry.gate`) adds the walk-forward pass rate and stress survival. Beside the
+absolute thresholds, the agent's Sharpe ratio must reach passive buy-and-hold's and the best
+simple rule's on the same bars (``beat_passive_buy_and_hold``, ``beat_best_rule``), and one fill
+of the whole capital must cost less than ``max_full_capital_fill_cost_bps``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from ijules.artifacts import GateCheck, GateDecision
@@ -28,13 +33,46 @@ class WindowMetrics(Protocol):
     def num_trades(self) -> int: ...
 
 
-def threshold_checks(agent: WindowMetrics, gate: GateConfig) -> GateDecision:
-    """The thresholds on one window's metrics alone (what a walk-forward fold must meet)."""
+@dataclass(frozen=True)
+class Benchmarks:
+    """The Sharpe ratios the agent is compared with on the same bars."""
+
+    passive_sharpe: float
+    best_rule: str
+    best_rule_sharpe: float
+
+
+def threshold_checks(
+    agent: WindowMetrics,
+    gate: GateConfig,
+    benchmarks: Benchmarks,
+    full_capital_fill_bps: Mapping[str, float],
+) -> GateDecision:
+    """The thresholds on one window's metrics (what a walk-forward fold must meet), and the
+    cost model's sanity on that window (what one fill of the whole capital costs)."""
     checks = [
         at_least("sharpe", float(agent.sharpe), gate.min_sharpe),
         at_most("max_drawdown", float(agent.max_drawdown), gate.max_drawdown),
         at_most("daily_turnover", float(agent.daily_turnover), gate.max_daily_turnover),
         at_least("num_trades", float(agent.num_trades), float(gate.min_trades)),
+    ]
+    if gate.beat_passive_buy_and_hold:
+        checks.append(
+            at_least(
+                "sharpe_vs_passive_buy_and_hold", float(agent.sharpe), benchmarks.passive_sharpe
+            )
+        )
+    if gate.beat_best_rule:
+        checks.append(
+            at_least(
+                f"sharpe_vs_best_rule_{benchmarks.best_rule}",
+                float(agent.sharpe),
+                benchmarks.best_rule_sharpe,
+            )
+        )
+    checks += [
+        at_most(f"full_capital_fill_cost_bps_{name}", value, gate.max_full_capital_fill_cost_bps)
+        for name, value in full_capital_fill_bps.items()
     ]
     return GateDecision.of(checks)
 

@@ -33,6 +33,7 @@ from ijules.analytics.significance import (
     target_test,
 )
 from ijules.artifacts import (
+    Baselines,
     FeatureSet,
     Fold,
     FoldBacktest,
@@ -47,13 +48,14 @@ from ijules.artifacts import (
 from ijules.config import Config
 from ijules.data.features import SPLIT
 from ijules.env.backtest import Backtest
+from ijules.env.cost_check import full_capital_fill_bps
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, from_feature_table
 from ijules.errors import ConfigError
-from ijules.evaluation.baselines import BUY_AND_HOLD, rule_baselines
+from ijules.evaluation.baselines import BASELINES, PASSIVE, RULES, best_rule, rule_baselines
 from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
-from ijules.evaluation.thresholds import threshold_checks
+from ijules.evaluation.thresholds import Benchmarks, threshold_checks
 from ijules.io import md5_file
 from ijules.tracking import configure, lineage_tags
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
@@ -153,14 +155,22 @@ def run_fold(
         )
         policy = RecurrentPolicy(result.model, result.spec)
         backtests = {AGENT: backtest_policy(policy, test_market, config)}
-        backtests.update(rule_baselines(config, test_market, norm, feature_set.clip_zscore))
+        test_rows = slice(fold.test_start, fold.test_end)
+        backtests.update(rule_baselines(config, market, test_rows, norm, feature_set.clip_zscore))
         bars_per_year = feature_set.bars_per_year
-        asset = backtests[AGENT].asset_returns
+        benchmark = backtests[PASSIVE].returns
         entries = {
-            name: _fold_backtest(backtest, bars_per_year, asset)
+            name: _fold_backtest(backtest, bars_per_year, benchmark)
             for name, backtest in backtests.items()
         }
-        gate = threshold_checks(entries[AGENT], config.gate)
+        rule = best_rule({name: entries[name].sharpe for name in RULES})
+        fill_bps = full_capital_fill_bps(test_market, config)
+        gate = threshold_checks(
+            entries[AGENT],
+            config.gate,
+            Benchmarks(entries[PASSIVE].sharpe, rule, entries[rule].sharpe),
+            fill_bps,
+        )
         window = FoldWindow(
             **fold.model_dump(),
             train_first=str(pd.Timestamp(train_market.timestamps[0])),
@@ -169,23 +179,24 @@ def run_fold(
             test_last=str(pd.Timestamp(test_market.timestamps[-1])),
             purge_bars=config.walk_forward.purge_bars,
             embargo_bars=config.walk_forward.embargo_bars,
+            full_capital_fill_bps=fill_bps,
         )
-        # By name: a backtest the file has no field for, or a field with no backtest, fails.
-        payload = FoldResult.model_validate(
-            {
-                "fold": fold_id,
-                "scheme": config.walk_forward.scheme,
-                "window": window,
-                "training": FoldTraining(timesteps=result.timesteps, run_id=run.info.run_id),
-                **entries,
-                "passed": gate.passed,
-                "reasons": gate.reasons,
-            }
+        payload = FoldResult(
+            fold=fold_id,
+            scheme=config.walk_forward.scheme,
+            window=window,
+            training=FoldTraining(timesteps=result.timesteps, run_id=run.info.run_id),
+            agent=entries[AGENT],
+            baselines=Baselines[FoldBacktest](**{name: entries[name] for name in BASELINES}),
+            best_rule=rule,
+            passed=gate.passed,
+            reasons=gate.reasons,
         )
+        passive = payload.baselines.passive_buy_and_hold
         mlflow.log_metrics(
             {
                 f"wf_{name}_{key}": value
-                for name, entry in ((AGENT, payload.agent), (BUY_AND_HOLD, payload.buy_and_hold))
+                for name, entry in ((AGENT, payload.agent), (PASSIVE, passive))
                 for key, value in entry.headline().items()
             }
             | {"wf_sharpe_per_bar": payload.agent.significance.sharpe_per_bar}
@@ -193,10 +204,12 @@ def run_fold(
     discard(folder)
     payload.write(output)
     log.info(
-        "fold %d: agent Sharpe %.2f (buy-and-hold %.2f), %s",
+        "fold %d: agent Sharpe %.2f (passive buy-and-hold %.2f, best rule %s %.2f), %s",
         fold_id,
         payload.agent.sharpe,
-        payload.buy_and_hold.sharpe,
+        passive.sharpe,
+        rule,
+        entries[rule].sharpe,
         "passed" if gate.passed else "failed: " + "; ".join(gate.reasons),
     )
     return payload
@@ -213,6 +226,7 @@ def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) 
         win_rate=metrics.win_rate,
         significance=significance(backtest.returns),
         costs=float(metrics.total_cost),
+        cost_bps=metrics.cost_bps,
     )
 
 
@@ -247,7 +261,8 @@ def run_summary(
     confidence = config.walk_forward.confidence
     table = []
     for result in results:
-        agent, hold = result.agent, result.buy_and_hold
+        agent, passive = result.agent, result.baselines.passive_buy_and_hold
+        rule = result.baselines.by_name()[result.best_rule]
         moments = SharpeMoments(
             agent.significance.sharpe_per_bar,
             agent.significance.observations,
@@ -267,13 +282,15 @@ def run_summary(
                 test_first=result.window.test_first,
                 test_last=result.window.test_last,
                 agent_sharpe=agent.sharpe,
-                buy_and_hold_sharpe=hold.sharpe,
+                passive_sharpe=passive.sharpe,
+                best_rule=result.best_rule,
+                best_rule_sharpe=rule.sharpe,
                 agent_max_drawdown=agent.max_drawdown,
-                buy_and_hold_max_drawdown=hold.max_drawdown,
+                passive_max_drawdown=passive.max_drawdown,
                 agent_daily_turnover=agent.daily_turnover,
-                buy_and_hold_daily_turnover=hold.daily_turnover,
+                passive_daily_turnover=passive.daily_turnover,
                 agent_total_return=agent.total_return,
-                buy_and_hold_total_return=hold.total_return,
+                passive_total_return=passive.total_return,
                 psr=agent.significance.psr,
                 dsr=dsr,
                 sharpe_benchmark_per_bar=expected_maximum_sharpe(n_trials, trial_variance),
@@ -294,10 +311,9 @@ def run_summary(
         confidence=confidence,
         folds_significant=sum(row.significant for row in table),
         trials=n_trials,
-        mean_agent_sharpe=float(np.mean(sharpes)) if len(sharpes) else 0.0,
-        mean_buy_and_hold_sharpe=float(np.mean([r.buy_and_hold_sharpe for r in table]))
-        if table
-        else 0.0,
+        mean_agent_sharpe=_mean(list(sharpes)),
+        mean_passive_sharpe=_mean([row.passive_sharpe for row in table]),
+        mean_best_rule_sharpe=_mean([row.best_rule_sharpe for row in table]),
         sharpe_vs_target=target_test(sharpes, config.gate.min_sharpe),
         table=table,
     )
@@ -310,3 +326,7 @@ def run_summary(
         payload.mean_agent_sharpe,
     )
     return payload
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0

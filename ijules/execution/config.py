@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -36,10 +36,22 @@ class TransactionCostsConfig(Frozen):
     turnover_penalty: TurnoverPenaltyConfig = TurnoverPenaltyConfig()
 
 
-class LiquidityModelConfig(Frozen):
-    """Where liquidity comes from when the data has no volume, and execution protections."""
+AssetClass = Literal["crypto", "fx", "equity", "futures"]
 
-    book_depth_estimate: PositiveFloat = 100_000.0
+
+class LiquidityModelConfig(Frozen):
+    """Where liquidity comes from when the data has no volume, and execution protections.
+
+    Without volume (none in the source, or none over the trailing window) an instrument's
+    liquidity is, first found: its ``daily_volume_usd`` entry, ``book_depth_estimate`` (USD per
+    bar, every instrument), or the typical daily volume of its ``asset_class``
+    (:data:`ijules.execution.costs.DAILY_VOLUME_USD`). Daily volumes are spread over the bars of
+    a trading day and take ``liquidity_decay_factor`` like measured volume.
+    """
+
+    asset_class: AssetClass = "crypto"
+    daily_volume_usd: dict[str, PositiveFloat] = Field(default_factory=dict)
+    book_depth_estimate: PositiveFloat | None = None
     liquidity_window_bars: Annotated[int, Field(ge=1)] = 24
     adverse_selection_protection: bool = False
     tick_size_aware: bool = False

@@ -12,11 +12,35 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ijules.execution.config import MicrostructureConfig
+from ijules.execution.config import AssetClass, LiquidityModelConfig, MicrostructureConfig
 from ijules.sim import layout
 from ijules.sim.costs import capacity_charge, fill_costs
 
 FloatArray = npt.NDArray[np.float64]
+
+# Typical USD traded per day in a liquid instrument of each class, for data without volume:
+# orders of magnitude on the cautious side (BTC/USD on one major spot venue; a major currency
+# pair at one liquidity pool; a large-cap stock; a front-month index future). A thinner instrument
+# needs its own ``microstructure.liquidity_model.daily_volume_usd`` entry.
+DAILY_VOLUME_USD: dict[AssetClass, float] = {
+    "crypto": 5e8,
+    "fx": 1e10,
+    "equity": 2e8,
+    "futures": 5e9,
+}
+
+
+def fallback_depth_usd(
+    liquidity: LiquidityModelConfig, instrument: str, bars_per_day: float, share: float
+) -> float:
+    """USD an instrument's bar can absorb when the data has no volume (see
+    :class:`~ijules.execution.config.LiquidityModelConfig`); ``share`` is the liquidity decay
+    factor that measured volume takes too."""
+    if instrument in liquidity.daily_volume_usd:
+        return share * liquidity.daily_volume_usd[instrument] / bars_per_day
+    if liquidity.book_depth_estimate is not None:
+        return liquidity.book_depth_estimate
+    return share * DAILY_VOLUME_USD[liquidity.asset_class] / bars_per_day
 
 
 @dataclass(frozen=True)
@@ -34,7 +58,6 @@ class CostModel:
     capacity_scaling: float
     volatility_low: float
     volatility_high: float
-    book_depth_usd: float
     liquidity_window_bars: int
     adverse_selection_protection: bool
     tick_size_aware: bool
@@ -60,7 +83,6 @@ class CostModel:
             capacity_scaling=penalty.capacity_scaling_factor,
             volatility_low=config.regime_detection.volatility_threshold_low,
             volatility_high=config.regime_detection.volatility_threshold_high,
-            book_depth_usd=liquidity.book_depth_estimate,
             liquidity_window_bars=liquidity.liquidity_window_bars,
             adverse_selection_protection=on and liquidity.adverse_selection_protection,
             tick_size_aware=on and liquidity.tick_size_aware,
@@ -90,6 +112,13 @@ class CostModel:
         values = np.zeros(layout.N_COSTS)
         fill_costs(units, price, tick, sigma, liquidity, params, values)
         return dict(zip(layout.COST_COMPONENTS, map(float, values), strict=True))
+
+    def fill_cost_bps(
+        self, notional: float, price: float, *, sigma: float, liquidity: float, tick: float = 0.0
+    ) -> float:
+        """What one fill of ``notional`` USD costs, in bps of it (capacity charge aside)."""
+        costs = self.breakdown(notional / price, price, sigma=sigma, liquidity=liquidity, tick=tick)
+        return 1e4 * sum(costs.values()) / notional
 
     def capacity_charge(
         self, traded_value: float, equity: float, *, sigma_per_bar: float, bars_per_year: float

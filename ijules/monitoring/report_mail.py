@@ -109,20 +109,25 @@ def _model_section(metrics: Path | None, registration: Path | None) -> str:
         window = evaluation.window
         shown = (
             ("agent", evaluation.agent),
-            ("buy and hold", evaluation.buy_and_hold),
-            ("flat", evaluation.flat),
+            ("passive buy-and-hold", evaluation.baselines.passive_buy_and_hold),
+            (
+                f"best rule ({evaluation.best_rule})",
+                evaluation.baselines.by_name()[evaluation.best_rule],
+            ),
         )
         rows = "".join(
             f"<tr><td>{name}</td><td>{m.total_return:.2%}</td>"
             f"<td>{m.sharpe:.2f}</td><td>{m.max_drawdown:.2%}</td>"
-            f"<td>{m.daily_turnover:.2f}</td><td>{m.num_trades}</td></tr>"
+            f"<td>{m.daily_turnover:.2f}</td><td>{m.num_trades}</td>"
+            f"<td>{m.cost_bps:.1f}</td></tr>"
             for name, m in shown
         )
         parts.append(
             f"<h3>Model health</h3><p>Latest out-of-sample test window {window.start} to "
             f"{window.end}, after costs ({window.costs}):</p>"
             "<table border='1' cellpadding='4'><tr><th></th><th>return</th><th>Sharpe</th>"
-            f"<th>max drawdown</th><th>daily turnover</th><th>trades</th></tr>{rows}</table>"
+            f"<th>max drawdown</th><th>daily turnover</th><th>trades</th>"
+            f"<th>cost per fill (bps)</th></tr>{rows}</table>"
         )
     if registration is not None and registration.is_file():
         entry = Registration.read(registration)

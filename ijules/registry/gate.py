@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ijules.artifacts import GateDecision
 from ijules.evaluation.config import GateConfig
-from ijules.evaluation.thresholds import WindowMetrics, at_least, missing, threshold_checks
+from ijules.evaluation.thresholds import (
+    Benchmarks,
+    WindowMetrics,
+    at_least,
+    missing,
+    threshold_checks,
+)
 
 
 class WalkForwardOutcome(Protocol):
@@ -14,6 +21,13 @@ class WalkForwardOutcome(Protocol):
 
     @property
     def pass_rate(self) -> float: ...
+
+
+class SeedsOutcome(WindowMetrics, Protocol):
+    """The conservative figures over training seeds, and the seeds they come from."""
+
+    @property
+    def runs(self) -> Sequence[object]: ...
 
 
 class StressOutcome(Protocol):
@@ -29,18 +43,31 @@ class StressOutcome(Protocol):
 def apply_gate(
     agent: WindowMetrics,
     gate: GateConfig,
+    benchmarks: Benchmarks,
+    full_capital_fill_bps: Mapping[str, float],
     *,
+    seeds: SeedsOutcome | None = None,
+    required_seeds: int = 1,
     walk_forward: WalkForwardOutcome | None = None,
     stress: StressOutcome | None = None,
 ) -> GateDecision:
     """Check out-of-sample metrics against the gate's thresholds.
 
-    ``agent`` holds one window's metrics (the test window, or one walk-forward fold). With
-    ``walk_forward`` (the summary), the share of folds that passed must reach
-    ``min_walk_forward_pass_rate``; with ``stress`` and ``require_stress_survival``, every
-    scenario must have been survived. Results that are required but absent fail the gate.
+    ``agent`` holds one window's metrics (the test window, or one walk-forward fold), compared
+    with ``benchmarks`` on the same bars, with the cost of one fill of the whole capital on them.
+    With ``seeds`` (the conservative figures over training seeds: see
+    :mod:`ijules.evaluation.seeds`) the thresholds judge those instead of the one policy's; they
+    are required when ``required_seeds`` > 1. With ``walk_forward`` (the summary), the share of
+    folds that passed must reach ``min_walk_forward_pass_rate``; with ``stress`` and
+    ``require_stress_survival``, every scenario must have been survived. Results that are
+    required but absent fail the gate.
     """
-    checks = list(threshold_checks(agent, gate).checks)
+    judged = seeds if seeds is not None else agent
+    checks = list(threshold_checks(judged, gate, benchmarks, full_capital_fill_bps).checks)
+    if seeds is None and required_seeds > 1:
+        checks.append(missing("seeds", f"no results over {required_seeds} training seeds"))
+    elif seeds is not None:
+        checks.append(at_least("seeds", float(len(seeds.runs)), float(required_seeds)))
     if walk_forward is None and gate.min_walk_forward_pass_rate > 0:
         checks.append(missing("walk_forward_pass_rate", "no walk-forward results"))
     elif walk_forward is not None:

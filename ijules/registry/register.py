@@ -26,12 +26,14 @@ from ijules.artifacts import (
     ModelRef,
     PolicyRecord,
     Registration,
+    SeedSpread,
     StressReport,
     WalkForwardSummary,
 )
 from ijules.config import Config
 from ijules.env.market_data import load_window
 from ijules.errors import IjulesError, RegistryError
+from ijules.evaluation.thresholds import Benchmarks
 from ijules.registry.gate import apply_gate
 from ijules.tracking import configure
 
@@ -64,11 +66,13 @@ def run_register(
     output: Path,
     walk_forward: Path | None = None,
     stress: Path | None = None,
+    seeds: Path | None = None,
 ) -> Registration:
     """Register ``model_dir``'s policy, apply the gate and aliases, and write ``output``.
 
-    The gate reads the test-window metrics, the walk-forward summary (which must describe this
-    configuration) and the stress results (which must describe this model).
+    The gate reads the test-window metrics, their spread over training seeds, the walk-forward
+    summary (which must describe this configuration) and the stress results (which, like the
+    seeds, must describe this model).
     """
     from mlflow import MlflowClient
 
@@ -87,6 +91,13 @@ def run_register(
     scenarios = StressReport.read_if_present(stress)
     if scenarios is not None:
         _require_same_model(scenarios.model, run_id, stress, model_dir, "ijules stress")
+    spread = SeedSpread.read_if_present(seeds)
+    if spread is not None:
+        _require_same_model(spread.model, run_id, seeds, model_dir, "ijules seeds")
+        if len(spread.runs) != config.seeds.count or spread.confidence != config.seeds.confidence:
+            raise RegistryError(
+                f"{seeds} was produced with other seeds settings; rerun `ijules seeds`"
+            )
     configure(config.registry.experiment)
     client = MlflowClient()
     name = config.registry.model_name
@@ -99,7 +110,16 @@ def run_register(
         return result
 
     agent = evaluation.agent
-    decision = apply_gate(agent, config.gate, walk_forward=folds, stress=scenarios)
+    decision = apply_gate(
+        agent,
+        config.gate,
+        benchmarks(evaluation),
+        evaluation.window.full_capital_fill_bps,
+        seeds=spread,
+        required_seeds=config.seeds.count,
+        walk_forward=folds,
+        stress=scenarios,
+    )
     tags = {
         "sharpe": agent.sharpe,
         "max_drawdown": agent.max_drawdown,
@@ -107,6 +127,8 @@ def run_register(
         "total_return": agent.total_return,
         "num_trades": agent.num_trades,
     }
+    if spread is not None:
+        tags |= {"seeds": len(spread.runs), "sharpe_over_seeds_lower_bound": spread.sharpe}
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, f"test.{key}", str(value))
     if not decision.passed:
@@ -135,6 +157,16 @@ def run_register(
     result.write(output)
     log.info("%s v%s: %s (%s)", name, result.version, result.status, "; ".join(result.reasons))
     return result
+
+
+def benchmarks(evaluation: MetricsReport) -> Benchmarks:
+    """What the agent is compared with on its test window: passive buy-and-hold, the best rule."""
+    rule = evaluation.best_rule
+    return Benchmarks(
+        passive_sharpe=evaluation.baselines.passive_buy_and_hold.sharpe,
+        best_rule=rule,
+        best_rule_sharpe=evaluation.baselines.by_name()[rule].sharpe,
+    )
 
 
 def _require_same_model(

@@ -72,8 +72,9 @@ def market_dtype(n_assets: int) -> np.dtype:
     return np.dtype(
         [
             ("close", np.float64, (n_assets,)),  # the mark: the last close, carried while shut
-            ("tradable", np.int8, (n_assets,)),  # 1: the instrument's market is open
-            ("stale", np.int8, (n_assets,)),  # 1: the bar printed no volume
+            ("fill", np.float64, (n_assets,)),  # the price a trade decided at this bar fills at
+            ("tradable", np.int8, (n_assets,)),  # 1: a trade decided now can fill
+            ("stale", np.int8, (n_assets,)),  # 1: the bar it would fill in printed no volume
             ("sigma", np.float64, (n_assets,)),  # trailing volatility of log returns, per bar
             ("liquidity", np.float64, (n_assets,)),  # units the bar offers (V of the impact model)
             ("daily_var", np.float64, (n_assets,)),  # daily VaR(99%) per unit of weight

@@ -5,9 +5,10 @@ observation (:mod:`ijules.sim.observe`). Each phase reads and writes the named f
 environment's account record (:func:`ijules.sim.layout.account_dtype`); the step inlines them,
 and each can be called alone on a batch of one.
 
-Conventions: ``b`` is the environment, ``i`` the instrument, ``now`` the bar. A fill at bar t
-trades at bar t's close (the mid) and pays its costs in cash; the portfolio is marked at bar
-t+1's close.
+Conventions: ``b`` is the environment, ``i`` the instrument, ``now`` the bar. Weights and
+targets are valued at bar t's close; a trade decided there fills at the bar's ``fill`` price
+(bar t's close, or the next bar's open: the market's fill timing) and pays its costs in cash; the
+portfolio is marked at bar t+1's close.
 """
 
 from __future__ import annotations
@@ -139,38 +140,38 @@ def size_and_cost(
     p = params[0]
     account = accounts[b]
     bar = market[now]
-    close = bar.close
+    price = bar.fill
     trade = account.trade
-    n_assets = close.shape[0]
+    n_assets = price.shape[0]
     spent = 0.0
     for _ in range(SIZING_PASSES):
         net = equity - spent
         traded_value = 0.0
         for i in range(n_assets):
             if account.moving[i]:
-                trade[i] = account.weight[i] * net / close[i] - account.units[i]
+                trade[i] = account.weight[i] * net / price[i] - account.units[i]
             else:
                 trade[i] = 0.0
-            traded_value += abs(trade[i]) * close[i]
+            traded_value += abs(trade[i]) * price[i]
         spent = 0.0
         weighted_sigma = 0.0
         for i in range(n_assets):
             spent += fill_costs(
                 trade[i],
-                close[i],
+                price[i],
                 bar.tick[i],
                 bar.sigma[i],
                 bar.liquidity[i],
                 params,
                 account.cost_work[i],
             )
-            weighted_sigma += abs(trade[i]) * close[i] * bar.sigma[i]
+            weighted_sigma += abs(trade[i]) * price[i] * bar.sigma[i]
         if p.capacity_charge and traded_value > 0.0:
             charge = capacity_charge(
                 traded_value, equity, bar.capacity, weighted_sigma / traded_value, p.eta
             )
             for i in range(n_assets):
-                share = abs(trade[i]) * close[i] / traded_value
+                share = abs(trade[i]) * price[i] / traded_value
                 account.cost_work[i, CAPACITY] = charge * share
             spent += charge
     return spent
@@ -187,14 +188,14 @@ def book(
     equity: float,
     spent: float,
 ) -> None:
-    """Book the fills at the mid with their costs on top: cash, units, average cost, realised P&L.
+    """Book the fills at their price with the costs on top: cash, units, average cost, realised P&L.
 
     Records each fill (units and costs by component) at ``fills[b, step]`` and the weights now
     held (``held``).
     """
     account = accounts[b]
     fill = fills[b, step]
-    close = market[now].close
+    close, prices = market[now].close, market[now].fill
     units, avg_cost = account.units, account.avg_cost
     n_assets = close.shape[0]
     for i in range(n_assets):
@@ -206,7 +207,7 @@ def book(
             account.costs[k] += cost
         if quantity == 0.0:
             continue
-        price = close[i]
+        price = prices[i]
         before = units[i]
         account.cash -= quantity * price
         if before == 0.0 or (before > 0.0) == (quantity > 0.0):

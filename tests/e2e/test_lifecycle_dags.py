@@ -15,6 +15,7 @@ import yaml
 from mlflow import MlflowClient
 
 from ijules.artifacts import MetricsReport, Registration, StressReport, WalkForwardSummary
+from ijules.evaluation.baselines import BASELINES, RULES
 from tests.conftest import REPO, SAMPLES, MailSink, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,8 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     weekly = dags["ijules_weekly"].test()
     assert str(weekly.state) == "success", states(weekly)
     metrics = MetricsReport.read(project / "reports" / "metrics.json")
-    assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(metrics.backtests())
+    assert set(metrics.backtests()) == {"agent", *BASELINES}
+    assert metrics.best_rule in RULES
     folds = WalkForwardSummary.read(project / "reports" / "walk_forward" / "summary.json")
     assert len(folds.table) == 3
     stress = StressReport.read(project / "reports" / "stress.json")
@@ -71,7 +73,7 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     # The gate decided on the walk-forward and stress results, not on one split alone.
     assert registration.gate is not None
     gated = {check.metric for check in registration.gate.checks}
-    assert {"walk_forward_pass_rate", "stress_scenarios_survived"} <= gated
+    assert {"walk_forward_pass_rate", "stress_scenarios_survived", "seeds"} <= gated
     version = MlflowClient(tracking_uri=tracking).get_model_version(
         "ijules-policy", registration.version
     )

@@ -19,6 +19,7 @@ COMMANDS = (
     "features",
     "train",
     "evaluate",
+    "seeds",
     "walk-forward-fold",
     "walk-forward",
     "stress",
@@ -63,6 +64,7 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     assert "features; bars per window: train" in invoke("features")
     assert "trained 256 steps on cpu" in invoke("train", "--device", "cpu")
     assert "test window: agent Sharpe" in invoke("evaluate")
+    assert "test Sharpe by seed" in invoke("seeds")
     for fold in ("0", "1", "2"):
         assert f"fold {fold}: agent Sharpe" in invoke("walk-forward-fold", "--fold", fold)
     assert "of 3 folds passed" in invoke("walk-forward")
@@ -73,7 +75,7 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     summary = invoke("summary")
     for expected in (
         "2,534 rows ingested",
-        "buy and hold",
+        "passive B&H",
         "walk-forward (expanding)",
         "stress:   survived",
         "red flag(s)",
@@ -88,9 +90,11 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     assert list(curve.columns) == [
         "timestamp",
         "agent",
-        "buy_and_hold",
+        "passive_buy_and_hold",
+        "risk_managed_long",
+        "tsmom",
+        "macd",
         "flat",
-        "momentum",
         "random",
         "agent_position",
         "regime",

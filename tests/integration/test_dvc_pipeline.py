@@ -18,6 +18,7 @@ STAGES = (
     "features",
     "train",
     "evaluate",
+    "seeds",
     "drift",
     "risk",
     "walk_forward@0",

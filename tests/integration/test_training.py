@@ -49,6 +49,43 @@ def test_one_seed_gives_identical_models_and_metrics(workspace) -> None:
     assert not all(torch.equal(first[k], third[k]) for k in first)
 
 
+def test_the_other_seeds_are_trained_tested_and_not_counted_as_trials(workspace) -> None:
+    from ijules.evaluation.seeds import run_seeds
+    from ijules.evaluation.walk_forward import trials
+
+    # Discrete actions: an untrained policy's choice depends on its seed (near-zero continuous
+    # targets would all fall under the smallest trade and leave every seed flat).
+    ws = workspace({"seeds": {"count": 3}, "environment": {"action_space": "discrete"}})
+    ws.prepare_data()
+    ws.train()
+    evaluation = ws.evaluate()
+    before = trials(ws.config)
+    spread = run_seeds(
+        ws.config,
+        features=ws.path("features"),
+        meta=ws.path("feature_meta"),
+        model_dir=ws.root / "models",
+        metrics=ws.path("metrics"),
+        output=ws.path("seeds"),
+        checkpoints=ws.root / "var" / "checkpoints",
+    )
+    seed = ws.config.seed
+    assert [run.seed for run in spread.runs] == [seed, seed + 1, seed + 2]
+    # The registered policy is the first seed, with its own evaluation's figures.
+    assert spread.runs[0].run_id == evaluation.model.run_id
+    assert spread.runs[0].sharpe == evaluation.agent.sharpe
+    # The other seeds are other models: their figures differ, and each is one MLflow run.
+    assert len({run.sharpe for run in spread.runs}) == 3
+    client = MlflowClient()
+    for run in spread.runs[1:]:
+        logged = client.get_run(run.run_id)
+        assert logged.data.tags["ijules.stage"] == "seeds"
+        assert logged.data.metrics["test_sharpe"] == run.sharpe
+    assert trials(ws.config) == before  # another draw of the same configuration, not a trial
+    assert spread.sharpe <= min(spread.sharpe_lower_bound, spread.runs[0].sharpe)
+    assert not any((ws.root / "var" / "checkpoints").rglob("*.zip"))  # nothing left behind
+
+
 def test_every_update_logs_its_diagnostics(workspace) -> None:
     ws = workspace()
     ws.prepare_data()

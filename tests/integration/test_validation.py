@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ijules.artifacts import FoldResult, fold_file
+from ijules.evaluation.baselines import BASELINES, RULES
 from ijules.evaluation.config import StressConfig
 from ijules.evaluation.risk_report import load_daily
 from ijules.evaluation.stress import run_stress
@@ -42,8 +43,12 @@ def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace
         assert pd.Timestamp(window.test_first) - pd.Timestamp(window.train_last) > gap * hour
         assert result.training.timesteps == ws.config.walk_forward.total_timesteps
         on_disk = json.loads((folds / fold_file(result.fold)).read_text())
-        assert {"agent", "buy_and_hold", "flat", "momentum", "random"} <= set(on_disk)
-        assert result.flat.total_return == 0.0 and result.flat.costs == 0.0
+        assert {"agent", "baselines", "best_rule"} <= set(on_disk)
+        assert set(on_disk["baselines"]) == set(BASELINES)
+        flat = result.baselines.flat
+        assert flat.total_return == 0.0 and flat.costs == 0.0
+        rules = {name: result.baselines.by_name()[name].sharpe for name in RULES}
+        assert rules[result.best_rule] == max(rules.values())
     summary = run_summary(
         ws.config, folds=folds, output=ws.root / "reports" / "walk_forward" / "summary.json"
     )
@@ -100,11 +105,11 @@ def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
     index_move = crisis.iloc[: replayed_days.days + 1].sum()
     assert np.sign(crash.asset_return) == np.sign(index_move)
 
-    # Volatility x3 makes buy-and-hold's path rougher than in the plain test window.
-    assert by_name["volatility_x3"].buy_and_hold.max_drawdown > evaluation.buy_and_hold.max_drawdown
-    # A liquidity crisis makes the same buy-and-hold trades cost more.
-    hold_cost = evaluation.buy_and_hold.total_cost
-    assert by_name["liquidity_crisis"].buy_and_hold.total_cost > 2 * hold_cost
+    # Volatility x3 makes the risk-managed long's path rougher than in the plain test window.
+    plain = evaluation.baselines.risk_managed_long
+    assert by_name["volatility_x3"].risk_managed_long.max_drawdown > plain.max_drawdown
+    # A liquidity crisis makes the same long trades cost more.
+    assert by_name["liquidity_crisis"].risk_managed_long.total_cost > 2 * plain.total_cost
     # A correlation breakdown trips the risk engine's halt.
-    reasons = by_name["correlation_breakdown"].buy_and_hold.risk_engine.by_reason
+    reasons = by_name["correlation_breakdown"].risk_managed_long.risk_engine.by_reason
     assert any("correlations broke down" in reason for reason in reasons)

@@ -11,6 +11,7 @@ import pytest
 from ijules.artifacts import (
     Artifact,
     Attribution,
+    Baselines,
     BreakersReport,
     DriftSummary,
     FeatureSet,
@@ -85,6 +86,7 @@ def fold_backtest(sharpe: float) -> FoldBacktest:
         win_rate=0.5,
         significance=SIGNIFICANCE,
         costs=31.5,
+        cost_bps=14.2,
     )
 
 
@@ -120,6 +122,7 @@ def built() -> dict[str, Artifact]:
         test_last="2017-07-25 19:00:00",
         purge_bars=1,
         embargo_bars=35,
+        full_capital_fill_bps={"BTCUSD": 38.5},
     )
     check = GateCheck(metric="sharpe", value=-1.5, threshold=0.0, rule=">=", passed=False)
     return {
@@ -152,10 +155,15 @@ def built() -> dict[str, Artifact]:
             window=window,
             training=FoldTraining(timesteps=128, run_id="r2"),
             agent=fold_backtest(-1.5),
-            buy_and_hold=fold_backtest(0.8),
-            flat=fold_backtest(0.0),
-            momentum=fold_backtest(-0.3),
-            random=fold_backtest(-2.0),
+            baselines=Baselines[FoldBacktest](
+                passive_buy_and_hold=fold_backtest(0.8),
+                risk_managed_long=fold_backtest(0.5),
+                tsmom=fold_backtest(-0.3),
+                macd=fold_backtest(0.1),
+                flat=fold_backtest(0.0),
+                random=fold_backtest(-2.0),
+            ),
+            best_rule="risk_managed_long",
             passed=False,
             reasons=["sharpe -1.5 is not >= 0"],
         ),

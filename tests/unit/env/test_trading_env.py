@@ -369,3 +369,18 @@ def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) ->
         policy.check_compatible(
             env.observation_space.shape, env.action_space.shape, market.feature_names
         )
+
+
+@pytest.mark.parametrize("fill_at", ["next_open", "this_close"])
+def test_a_trade_fills_at_the_next_open_or_at_this_close(market, make_config, fill_at) -> None:
+    from dataclasses import replace
+
+    # Crypto bars open at the previous close: open every bar 1% higher to tell them apart.
+    gapped = replace(market, open=market.open * 1.01)
+    env = env_of(gapped, make_config({"environment": {"fill_at": fill_at}}))
+    env.reset()
+    env.step(np.array([0.8], dtype=np.float32))
+    fill = env.engine.fill_log(0).iloc[0]
+    expected = gapped.open[1, 0] if fill_at == "next_open" else gapped.close[0, 0]
+    assert fill["price"] == expected
+    assert gapped.open[1, 0] != gapped.close[0, 0]

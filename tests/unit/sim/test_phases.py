@@ -53,7 +53,7 @@ def params(**overrides: Any) -> np.ndarray:
 
 def market(n_assets: int = 1, close: float = 100.0) -> np.ndarray:
     bars = np.zeros(N_BARS, dtype=layout.market_dtype(n_assets))
-    bars["close"] = close
+    bars["close"] = bars["fill"] = close
     bars["tradable"] = 1
     bars["sigma"] = 0.01
     bars["liquidity"] = 1e9
@@ -174,6 +174,21 @@ def test_booking_a_reversal_realises_pnl_against_the_average_cost() -> None:
     assert accounts[0]["cash"] == pytest.approx(90_000.0 + 150 * 110.0 - 2.0)
     assert log[0, 0]["units"][0] == -150.0 and log[0, 0]["costs"][0].sum() == 2.0
     assert accounts[0]["costs"].sum() == 2.0
+
+
+def test_a_fill_at_another_price_books_at_that_price_and_marks_at_the_close() -> None:
+    """Next-bar fills: the trade decided at bar t's close trades at the fill price."""
+    accounts, bars, log = account(), market(close=100.0), fills()
+    bars["fill"][0] = 102.0  # the next bar opened higher
+    accounts[0]["weight"] = 0.5
+    accounts[0]["moving"] = 1
+    spent = size_and_cost(accounts, bars, params(), 0, 0, 1e5)
+    book(accounts, bars, log, 0, 0, 0, 1e5, spent)
+    units = accounts[0]["units"][0]
+    assert units * 102.0 == pytest.approx(0.5 * 1e5)  # sized at the fill price
+    assert accounts[0]["avg_cost"][0] == 102.0
+    assert accounts[0]["cash"] == pytest.approx(1e5 - units * 102.0)
+    assert accounts[0]["held"][0] == pytest.approx(units * 100.0 / 1e5)  # valued at the close
 
 
 def test_settling_marks_the_next_bar_and_pays_the_drawdown_penalty() -> None:
