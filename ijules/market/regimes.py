@@ -52,8 +52,11 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
     regimes, thresholds = settings.regimes, settings.thresholds
     returns = np.log(close).diff().to_numpy(dtype=np.float64)
     sigma = garch_forecast(
-        returns, window=regimes.garch_window_bars, refit_every=regimes.garch_refit_bars
-    )
+        returns,
+        window=regimes.garch_window_bars,
+        refit_every=regimes.garch_refit_bars,
+        max_persistence=regimes.garch_max_persistence,
+    ).values
     annualised = sigma * np.sqrt(settings.bars_per_year)
     volatility_regime = np.where(
         annualised > thresholds.volatility_threshold_high,
