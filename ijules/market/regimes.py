@@ -80,7 +80,8 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
             returns,
             window=regimes.garch_window_bars,
             refit_every=max(regimes.garch_refit_bars, 250),
-        )
+            max_persistence=regimes.garch_max_persistence,
+        ).values
         if regimes.markov_probabilities
         else np.full(len(close), np.nan)
     )

@@ -46,6 +46,14 @@ A fit that fails (a window with no variance or no identified parameters, or no s
 converges) is never used: the previous parameters are kept, logged and counted, and they
 warm-start the next fit. Until a first fit succeeds, the root mean square of the returns so far
 stands in.
+
+The Markov-switching model (statsmodels) already starts from values derived from the data and
+scores its likelihood by complex-step differentiation, so its fit is a smooth function of the
+data (1e-12 noise moves P(high) by ~2e-8). It now runs to a gradient of ``_MARKOV_GTOL``
+rather than BFGS's default 1e-5, where the end point could lie 3e-4 from the optimum, and is
+judged converged by its final gradient (BFGS reports a loss of precision once it cannot
+improve, at ~2e-8). A failed fit is retried from the previous parameters; if that fails too,
+the previous parameters are kept, logged and counted.
 """
 
 from __future__ import annotations
@@ -62,7 +70,6 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-_SCALE = 100.0  # the regime-switching model fits best on returns in percent
 
 _FTOL = 1e-10  # SLSQP's tolerance on the mean negative log-likelihood per bar
 _MAX_ITERATIONS = 200
@@ -77,6 +84,10 @@ _BOUND_TOLERANCE = 1e-8  # alpha + beta this close to the cap counts as on it
 _ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.4)
 _BETA_BANDS = ((0.0, 0.2, 0.4), (0.6, 0.75, 0.85), (0.9, 0.95, 0.97))
 
+_MARKOV_GTOL = 1e-8  # BFGS's gradient tolerance on the mean log-likelihood per bar
+_MARKOV_CONVERGED = 1e-6  # the largest final gradient a converged fit may have
+_MARKOV_MAX_ITERATIONS = 500
+
 
 @dataclass(frozen=True)
 class Refit:
@@ -84,7 +95,8 @@ class Refit:
 
     ``converged`` False: the fit failed and ``params`` are the previous refit's (None when
     no fit has succeeded yet). ``at_persistence_bound``: a converged fit whose persistence
-    reached the cap (alpha + beta).
+    reached the cap (GARCH: alpha + beta; Markov: the larger staying probability, which is
+    not bounded there but is counted as the same warning sign).
     """
 
     bar: int
@@ -389,38 +401,81 @@ def garch_forecast(
     return Forecast(np.asarray(sigma), tuple(refits))
 
 
+def _fit_markov(history: FloatArray, previous: FloatArray | None) -> FloatArray | None:
+    """Fitted parameters of the 2-state model, from its own start or else ``previous``."""
+    from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
+
+    model = MarkovRegression(history, k_regimes=2, trend="n", switching_variance=True)
+    for start in (None,) if previous is None else (None, previous):
+        with warnings.catch_warnings():
+            # Convergence is judged below from the final gradient, not from BFGS's flag.
+            warnings.simplefilter("ignore")
+            try:
+                result = model.fit(
+                    start_params=start,
+                    disp=False,
+                    cov_type="none",
+                    gtol=_MARKOV_GTOL,
+                    maxiter=_MARKOV_MAX_ITERATIONS,
+                )
+                loglikelihood = float(result.llf)
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
+                # statsmodels raises these on degenerate windows (e.g. no variance at all).
+                log.warning("regime-switching fit raised %s: %s", type(err).__name__, err)
+                continue
+        params = np.asarray(result.params, dtype=np.float64)
+        gradient = np.asarray(result.mle_retvals.get("gopt", [np.nan]), dtype=np.float64)
+        if (
+            np.all(np.isfinite(params))
+            and np.isfinite(loglikelihood)
+            and np.max(np.abs(gradient)) <= _MARKOV_CONVERGED
+        ):
+            return params
+    return None
+
+
 def high_volatility_probability(
-    returns: FloatArray, *, window: int, refit_every: int
-) -> FloatArray:
+    returns: FloatArray, *, window: int, refit_every: int, max_persistence: float
+) -> Forecast:
     """Filtered probability of the high-variance state of a 2-state Markov-switching model.
 
     Each segment of ``refit_every`` bars is filtered with parameters fitted on the ``window``
     bars before it (the filter runs over that window first, to settle). Filtered, not
-    smoothed: the probability at t uses returns up to t only. NaN before the first fit.
+    smoothed: the probability at t uses returns up to t only. NaN before the first fit that
+    succeeds. ``max_persistence`` marks the fits where a state (almost) never leaves.
     """
     from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
 
-    r = np.nan_to_num(np.asarray(returns, dtype=np.float64)) * _SCALE
+    r = np.nan_to_num(np.asarray(returns, dtype=np.float64)) * 100.0  # percent: fits better
     n = len(r)
     out = np.full(n, np.nan)
+    params: FloatArray | None = None
+    refits: list[Refit] = []
     for start in range(window, n, refit_every):
         stop = min(start + refit_every, n)
-        history = r[start - window : start]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                fitted = MarkovRegression(
-                    history, k_regimes=2, trend="n", switching_variance=True
-                ).fit(disp=False)
-                span = r[start - window : stop]
-                filtered = MarkovRegression(
-                    span, k_regimes=2, trend="n", switching_variance=True
-                ).filter(fitted.params)
-            except (ValueError, np.linalg.LinAlgError) as err:
-                log.warning("regime-switching fit failed at bar %d (%s); left NaN", start, err)
-                continue
-        variances = np.asarray(fitted.params[-2:])
-        high = int(np.argmax(variances))
+        fitted = _fit_markov(r[start - window : start], params)
+        if fitted is None:
+            log.warning(
+                "regime-switching refit at bar %d failed; the previous parameters stay", start
+            )
+        # Parameters: p[0->0], p[1->0], sigma2[0], sigma2[1].
+        staying = 0.0 if fitted is None else float(max(fitted[0], 1.0 - fitted[1]))
+        params = params if fitted is None else fitted
+        refits.append(
+            Refit(
+                bar=start,
+                params=None if params is None else tuple(float(v) for v in params),
+                converged=fitted is not None,
+                at_persistence_bound=staying >= max_persistence,
+            )
+        )
+        if params is None:
+            continue
+        span = r[start - window : stop]
+        filtered = MarkovRegression(span, k_regimes=2, trend="n", switching_variance=True).filter(
+            params
+        )
+        high = int(np.argmax(params[-2:]))
         probabilities = np.asarray(filtered.filtered_marginal_probabilities)
         out[start:stop] = probabilities[window:, high]
-    return out
+    return Forecast(out, tuple(refits))

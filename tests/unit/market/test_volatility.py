@@ -1,4 +1,5 @@
-"""GARCH fits: the global optimum, a capped persistence, and failed fits counted and never used."""
+"""GARCH and regime-switching fits: the global optimum, a capped persistence, and failed fits
+counted and never used."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ijules.market.volatility import (
     _likelihood,
     fit_garch,
     garch_forecast,
+    high_volatility_probability,
 )
 from tests.conftest import SAMPLES
 
@@ -121,3 +123,17 @@ def test_a_window_without_variance_fails_and_the_previous_parameters_carry_on(
     after = next(refit for refit in forecast.refits if refit.bar == 1100)
     assert after.converged and after.params != kept
     assert np.all(np.isfinite(forecast.values)) and np.all(forecast.values > 0)
+
+
+def test_a_failed_regime_switching_fit_keeps_the_previous_parameters(with_dead_stretch) -> None:
+    forecast = high_volatility_probability(
+        with_dead_stretch, window=300, refit_every=250, max_persistence=CAP
+    )
+    converged = {refit.bar: refit.converged for refit in forecast.refits}
+    assert converged == {300: True, 550: True, 800: False, 1050: False, 1300: False, 1550: True}
+    kept = forecast.refits[1].params
+    assert all(refit.params == kept for refit in forecast.refits[2:5])
+    assert forecast.fits.failed == 3
+    probability = forecast.values[300:]
+    assert np.all(np.isfinite(probability))
+    assert probability.min() >= 0.0 and probability.max() <= 1.0 + 1e-12
