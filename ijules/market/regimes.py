@@ -9,6 +9,8 @@
 
 Labels follow the master plan's classes: ``crisis_mode``, ``recovery_mode``, else
 ``{low,medium,high}_volatility_{trending,ranging}``. Everything at bar t uses bars up to t.
+
+:func:`detect_regimes_with_fits` also reports how the model fits went (:class:`RegimeFits`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 from ijules.market.config import RegimesConfig, VolatilityRegimeConfig
 from ijules.market.trend import efficiency_ratio
-from ijules.market.volatility import garch_forecast, high_volatility_probability
+from ijules.market.volatility import FitDiagnostics, garch_forecast, high_volatility_probability
 
 LOW, MEDIUM, HIGH = 0, 1, 2
 VOLATILITY_NAMES = ("low", "medium", "high")
@@ -47,16 +49,35 @@ class RegimeSettings:
     bars_per_year: float
 
 
+@dataclass(frozen=True)
+class RegimeFits:
+    """How the regime models' refits went, for the caller to log or record.
+
+    ``markov`` is None when the Markov-switching probabilities are off.
+    """
+
+    garch: FitDiagnostics
+    markov: FitDiagnostics | None
+
+
 def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
     """Regime columns for one instrument's closes (index preserved); see the module docstring."""
+    return detect_regimes_with_fits(close, settings)[0]
+
+
+def detect_regimes_with_fits(
+    close: pd.Series, settings: RegimeSettings
+) -> tuple[pd.DataFrame, RegimeFits]:
+    """:func:`detect_regimes`, and the counts of its model refits (failed ones, ones on the cap)."""
     regimes, thresholds = settings.regimes, settings.thresholds
     returns = np.log(close).diff().to_numpy(dtype=np.float64)
-    sigma = garch_forecast(
+    garch = garch_forecast(
         returns,
         window=regimes.garch_window_bars,
         refit_every=regimes.garch_refit_bars,
         max_persistence=regimes.garch_max_persistence,
-    ).values
+    )
+    sigma = garch.values
     annualised = sigma * np.sqrt(settings.bars_per_year)
     volatility_regime = np.where(
         annualised > thresholds.volatility_threshold_high,
@@ -75,17 +96,18 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
     last_crisis = pd.Series(np.where(crisis, np.arange(len(crisis)), np.nan)).ffill().to_numpy()
     bars_since = np.arange(len(crisis)) - last_crisis
     recovery = ~crisis & np.isfinite(bars_since) & (bars_since <= regimes.recovery_bars)
-    probability = (
+    markov = (
         high_volatility_probability(
             returns,
             window=regimes.garch_window_bars,
             refit_every=max(regimes.garch_refit_bars, 250),
             max_persistence=regimes.garch_max_persistence,
-        ).values
+        )
         if regimes.markov_probabilities
-        else np.full(len(close), np.nan)
+        else None
     )
-    return pd.DataFrame(
+    probability = np.full(len(close), np.nan) if markov is None else markov.values
+    frame = pd.DataFrame(
         {
             "garch_sigma": sigma,
             "volatility_ratio": ratio,
@@ -98,6 +120,7 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
         },
         index=close.index,
     )
+    return frame, RegimeFits(garch.fits, None if markov is None else markov.fits)
 
 
 def regime_labels(frame: pd.DataFrame) -> npt.NDArray[np.str_]:

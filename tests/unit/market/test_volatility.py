@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ijules.market.config import RegimesConfig, VolatilityRegimeConfig
+from ijules.market.regimes import RegimeSettings, detect_regimes_with_fits
 from ijules.market.volatility import (
     GarchParams,
     _likelihood,
@@ -137,3 +139,22 @@ def test_a_failed_regime_switching_fit_keeps_the_previous_parameters(with_dead_s
     probability = forecast.values[300:]
     assert np.all(np.isfinite(probability))
     assert probability.min() >= 0.0 and probability.max() <= 1.0 + 1e-12
+
+
+def test_detect_regimes_reports_the_failed_fits(with_dead_stretch) -> None:
+    close = pd.Series(100.0 * np.exp(np.cumsum(with_dead_stretch)))
+    settings = RegimeSettings(
+        VolatilityRegimeConfig(),
+        RegimesConfig(garch_window_bars=300, garch_refit_bars=50, long_run_window_bars=100),
+        8766.0,
+    )
+    frame, fits = detect_regimes_with_fits(close, settings)
+    assert fits.garch.refits == 26 and fits.garch.failed == 2
+    assert fits.markov is not None and fits.markov.refits == 6 and fits.markov.failed == 3
+    assert frame["garch_sigma"].notna().all()
+    off = RegimeSettings(
+        settings.thresholds,
+        settings.regimes.model_copy(update={"markov_probabilities": False}),
+        8766.0,
+    )
+    assert detect_regimes_with_fits(close, off)[1].markov is None
