@@ -31,6 +31,9 @@ class RegimesConfig(Frozen):
 
     garch_window_bars: Annotated[int, Field(ge=100)] = 1000
     garch_refit_bars: Annotated[int, Field(ge=1)] = 250
+    # Cap on alpha + beta: a window cannot resolve a slower decay, and near 1 the fit is
+    # ill-conditioned (see ijules.market.volatility).
+    garch_max_persistence: Annotated[float, Field(ge=0.5, lt=1)] = 0.999
     markov_probabilities: bool = True
     trend_window_bars: Annotated[int, Field(ge=2)] = 24
     long_run_window_bars: Annotated[int, Field(ge=10)] = 720

@@ -9,6 +9,20 @@
 
 Labels follow the master plan's classes: ``crisis_mode``, ``recovery_mode``, else
 ``{low,medium,high}_volatility_{trending,ranging}``. Everything at bar t uses bars up to t.
+
+Stability of the labels: the volatility forecast is a smooth function of the returns (see
+``ijules.market.volatility``), so last-bit noise (another BLAS kernel, a 1e-12 perturbation)
+moves it by ~1e-11 relative; a volatility or crisis label flips only where the forecast, or its
+ratio to the long-run level, lies that close to a threshold. The forecast has a continuous
+distribution, so that is vanishingly unlikely: on the BTC 1h and S&P 500 daily samples the
+nearest bar is 6e-5 relative from a threshold. Rounding the forecast before the comparison, or a
+hysteresis band, would not lower those odds (they move the boundary, they do not remove it), so
+neither is used. The efficiency ratio and the drawdown are different: they are ratios of prices
+on a tick grid, which can equal a threshold exactly (3 ticks of 5 is 0.6) and then sit on it to
+the last bit, so they are compared rounded to ``_TIE_DECIMALS`` decimals and such a tie resolves
+the same way on every machine.
+
+:func:`detect_regimes_with_fits` also reports how the model fits went (:class:`RegimeFits`).
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import pandas as pd
 
 from ijules.market.config import RegimesConfig, VolatilityRegimeConfig
 from ijules.market.trend import efficiency_ratio
-from ijules.market.volatility import garch_forecast, high_volatility_probability
+from ijules.market.volatility import FitDiagnostics, garch_forecast, high_volatility_probability
 
 LOW, MEDIUM, HIGH = 0, 1, 2
 VOLATILITY_NAMES = ("low", "medium", "high")
@@ -36,6 +50,7 @@ REGIME_COLUMNS = (
     "recovery",
     "p_high_volatility",
 )
+_TIE_DECIMALS = 9  # price ratios on a tick grid tie with a threshold exactly, or not within 1e-9
 
 
 @dataclass(frozen=True)
@@ -47,13 +62,35 @@ class RegimeSettings:
     bars_per_year: float
 
 
+@dataclass(frozen=True)
+class RegimeFits:
+    """How the regime models' refits went, for the caller to log or record.
+
+    ``markov`` is None when the Markov-switching probabilities are off.
+    """
+
+    garch: FitDiagnostics
+    markov: FitDiagnostics | None
+
+
 def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
     """Regime columns for one instrument's closes (index preserved); see the module docstring."""
+    return detect_regimes_with_fits(close, settings)[0]
+
+
+def detect_regimes_with_fits(
+    close: pd.Series, settings: RegimeSettings
+) -> tuple[pd.DataFrame, RegimeFits]:
+    """:func:`detect_regimes`, and the counts of its model refits (failed ones, ones on the cap)."""
     regimes, thresholds = settings.regimes, settings.thresholds
     returns = np.log(close).diff().to_numpy(dtype=np.float64)
-    sigma = garch_forecast(
-        returns, window=regimes.garch_window_bars, refit_every=regimes.garch_refit_bars
+    garch = garch_forecast(
+        returns,
+        window=regimes.garch_window_bars,
+        refit_every=regimes.garch_refit_bars,
+        max_persistence=regimes.garch_max_persistence,
     )
+    sigma = garch.values
     annualised = sigma * np.sqrt(settings.bars_per_year)
     volatility_regime = np.where(
         annualised > thresholds.volatility_threshold_high,
@@ -65,23 +102,27 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
     )
     ratio = np.divide(sigma, normal, out=np.ones_like(sigma), where=normal > 0)
     trend = efficiency_ratio(close.reset_index(drop=True), regimes.trend_window_bars)
-    trending = np.nan_to_num(trend) > thresholds.trend_strength_threshold
+    trending = np.round(np.nan_to_num(trend), _TIE_DECIMALS) > thresholds.trend_strength_threshold
     high_water = close.rolling(regimes.long_run_window_bars, min_periods=1).max().to_numpy()
     drawdown = 1.0 - close.to_numpy() / high_water
-    crisis = (ratio >= regimes.crisis_volatility_ratio) & (drawdown >= regimes.crisis_drawdown)
+    crisis = (ratio >= regimes.crisis_volatility_ratio) & (
+        np.round(drawdown, _TIE_DECIMALS) >= regimes.crisis_drawdown
+    )
     last_crisis = pd.Series(np.where(crisis, np.arange(len(crisis)), np.nan)).ffill().to_numpy()
     bars_since = np.arange(len(crisis)) - last_crisis
     recovery = ~crisis & np.isfinite(bars_since) & (bars_since <= regimes.recovery_bars)
-    probability = (
+    markov = (
         high_volatility_probability(
             returns,
             window=regimes.garch_window_bars,
             refit_every=max(regimes.garch_refit_bars, 250),
+            max_persistence=regimes.garch_max_persistence,
         )
         if regimes.markov_probabilities
-        else np.full(len(close), np.nan)
+        else None
     )
-    return pd.DataFrame(
+    probability = np.full(len(close), np.nan) if markov is None else markov.values
+    frame = pd.DataFrame(
         {
             "garch_sigma": sigma,
             "volatility_ratio": ratio,
@@ -94,6 +135,7 @@ def detect_regimes(close: pd.Series, settings: RegimeSettings) -> pd.DataFrame:
         },
         index=close.index,
     )
+    return frame, RegimeFits(garch.fits, None if markov is None else markov.fits)
 
 
 def regime_labels(frame: pd.DataFrame) -> npt.NDArray[np.str_]:
