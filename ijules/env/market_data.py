@@ -25,7 +25,7 @@ import pandas as pd
 from ijules.artifacts import FeatureSet, Window
 from ijules.config import Config
 from ijules.data.features import REGIME_PREFIX, SPLIT
-from ijules.data.schema import TIMESTAMP
+from ijules.data.schema import SYMBOL, TIMESTAMP
 from ijules.errors import IngestError
 from ijules.execution.costs import CostModel, infer_tick_size
 from ijules.market.correlation import correlation_breakdown, correlation_gap
@@ -179,23 +179,60 @@ def bars_per_day(timestamps: npt.NDArray[np.datetime64]) -> float:
 
 
 def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) -> MarketData:
-    """Market data for the pipeline's single instrument, over the whole feature table.
+    """Market data for the pipeline's instruments, over the whole feature table.
 
-    The regime columns the features stage stored (``regime_*``) are used as they are.
+    The regime columns the features stage stored (``regime_*``) are used as they are. With
+    several instruments (the table's ``symbol`` column), each instrument's bars and features go
+    through :func:`align_instruments`: one clock, markets closed where an instrument has no bar,
+    and the market starts once every instrument has its features.
     """
+    stored = [f"{REGIME_PREFIX}{name}" for name in REGIME_COLUMNS]
+    has_regimes = all(column in table for column in stored)
+    if len(meta.symbols) > 1:
+        return _aligned(table, meta, config, stored if has_regimes else None)
     index = pd.DatetimeIndex(table[TIMESTAMP])
-    symbol = meta.symbol
+    symbol = meta.symbols[0]
     close = pd.DataFrame({symbol: table["close"].to_numpy()}, index=index)
     volume = pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index)
     features = pd.DataFrame(table[list(meta.feature_names)].to_numpy(), index=index)
     features.columns = list(meta.feature_names)
-    stored = [f"{REGIME_PREFIX}{name}" for name in REGIME_COLUMNS]
     regimes = None
-    if all(column in table for column in stored):
+    if has_regimes:
         frame = table[stored].set_axis(list(REGIME_COLUMNS), axis=1).set_axis(index)
         regimes = {symbol: frame}
     return build_market(
         close, volume, features, config=config, bars_per_year=meta.bars_per_year, regimes=regimes
+    )
+
+
+def _aligned(
+    table: pd.DataFrame, meta: FeatureSet, config: Config, stored: list[str] | None
+) -> MarketData:
+    """Several instruments of a feature table, each from its own rows, on one clock."""
+    if SYMBOL not in table:
+        raise IngestError(
+            f"the feature set names {len(meta.symbols)} instruments "
+            f"({', '.join(meta.symbols)}) but the table has no {SYMBOL} column"
+        )
+    bars, blocks, regimes = {}, {}, {}
+    for symbol in meta.symbols:
+        rows = table.loc[table[SYMBOL] == symbol]
+        if rows.empty:
+            raise IngestError(f"the feature table holds no bars of {symbol}")
+        bars[symbol] = rows[[TIMESTAMP, "close", "volume"]]
+        blocks[symbol] = rows[[TIMESTAMP, *meta.feature_names]]
+        if stored is not None:
+            regimes[symbol] = (
+                rows[stored]
+                .set_axis(list(REGIME_COLUMNS), axis=1)
+                .set_axis(pd.DatetimeIndex(rows[TIMESTAMP]))
+            )
+    return align_instruments(
+        bars,
+        blocks,
+        config=config,
+        bars_per_year=meta.bars_per_year,
+        regimes=regimes if stored is not None else None,
     )
 
 
@@ -207,17 +244,27 @@ def load_window(features: Path, meta: FeatureSet, window: Window, config: Config
 def load_windows(
     features: Path, meta: FeatureSet, windows: Sequence[Window], config: Config
 ) -> list[MarketData]:
-    """Read several time windows of the feature table: one read, one history-aware market."""
+    """Read several time windows of the feature table: one read, one history-aware market.
+
+    A window is the market's bars whose time the table labels with it (the labels are cut on
+    the common clock, so every instrument agrees).
+    """
     if not features.is_file():
         raise IngestError(f"features not found: {features} (run `ijules features` first)")
     table = pd.read_parquet(features)
+    market = from_feature_table(table, meta, config)
+    times = table.drop_duplicates(TIMESTAMP)
+    stamps = pd.DatetimeIndex(times[TIMESTAMP])
+    labels = pd.Series(
+        times[SPLIT].to_numpy(), index=stamps.tz_localize(None) if stamps.tz else stamps
+    )
+    labelled = labels.reindex(pd.DatetimeIndex(market.timestamps)).to_numpy()
     selections = []
     for window in windows:
-        selected = (table[SPLIT] == window).to_numpy()
+        selected = labelled == window
         if selected.sum() < 2:
             raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
         selections.append(selected)
-    market = from_feature_table(table, meta, config)
     return [market.rows(selected) for selected in selections]
 
 
@@ -227,13 +274,15 @@ def align_instruments(
     *,
     config: Config,
     bars_per_year: float,
+    regimes: Mapping[str, pd.DataFrame] | None = None,
 ) -> MarketData:
     """Put several instruments on one clock: the union of their bar times.
 
     ``bars[name]`` holds canonical bars (timestamp, close, volume, ...); ``features[name]`` the
     same instrument's features on its own bars, whose columns are prefixed with the name. Where an
     instrument has no bar, its features are carried forward like its price: they describe the
-    last bar it had, never a later one.
+    last bar it had, never a later one. ``regimes`` (per instrument, indexed by its own bar
+    times) are carried forward the same way; computed here when not given.
     """
     closes, volumes, blocks = {}, {}, []
     for name, frame in bars.items():
@@ -258,5 +307,6 @@ def align_instruments(
         feature_frame.loc[priced],
         config=config,
         bars_per_year=bars_per_year,
+        regimes=regimes,
     )
     return market.rows(close.index[priced] >= start)
