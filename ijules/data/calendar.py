@@ -84,30 +84,61 @@ def outside_sessions(
 def missing_bars(timestamps: pd.Series, bar: pd.Timedelta, calendar: Calendar) -> Int64Array:
     """Count, for each bar, the missing bars since the previous one that no closure explains.
 
-    The first bar, and bars that do not follow their predecessor, get 0: order and grid are other
-    rules' business.
+    The first bar, bars that do not follow their predecessor and bars next to a missing
+    timestamp get 0: order, grid and nulls are other rules' business.
     """
     stamps = _nanoseconds(timestamps)  # UTC wall clock
     counts = np.zeros(len(stamps), dtype=np.int64)
     if len(stamps) < 2:
         return counts
-    steps = np.diff(stamps)
+    known = stamps != _NAT
     bar_ns = bar.value
-    gap_rows = np.flatnonzero(steps > bar_ns) + 1
+    steps = np.diff(stamps)
+    gap_rows = np.flatnonzero((steps > bar_ns) & known[:-1] & known[1:]) + 1
     if len(gap_rows) == 0:
         return counts
     if calendar == "continuous":
         counts[gap_rows] = np.ceil(steps[gap_rows - 1] / bar_ns).astype(np.int64) - 1
+    elif is_exchange(calendar):
+        counts[gap_rows] = _open_slots_between(
+            stamps[gap_rows - 1], stamps[gap_rows], bar_ns, calendar
+        )
+    else:
+        for row in gap_rows:
+            # A weekend gap is at most a few days of bars, so listing its slots stays cheap.
+            first_missing = pd.Timestamp(stamps[row - 1]) + bar
+            slots = pd.date_range(first_missing, pd.Timestamp(stamps[row]) - bar, freq=bar)
+            counts[row] = int(np.count_nonzero(~in_closure(slots, calendar)))
+    return counts
+
+
+def _open_slots_between(
+    before: Int64Array, after: Int64Array, bar_ns: int, calendar: Calendar
+) -> Int64Array:
+    """For each pair, the bar slots (on the epoch grid) strictly between them that meet open
+    time. Counted from the open spans, not by listing slots: a gap may last decades."""
+    exchange = calendar.removeprefix(EXCHANGE_PREFIX)
+    starts, ends = open_intervals(
+        exchange, pd.Timestamp(int(before.min())), pd.Timestamp(int(after.max()))
+    )
+    counts = np.zeros(len(before), dtype=np.int64)
+    if len(starts) == 0:
         return counts
-    # Every bar slot of the span that the market is open for, then the open slots strictly
-    # between each gap's two bars.
-    first, last = int(stamps.min()), int(stamps.max())
-    grid = np.arange(first - first % bar_ns, last + bar_ns, bar_ns, dtype=np.int64)
-    slots = pd.DatetimeIndex(grid.astype("datetime64[ns]"))
-    open_slots = grid[~in_closure(slots, calendar, bar)]
-    before = np.searchsorted(open_slots, stamps[gap_rows - 1], side="right")
-    through = np.searchsorted(open_slots, stamps[gap_rows], side="left")
-    counts[gap_rows] = np.maximum(through - before, 0)
+    # A slot s meets [start, end) when start - bar < s < end: merge those open ranges.
+    low, high = starts - bar_ns, ends
+    reach = np.maximum.accumulate(high)
+    new_range = np.concatenate([[True], low[1:] >= reach[:-1]])
+    low = low[new_range]
+    high = np.maximum.reduceat(high, np.flatnonzero(new_range))
+    for row, (previous, current) in enumerate(zip(before, after, strict=True)):
+        first = int(np.searchsorted(high, previous, side="right"))
+        last = int(np.searchsorted(low, current, side="left"))
+        if first < last:
+            lo = np.maximum(low[first:last], previous)
+            hi = np.minimum(high[first:last], current)
+            # Grid points k * bar strictly inside (lo, hi).
+            inside = -(-hi // bar_ns) - lo // bar_ns - 1
+            counts[row] = int(np.maximum(inside, 0).sum())
     return counts
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pandas as pd
 
 from ijules.data.calendar import in_closure, missing_bars, open_intervals, outside_sessions
@@ -113,3 +116,22 @@ def test_a_daily_series_misses_no_bar_on_new_york_holidays() -> None:
     day = pd.Timedelta("1D")
     stamps = _utc("2017-06-30", "2017-07-03", "2017-07-05", "2017-07-07")
     assert missing_bars(stamps, day, "exchange:XNYS").tolist() == [0, 0, 0, 1]
+
+
+def test_gap_counts_agree_with_listing_every_slot_of_the_gap() -> None:
+    rng = np.random.default_rng(0)
+    quarter = pd.Timedelta("15min")
+    grid = pd.date_range("2013-08-26", "2013-09-10", freq=quarter, tz="UTC")
+    kept = pd.Series(grid[np.sort(rng.choice(len(grid), 300, replace=False))])
+    listed = [0]
+    for previous, current in itertools.pairwise(kept):
+        slots = pd.date_range(previous + quarter, current - quarter, freq=quarter)
+        listed.append(int((~in_closure(slots, CME, quarter)).sum()))
+    assert missing_bars(kept, quarter, CME).tolist() == listed
+
+
+def test_a_bar_decades_ahead_is_counted_without_listing_its_gap() -> None:
+    minute = pd.Timedelta("1min")
+    stamps = _utc("2013-09-03T14:00Z", "2097-09-03T14:00Z")
+    [_, missing] = missing_bars(stamps, minute, CME).tolist()
+    assert 20_000_000 < missing < 30_000_000  # ~23 hours a day, 5 days a week, 84 years
