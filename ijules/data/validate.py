@@ -177,13 +177,8 @@ def validate_bars(
 
 
 def _by_symbol(frame: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
-    """Each symbol's rows (in order of first appearance); the whole frame if it has no symbol."""
-    if SYMBOL not in frame:
-        return [(None, frame)]
-    return [
-        (None if pd.isna(key) else str(key), part)
-        for key, part in frame.groupby(SYMBOL, sort=False, dropna=False)
-    ]
+    """Each symbol's rows, in order of first appearance (see :func:`_positions_by_symbol`)."""
+    return [(symbol, frame.iloc[rows]) for symbol, rows in _positions_by_symbol(frame).items()]
 
 
 def _tally(
