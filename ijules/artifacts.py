@@ -150,6 +150,19 @@ class CleaningCounts(Record):
     off_grid_dropped: int = 0
 
 
+class BarFormation(Record):
+    """How ingest formed the staged bars from the source's rows."""
+
+    source_rows: Literal["bars", "trades"]
+    bar_type: Literal["time", "volume", "dollar"]
+    frequency: str | None = _omitted_when_none()  # time bars
+    threshold: float | None = _omitted_when_none()  # volume and dollar bars
+    trades_aggregated: int | None = _omitted_when_none()  # trades that made the bars
+    trades_in_open_bar: int | None = _omitted_when_none()  # after the last closed bar: left out
+    derived_ohlc_bars: int = 0  # bars whose open, high and low were derived from close
+    volume_data: bool = True  # False: the source has none (the bars' volume is NaN)
+
+
 class IngestReport(Artifact):
     """What ingest read and wrote (``reports/ingest.json``)."""
 
@@ -164,6 +177,9 @@ class IngestReport(Artifact):
     first_bar: str | None
     last_bar: str | None
     cleaning: CleaningCounts = CleaningCounts()
+    # Absent from reports written before bars could be formed from trades or close-only series.
+    bars: BarFormation | None = _omitted_when_none()
+    rows_by_symbol: dict[str, int] | None = _omitted_when_none()
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -235,8 +251,28 @@ class WindowSpan(Record):
     rows: int
 
 
+class FitCounts(Record):
+    """How a regime model's refits went (:mod:`ijules.market.volatility`): how many, how many
+    failed (their previous parameters were kept), how many sit on the persistence cap."""
+
+    refits: int
+    failed: int
+    at_persistence_bound: int
+
+
+class RegimeFitCounts(Record):
+    """The GARCH and (when on) Markov-switching refits of one instrument's regimes."""
+
+    garch: FitCounts
+    markov: FitCounts | None
+
+
 class FeatureSet(Artifact):
-    """Metadata of a feature file: names, normalisation and the time split (``meta.json``)."""
+    """Metadata of a feature file: names, normalisation and the time split (``meta.json``).
+
+    With several instruments ``norm`` holds every instrument's features in turn, in the order of
+    ``symbols`` (the market's), each fitted on that instrument's own train bars.
+    """
 
     written_by = "ijules features"
 
@@ -245,9 +281,15 @@ class FeatureSet(Artifact):
     windows: dict[Window, WindowSpan]
     bars_per_year: float
     frequency: str
-    calendar: str
-    symbol: str
+    calendar: str | dict[str, str]  # one for every symbol, or one per symbol
+    symbol: str | tuple[str, ...]  # one instrument, or several (the feature table's symbol column)
     clip_zscore: float
+    regime_fits: dict[str, RegimeFitCounts]  # by symbol
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The instruments of the feature table, in the order the market lists them."""
+        return (self.symbol,) if isinstance(self.symbol, str) else self.symbol
 
 
 # --- the trained policy -----------------------------------------------------------------------
@@ -859,3 +901,4 @@ class BreakersReport(Artifact):
 
     series: str
     windows: dict[str, BreakerReplay]
+    regime_fits: RegimeFitCounts  # of the regimes the replays ran with

@@ -1,5 +1,10 @@
 """Ingest: read bars from a CSV or Parquet file or folder into the canonical schema, in UTC.
 
+A source holds bars (OHLCV, or only a close: open, high and low are then derived from it) or trades
+(``data.kind: trades``), which become time, volume or dollar bars here (:mod:`ijules.data.bars`).
+It may hold several instruments: a symbol column, or a folder with one file per symbol named after
+it; the bars of each configured symbol are kept, grouped by symbol in the configured order.
+
 The result lands in a staging file; ``validate`` publishes it as the last good data only once every
 data-quality rule holds, so a bad delivery never replaces good bars.
 """
@@ -12,10 +17,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from ijules.artifacts import CleaningCounts, IngestReport
+from ijules.artifacts import BarFormation, CleaningCounts, IngestReport
 from ijules.config import Config
+from ijules.data.bars import PRICE, SIZE, derive_ohlc, threshold_bars, time_bars
 from ijules.data.config import CleaningPolicy, DataConfig
 from ijules.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, SYMBOL, TIMESTAMP
 from ijules.errors import IngestError
@@ -26,10 +33,11 @@ log = logging.getLogger(__name__)
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXAMPLES = 3
+_FILE, _LINE = "_file", "_line"  # where each trade came from
 
 
 def run_ingest(config: Config, *, source: Path | None, output: Path, report: Path) -> IngestReport:
-    """Read the configured source, clean it per the policy and stage it as Parquet.
+    """Read the configured source, form bars, clean them per the policy and stage them as Parquet.
 
     Parameters
     ----------
@@ -40,20 +48,30 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
     output
         Staging Parquet file, written atomically.
     report
-        JSON summary of rows read, dropped and written.
+        JSON summary of rows read, dropped and written, and of how the bars were formed.
     """
     data = config.data
     path = Path(data.source) if source is None else source
     files = source_files(path, data.format)
     frames = [_read_file(file, data) for file in files]
-    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    rows_read = len(bars)
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    rows_read = len(rows)
 
-    bars, other_symbols = _select_symbol(bars, data, path)
-    bars, outside = _select_window(bars, data)
-    bars, counts = apply_cleaning(bars, data.cleaning, data.bar_timedelta)
-    if bars.empty:
-        raise IngestError(f"{path}: no bars left after selecting symbol and window")
+    rows, other_symbols = _select_symbols(rows, data, path)
+    rows, outside = _select_window(rows, data)
+    _require_each_symbol(rows, data, f"{path}: no rows left after selecting symbol and window")
+    if data.kind == "trades":
+        bars, counts, formation = _bars_from_trades(rows, data)
+        short = f" (they hold less than bar_threshold {data.bar_threshold})"
+        _require_each_symbol(
+            bars,
+            data,
+            f"{path}: no bar formed from the trades{short if data.bar_threshold else ''}",
+        )
+    else:
+        bars, counts = _clean_each_symbol(rows, data)
+        formation = _complete_bars(bars, data)
+        _require_each_symbol(bars, data, f"{path}: no bars left after cleaning")
 
     write_parquet(output, bars[list(BAR_COLUMNS)])
     result = IngestReport(
@@ -66,6 +84,8 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
         first_bar=_iso(bars[TIMESTAMP].min()),
         last_bar=_iso(bars[TIMESTAMP].max()),
         cleaning=counts,
+        bars=formation,
+        rows_by_symbol={symbol: int((bars[SYMBOL] == symbol).sum()) for symbol in data.symbols},
     )
     result.write(report)
     log.info("ingested %d of %d rows from %s into %s", len(bars), rows_read, path, output)
@@ -118,29 +138,46 @@ def _to_canonical(raw: pd.DataFrame, path: Path, data: DataConfig, first_line: i
     if missing:
         present = ", ".join(map(str, raw.columns))
         raise IngestError(f"{path}: missing column {', '.join(missing)}; found: {present}")
-    bars = pd.DataFrame({canon: raw[src] for canon, src in wanted.items()})
+    rows = pd.DataFrame({canon: raw[src] for canon, src in wanted.items()})
     where = "line" if first_line else "row"
 
-    for column in NUMERIC_COLUMNS:
-        values = pd.to_numeric(bars[column], errors="coerce")
-        bad = values.isna() & bars[column].notna()
+    numeric = NUMERIC_COLUMNS if data.kind == "bars" else (PRICE, SIZE)
+    for column in numeric:
+        if column not in rows:
+            # Mapped to null: derived from close (open, high, low) or absent (volume, size).
+            rows[column] = np.nan
+            continue
+        values = pd.to_numeric(rows[column], errors="coerce")
+        bad = values.isna() & rows[column].notna()
         if bad.any():
-            rows = np.flatnonzero(bad.to_numpy())
+            found = np.flatnonzero(bad.to_numpy())
             examples = ", ".join(
-                f"{where} {row + first_line}: {bars[column].iloc[row]!r}"
-                for row in rows[:_EXAMPLES]
+                f"{where} {row + first_line}: {rows[column].iloc[row]!r}"
+                for row in found[:_EXAMPLES]
             )
             raise IngestError(
-                f"{path}: column '{wanted[column]}' has {len(rows)} non-numeric value(s) "
+                f"{path}: column '{wanted[column]}' has {len(found)} non-numeric value(s) "
                 f"({examples})"
             )
-        bars[column] = values.astype("float64")
+        rows[column] = values.astype("float64")
 
-    bars[TIMESTAMP] = _to_utc(bars[TIMESTAMP], path, data.timezone, where, first_line)
-    if SYMBOL not in bars.columns:
-        bars[SYMBOL] = data.symbol
-    bars[SYMBOL] = bars[SYMBOL].astype("string").astype(object)
-    return bars
+    rows[TIMESTAMP] = _to_utc(rows[TIMESTAMP], path, data.timezone, where, first_line)
+    if SYMBOL not in rows.columns:
+        rows[SYMBOL] = _symbol_of_file(path, data)
+    rows[SYMBOL] = rows[SYMBOL].astype("string").astype(object)
+    if data.kind == "trades":
+        # Where each trade came from, for errors that name the line (dropped once bars exist).
+        rows[_FILE] = str(path)
+        rows[_LINE] = np.arange(len(rows), dtype=np.int64) + first_line
+    return rows
+
+
+def _symbol_of_file(path: Path, data: DataConfig) -> str:
+    """The symbol of a source without a symbol column: the one configured, or with several,
+    the file's name up to its first dot (``EURUSD.csv.gz`` holds EURUSD)."""
+    if isinstance(data.symbol, str):
+        return data.symbol
+    return path.name.split(".", 1)[0]
 
 
 def _to_utc(values: pd.Series, path: Path, timezone: str, where: str, first_line: int) -> pd.Series:
@@ -178,13 +215,28 @@ def _to_utc(values: pd.Series, path: Path, timezone: str, where: str, first_line
     return cast(pd.Series, parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"))
 
 
-def _select_symbol(bars: pd.DataFrame, data: DataConfig, path: Path) -> tuple[pd.DataFrame, int]:
-    keep = bars[SYMBOL] == data.symbol
-    if not keep.any():
-        found = ", ".join(sorted(map(str, bars[SYMBOL].dropna().unique()))[:10])
-        raise IngestError(f"{path}: no rows for symbol {data.symbol!r} (found: {found})")
+def _select_symbols(rows: pd.DataFrame, data: DataConfig, path: Path) -> tuple[pd.DataFrame, int]:
+    """Keep the configured symbols' rows, grouped by symbol in the configured order."""
+    symbols = data.symbols
+    absent = [symbol for symbol in symbols if not (rows[SYMBOL] == symbol).any()]
+    if absent:
+        found = ", ".join(sorted(map(str, rows[SYMBOL].dropna().unique()))[:10])
+        named = ", ".join(repr(symbol) for symbol in absent)
+        raise IngestError(f"{path}: no rows for symbol {named} (found: {found})")
+    keep = rows[SYMBOL].isin(symbols)
     dropped = int((~keep).sum())
-    return bars.loc[keep].reset_index(drop=True), dropped
+    if len(symbols) == 1:
+        return rows.loc[keep].reset_index(drop=True), dropped
+    grouped = [rows.loc[rows[SYMBOL] == symbol] for symbol in symbols]
+    return pd.concat(grouped, ignore_index=True), dropped
+
+
+def _require_each_symbol(rows: pd.DataFrame, data: DataConfig, problem: str) -> None:
+    """Stop with ``problem`` when a configured symbol has no rows (naming it among several)."""
+    empty = [symbol for symbol in data.symbols if not (rows[SYMBOL] == symbol).any()]
+    if empty:
+        named = "" if len(data.symbols) == 1 else f" for {', '.join(map(repr, empty))}"
+        raise IngestError(problem + named)
 
 
 def _select_window(bars: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, int]:
@@ -196,6 +248,121 @@ def _select_window(bars: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, 
         keep &= ts <= _utc(data.end)
     keep |= ts.isna()  # a missing timestamp goes on to validation, which names it
     return bars.loc[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _clean_each_symbol(bars: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, CleaningCounts]:
+    """Apply the cleaning policy to each symbol's bars on their own; add up the repairs."""
+    if len(data.symbols) == 1:
+        return apply_cleaning(bars, data.cleaning, data.bar_timedelta)
+    cleaned, totals = [], CleaningCounts()
+    for symbol in data.symbols:
+        part, counts = apply_cleaning(
+            bars.loc[bars[SYMBOL] == symbol].reset_index(drop=True),
+            data.cleaning,
+            data.bar_timedelta,
+        )
+        cleaned.append(part)
+        totals = CleaningCounts(
+            **{
+                name: getattr(totals, name) + getattr(counts, name)
+                for name in type(totals).model_fields
+            }
+        )
+    return pd.concat(cleaned, ignore_index=True), totals
+
+
+def _complete_bars(bars: pd.DataFrame, data: DataConfig) -> BarFormation:
+    """Derive open, high and low of a close-only series, each symbol from its own closes."""
+    derived = 0
+    if data.derives_ohlc:
+        bars[["open", "high", "low"]] = derive_ohlc(bars["close"], bars[SYMBOL])
+        derived = len(bars)
+        log.info("derived open, high and low of %d close-only bar(s)", derived)
+    return BarFormation(
+        source_rows="bars",
+        bar_type=data.bar_type,
+        frequency=data.frequency,
+        threshold=data.bar_threshold,
+        derived_ohlc_bars=derived,
+        volume_data=data.has_volume,
+    )
+
+
+def _bars_from_trades(
+    trades: pd.DataFrame, data: DataConfig
+) -> tuple[pd.DataFrame, CleaningCounts, BarFormation]:
+    """Form each symbol's bars from its trades (time-ordered, or sorted if the policy allows)."""
+    _refuse_unusable_trades(trades, data)
+    pieces, out_of_order, in_open_bar = [], 0, 0
+    for symbol in data.symbols:
+        own = trades.loc[trades[SYMBOL] == symbol]
+        backwards = (own[TIMESTAMP].diff() < pd.Timedelta(0)).to_numpy()
+        if backwards.any():
+            if not data.cleaning.sort:
+                raise IngestError(
+                    f"{_where(own, backwards)}: {int(backwards.sum())} trade(s) of {symbol} go "
+                    "back in time; bars need time-ordered trades (set data.cleaning.sort: true "
+                    "to sort them)"
+                )
+            out_of_order += int(backwards.sum())
+            own = own.sort_values(TIMESTAMP, kind="stable")
+        if data.bar_type == "time":
+            bars = time_bars(own, data.bar_timedelta)
+        else:
+            assert data.bar_threshold is not None  # the configuration requires it
+            bars, left = threshold_bars(own, data.bar_type, data.bar_threshold)
+            in_open_bar += left
+        bars.insert(1, SYMBOL, symbol)
+        pieces.append(bars)
+    if out_of_order:
+        log.info("cleaning: sorted %d out-of-order trade(s)", out_of_order)
+    bars = pd.concat(pieces, ignore_index=True)
+    formation = BarFormation(
+        source_rows="trades",
+        bar_type=data.bar_type,
+        frequency=data.frequency if data.bar_type == "time" else None,
+        threshold=data.bar_threshold,
+        trades_aggregated=len(trades) - in_open_bar,
+        trades_in_open_bar=in_open_bar if data.bar_type != "time" else None,
+        volume_data=data.has_volume,
+    )
+    log.info("formed %d %s bar(s) from %d trade(s)", len(bars), data.bar_type, len(trades))
+    return bars, CleaningCounts(rows_out_of_order=out_of_order), formation
+
+
+def _refuse_unusable_trades(trades: pd.DataFrame, data: DataConfig) -> None:
+    """A trade without a time or a price, or with a missing or negative size, fits no bar."""
+    checks = [
+        (trades[TIMESTAMP].isna(), "have no timestamp"),
+        (trades[PRICE].isna(), "have no price"),
+    ]
+    if data.has_volume:
+        checks += [
+            (trades[SIZE].isna(), "have no size"),
+            (trades[SIZE] < 0, "have a negative size"),
+        ]
+    for bad, problem in checks:
+        flags = bad.to_numpy(dtype=bool)
+        if flags.any():
+            raise IngestError(
+                f"{_where(trades, flags)}: {int(flags.sum())} trade(s) {problem}; bars cannot "
+                "be formed from them"
+            )
+
+
+def _where(trades: pd.DataFrame, flags: npt.NDArray[np.bool_]) -> str:
+    """The file and line of the first flagged trade (with its time), and the next few lines."""
+    rows = np.flatnonzero(flags)
+    file = trades[_FILE].iloc[rows[0]]
+    lines = [
+        str(trades[_LINE].iloc[row]) for row in rows[:_EXAMPLES] if trades[_FILE].iloc[row] == file
+    ]
+    stamp = trades[TIMESTAMP].iloc[rows[0]]
+    first = f"line {lines[0]}" + (
+        "" if pd.isna(stamp) else f" at {pd.Timestamp(stamp).isoformat()}"
+    )
+    more = f", and line{'s' if len(lines) > 2 else ''} {', '.join(lines[1:])}" if lines[1:] else ""
+    return f"{file} ({first}{more})"
 
 
 def apply_cleaning(

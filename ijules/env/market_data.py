@@ -14,6 +14,7 @@ without enough history has no volatility (NaN), and an environment refuses to tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,11 +26,13 @@ import pandas as pd
 from ijules.artifacts import FeatureSet, Window
 from ijules.config import Config
 from ijules.data.features import REGIME_PREFIX, SPLIT
-from ijules.data.schema import TIMESTAMP
+from ijules.data.schema import SYMBOL, TIMESTAMP
 from ijules.errors import IngestError
 from ijules.execution.costs import CostModel, fallback_depth_usd, infer_tick_size
 from ijules.market.correlation import correlation_breakdown, correlation_gap
-from ijules.market.regimes import HIGH, REGIME_COLUMNS, RegimeSettings, detect_regimes
+from ijules.market.regimes import HIGH, REGIME_COLUMNS, RegimeSettings, detect_regimes_with_fits
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -145,7 +148,16 @@ def build_market(
     if regimes is None:
         quick = config.regimes.model_copy(update={"markov_probabilities": False})
         settings = RegimeSettings(config.microstructure.regime_detection, quick, bars_per_year)
-        regimes = {str(name): detect_regimes(marks[name], settings) for name in marks.columns}
+        regimes = {}
+        for name in marks.columns:
+            regimes[str(name)], fits = detect_regimes_with_fits(marks[name], settings)
+            if fits.garch.failed:
+                log.warning(
+                    "%s: %d of %d GARCH refits failed; their previous parameters were kept",
+                    name,
+                    fits.garch.failed,
+                    fits.garch.refits,
+                )
     frames = [regimes[str(name)].reindex(marks.index).ffill() for name in marks.columns]
     garch = np.column_stack([f["garch_sigma"].to_numpy(dtype=np.float64) for f in frames])
     monitoring = config.risk_management.monitoring
@@ -195,20 +207,26 @@ def bars_per_day(timestamps: npt.NDArray[np.datetime64]) -> float:
 
 
 def from_feature_table(table: pd.DataFrame, meta: FeatureSet, config: Config) -> MarketData:
-    """Market data for the pipeline's single instrument, over the whole feature table.
+    """Market data for the pipeline's instruments, over the whole feature table.
 
-    The regime columns the features stage stored (``regime_*``) are used as they are.
+    The regime columns the features stage stored (``regime_*``) are used as they are. With
+    several instruments (the table's ``symbol`` column), each instrument's bars and features go
+    through :func:`align_instruments`: one clock, markets closed where an instrument has no bar,
+    and the market starts once every instrument has its features.
     """
+    stored = [f"{REGIME_PREFIX}{name}" for name in REGIME_COLUMNS]
+    has_regimes = all(column in table for column in stored)
+    if len(meta.symbols) > 1:
+        return _aligned(table, meta, config, stored if has_regimes else None)
     index = pd.DatetimeIndex(table[TIMESTAMP])
-    symbol = meta.symbol
+    symbol = meta.symbols[0]
     close = pd.DataFrame({symbol: table["close"].to_numpy()}, index=index)
     opens = pd.DataFrame({symbol: table["open"].to_numpy()}, index=index)
     volume = pd.DataFrame({symbol: table["volume"].to_numpy()}, index=index)
     features = pd.DataFrame(table[list(meta.feature_names)].to_numpy(), index=index)
     features.columns = list(meta.feature_names)
-    stored = [f"{REGIME_PREFIX}{name}" for name in REGIME_COLUMNS]
     regimes = None
-    if all(column in table for column in stored):
+    if has_regimes:
         frame = table[stored].set_axis(list(REGIME_COLUMNS), axis=1).set_axis(index)
         regimes = {symbol: frame}
     return build_market(
@@ -227,8 +245,39 @@ def load_history(
 ) -> tuple[MarketData, npt.NDArray[np.bool_]]:
     """The market over every bar of the feature table, and which bars are ``window``'s."""
     table = _read_table(features)
-    selected = _window_rows(table, window)
-    return from_feature_table(table, meta, config), selected
+    market = from_feature_table(table, meta, config)
+    return market, _window_bars(table, market, window)
+
+
+def _aligned(
+    table: pd.DataFrame, meta: FeatureSet, config: Config, stored: list[str] | None
+) -> MarketData:
+    """Several instruments of a feature table, each from its own rows, on one clock."""
+    if SYMBOL not in table:
+        raise IngestError(
+            f"the feature set names {len(meta.symbols)} instruments "
+            f"({', '.join(meta.symbols)}) but the table has no {SYMBOL} column"
+        )
+    bars, blocks, regimes = {}, {}, {}
+    for symbol in meta.symbols:
+        rows = table.loc[table[SYMBOL] == symbol]
+        if rows.empty:
+            raise IngestError(f"the feature table holds no bars of {symbol}")
+        bars[symbol] = rows[[TIMESTAMP, "open", "close", "volume"]]
+        blocks[symbol] = rows[[TIMESTAMP, *meta.feature_names]]
+        if stored is not None:
+            regimes[symbol] = (
+                rows[stored]
+                .set_axis(list(REGIME_COLUMNS), axis=1)
+                .set_axis(pd.DatetimeIndex(rows[TIMESTAMP]))
+            )
+    return align_instruments(
+        bars,
+        blocks,
+        config=config,
+        bars_per_year=meta.bars_per_year,
+        regimes=regimes if stored is not None else None,
+    )
 
 
 def load_window(features: Path, meta: FeatureSet, window: Window, config: Config) -> MarketData:
@@ -241,9 +290,8 @@ def load_windows(
 ) -> list[MarketData]:
     """Read several time windows of the feature table: one read, one history-aware market."""
     table = _read_table(features)
-    selections = [_window_rows(table, window) for window in windows]
     market = from_feature_table(table, meta, config)
-    return [market.rows(selected) for selected in selections]
+    return [market.rows(_window_bars(table, market, window)) for window in windows]
 
 
 def _read_table(features: Path) -> pd.DataFrame:
@@ -252,11 +300,23 @@ def _read_table(features: Path) -> pd.DataFrame:
     return pd.read_parquet(features)
 
 
-def _window_rows(table: pd.DataFrame, window: Window) -> npt.NDArray[np.bool_]:
-    selected = (table[SPLIT] == window).to_numpy()
+def window_labels(table: pd.DataFrame, market: MarketData) -> npt.NDArray[np.object_]:
+    """The feature table's split label (train, validation, test, warmup, embargo) of each of the
+    market's bars; the labels are cut on the common clock, so every instrument agrees."""
+    times = table.drop_duplicates(TIMESTAMP)
+    stamps = pd.DatetimeIndex(times[TIMESTAMP])
+    labels = pd.Series(
+        times[SPLIT].to_numpy(), index=stamps.tz_localize(None) if stamps.tz else stamps
+    )
+    return np.asarray(labels.reindex(pd.DatetimeIndex(market.timestamps)).to_numpy())
+
+
+def _window_bars(table: pd.DataFrame, market: MarketData, window: Window) -> npt.NDArray[np.bool_]:
+    """Which of the market's bars are ``window``'s."""
+    selected = window_labels(table, market) == window
     if selected.sum() < 2:
         raise IngestError(f"the {window} window holds {int(selected.sum())} bar(s); need 2")
-    return selected
+    return np.asarray(selected, dtype=bool)
 
 
 def align_instruments(
@@ -265,13 +325,15 @@ def align_instruments(
     *,
     config: Config,
     bars_per_year: float,
+    regimes: Mapping[str, pd.DataFrame] | None = None,
 ) -> MarketData:
     """Put several instruments on one clock: the union of their bar times.
 
     ``bars[name]`` holds canonical bars (timestamp, close, volume, ...); ``features[name]`` the
     same instrument's features on its own bars, whose columns are prefixed with the name. Where an
     instrument has no bar, its features are carried forward like its price: they describe the
-    last bar it had, never a later one.
+    last bar it had, never a later one. ``regimes`` (per instrument, indexed by its own bar
+    times) are carried forward the same way; computed here when not given.
     """
     closes, opens, volumes, blocks = {}, {}, {}, []
     for name, frame in bars.items():
@@ -297,6 +359,7 @@ def align_instruments(
         feature_frame.loc[priced],
         config=config,
         bars_per_year=bars_per_year,
+        regimes=regimes,
         open_=pd.DataFrame(opens).reindex(close.index).loc[priced],
     )
     return market.rows(close.index[priced] >= start)

@@ -29,10 +29,11 @@ from ijules.artifacts import (
     VarBacktestReport,
 )
 from ijules.config import Config
+from ijules.data.features import fit_counts
 from ijules.env.backtest import baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, build_market
 from ijules.errors import IngestError
-from ijules.market.regimes import RegimeSettings, detect_regimes
+from ijules.market.regimes import RegimeFits, RegimeSettings, detect_regimes_with_fits
 from ijules.risk.var import estimators
 from ijules.risk.var_backtest import backtest, rolling_var
 from ijules.sim import codes
@@ -101,26 +102,36 @@ def var_backtests(config: Config, closes: pd.Series) -> list[VarBacktest]:
     return results
 
 
-def daily_market(config: Config, closes: pd.Series) -> MarketData:
-    """The daily series as one instrument's bars, with its regimes (daily windows)."""
-    frame = pd.DataFrame({config.risk_report.column: closes})
-    returns = np.log(closes).diff().fillna(0.0)
-    features = pd.DataFrame({"ret_1": returns, "ret_5": np.log(closes).diff(5).fillna(0.0)})
+def daily_regimes(config: Config, closes: pd.Series) -> tuple[pd.DataFrame, RegimeFits]:
+    """The daily series' regimes (``risk_report.regimes``: daily windows) and their refits."""
     settings = RegimeSettings(
         config.microstructure.regime_detection, config.risk_report.regimes, TRADING_DAYS
     )
-    regimes = {config.risk_report.column: detect_regimes(closes, settings)}
+    return detect_regimes_with_fits(closes, settings)
+
+
+def daily_market(
+    config: Config, closes: pd.Series, regimes: pd.DataFrame | None = None
+) -> MarketData:
+    """The daily series as one instrument's bars, with its regimes (computed if not given)."""
+    frame = pd.DataFrame({config.risk_report.column: closes})
+    returns = np.log(closes).diff().fillna(0.0)
+    features = pd.DataFrame({"ret_1": returns, "ret_5": np.log(closes).diff(5).fillna(0.0)})
+    if regimes is None:
+        regimes = daily_regimes(config, closes)[0]
     return build_market(
         frame,
         pd.DataFrame(np.nan, index=frame.index, columns=frame.columns),
         features,
         config=config,
         bars_per_year=TRADING_DAYS,
-        regimes=regimes,
+        regimes={config.risk_report.column: regimes},
     )
 
 
-def replay_breakers(config: Config, closes: pd.Series) -> dict[str, BreakerReplay]:
+def replay_breakers(
+    config: Config, closes: pd.Series, regimes: pd.DataFrame | None = None
+) -> dict[str, BreakerReplay]:
     """Replay each window fully invested; count every breaker that fired, by reason."""
     release = config.risk_management.halt_release.model_copy(
         update={"cooldown_bars": config.risk_report.cooldown_bars}
@@ -129,7 +140,7 @@ def replay_breakers(config: Config, closes: pd.Series) -> dict[str, BreakerRepla
     # The index has no volume: only proportional costs, so the replay follows the index's path.
     costs = config.microstructure.model_copy(update={"enabled": False})
     replay_config = config.model_copy(update={"risk_management": risk, "microstructure": costs})
-    market = daily_market(replay_config, closes)
+    market = daily_market(replay_config, closes, regimes)
     values = market.features
     norm = NormStats(mean=tuple(values.mean(axis=0)), std=tuple(values.std(axis=0) + 1e-12))
     stamps = pd.DatetimeIndex(market.timestamps).tz_localize("UTC")
@@ -184,8 +195,11 @@ def run_risk_report(
         series=config.risk_report.column, backtests=var_backtests(config, closes)
     )
     var.write(var_output)
+    regimes, fits = daily_regimes(config, closes)
     breakers = BreakersReport(
-        series=config.risk_report.column, windows=replay_breakers(config, closes)
+        series=config.risk_report.column,
+        windows=replay_breakers(config, closes, regimes),
+        regime_fits=fit_counts(fits),
     )
     breakers.write(breakers_output)
     return RiskReport(var, breakers)

@@ -46,11 +46,10 @@ from ijules.artifacts import (
     fold_file,
 )
 from ijules.config import Config
-from ijules.data.features import SPLIT
 from ijules.env.backtest import Backtest
 from ijules.env.cost_check import full_capital_fill_bps
 from ijules.env.engine import EngineSettings
-from ijules.env.market_data import MarketData, from_feature_table
+from ijules.env.market_data import MarketData, from_feature_table, window_labels
 from ijules.errors import ConfigError
 from ijules.evaluation.baselines import BASELINES, PASSIVE, RULES, best_rule, rule_baselines
 from ijules.evaluation.config import WalkForwardConfig
@@ -95,26 +94,21 @@ def fold_windows(rows: int, config: WalkForwardConfig) -> list[Fold]:
     return folds
 
 
-def development_market(
-    config: Config, table: pd.DataFrame, meta: FeatureSet
-) -> tuple[MarketData, pd.DataFrame]:
-    """Market state over the development bars, and their rows of the feature table.
+def development_market(config: Config, table: pd.DataFrame, meta: FeatureSet) -> MarketData:
+    """Market state over the development bars (every instrument's, on the common clock).
 
     The development bars run contiguously from the first train bar to the last validation bar,
     the embargo between them included: a fold's stretch never jumps over a gap.
     """
-    split = table[SPLIT].to_numpy()
-    in_windows = np.flatnonzero(np.isin(split, DEVELOPMENT))
-    selected = np.zeros(len(table), dtype=bool)
-    selected[in_windows[0] : in_windows[-1] + 1] = True
-    market = from_feature_table(table, meta, config).rows(selected)
-    return market, table.loc[selected].reset_index(drop=True)
+    market = from_feature_table(table, meta, config)
+    in_windows = np.flatnonzero(np.isin(window_labels(table, market), DEVELOPMENT))
+    return market.rows(slice(in_windows[0], in_windows[-1] + 1))
 
 
-def fold_norm(rows: pd.DataFrame, meta: FeatureSet, fold: Fold) -> NormStats:
-    """Normalisation fitted on the fold's own training bars (nothing from its test)."""
-    values = rows[list(meta.feature_names)].to_numpy(dtype=np.float64)
-    return NormStats.fit(values[fold.train_start : fold.train_end])
+def fold_norm(features: FloatArray, fold: Fold) -> NormStats:
+    """Normalisation fitted on the fold's own training bars (nothing from its test); ``features``
+    are the development market's (bars x features)."""
+    return NormStats.fit(features[fold.train_start : fold.train_end])
 
 
 def run_fold(
@@ -125,12 +119,12 @@ def run_fold(
 
     feature_set = FeatureSet.read(meta)
     table = pd.read_parquet(features)
-    market, rows = development_market(config, table, feature_set)
+    market = development_market(config, table, feature_set)
     folds = fold_windows(len(market), config.walk_forward)
     if fold_id not in config.walk_forward.fold_ids:
         raise ConfigError(f"fold {fold_id} is not in walk_forward.fold_ids")
     fold = folds[fold_id]
-    norm = fold_norm(rows, feature_set, fold)
+    norm = fold_norm(market.features, fold)
     train_market = market.rows(slice(fold.train_start, fold.train_end))
     test_market = market.rows(slice(fold.test_start, fold.test_end))
     settings = EngineSettings.from_config(

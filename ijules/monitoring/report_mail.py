@@ -48,7 +48,7 @@ def build_drift_email(
     verdict = "DRIFT" if drift.dataset_drift else "no drift"
     label = f" for {interval}" if interval else ""
     subject = (
-        f"[ijules] {config.data.symbol} nightly report{label}: {verdict}, "
+        f"[ijules] {', '.join(config.data.symbols)} nightly report{label}: {verdict}, "
         f"{drift.drifted_features} of {drift.features} features drifted "
         f"({drift.drift_share:.0%})"
     )

@@ -15,6 +15,7 @@ from ijules.artifacts import (
     BreakersReport,
     DriftSummary,
     FeatureSet,
+    FitCounts,
     FoldBacktest,
     FoldResult,
     FoldTraining,
@@ -27,6 +28,7 @@ from ijules.artifacts import (
     NormStats,
     PolicyRecord,
     PolicySpec,
+    RegimeFitCounts,
     Registration,
     Significance,
     StressReport,
@@ -138,6 +140,11 @@ def built() -> dict[str, Artifact]:
             calendar="continuous",
             symbol="BTCUSD",
             clip_zscore=5.0,
+            regime_fits={
+                "BTCUSD": RegimeFitCounts(
+                    garch=FitCounts(refits=77, failed=1, at_persistence_bound=2), markov=None
+                )
+            },
         ),
         "policy, logged": PolicyRecord(
             spec=spec,

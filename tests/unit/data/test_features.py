@@ -109,3 +109,40 @@ def test_missing_input_is_named(make_config, tmp_path: Path) -> None:
             output=tmp_path / "f",
             meta=tmp_path / "m",
         )
+
+
+def test_without_volume_data_there_is_no_volume_feature(bars) -> None:
+    closes_only = bars.assign(volume=np.nan)
+    table = compute_features(closes_only, CFG, volume=False)
+    names = feature_columns(table)
+    assert not any(name.startswith("volume_z") for name in names)
+    assert np.isfinite(table[list(names)].iloc[CFG.warmup_bars :].to_numpy()).all()
+
+
+def test_several_instruments_share_the_windows_of_the_common_clock(
+    make_config, btc_1h, tmp_path
+) -> None:
+    btc = btc_1h.iloc[:2000]
+    # A second instrument on weekdays only, starting a day later.
+    other = btc_1h.iloc[24:2000].assign(symbol="WKDAY", close=lambda f: f["close"] / 2)
+    other = other.loc[other["timestamp"].dt.weekday < 5]
+    other = other.assign(open=other["close"], high=other["close"], low=other["close"])
+    raw = tmp_path / "bars.parquet"
+    pd.concat([btc, other], ignore_index=True).to_parquet(raw, index=False)
+    config = make_config({"data": {"symbol": ["BTCUSD", "WKDAY"]}})
+    meta = run_features(config, bars=raw, output=tmp_path / "f.parquet", meta=tmp_path / "m.json")
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert meta.symbols == ("BTCUSD", "WKDAY") and table["symbol"].tolist()[0] == "BTCUSD"
+    # One label per time, whichever instrument's row carries it.
+    assert (table.groupby("timestamp")["split"].nunique() == 1).all()
+    # The warm-up lasts until both instruments have their features.
+    warm = config.features.warmup_bars
+    ready = max(btc["timestamp"].iloc[warm], other["timestamp"].iloc[warm])
+    assert table.loc[table["split"] == "warmup", "timestamp"].max() < ready
+    assert table.loc[table["timestamp"] >= ready, "split"].ne("warmup").all()
+    # Each instrument's statistics come from its own train bars, side by side.
+    names = list(meta.feature_names)
+    assert len(meta.norm.mean) == 2 * len(names)
+    train = table.loc[(table["split"] == "train") & (table["symbol"] == "WKDAY"), names]
+    np.testing.assert_allclose(meta.norm.mean[len(names) :], train.mean().to_numpy())
+    assert meta.windows["train"].rows == table.loc[table["split"] == "train", "timestamp"].nunique()

@@ -84,7 +84,7 @@ def test_clean_sample_passes_every_rule(make_config, bars) -> None:
         ("schema", _drop_column("volume"), 0, None),
         ("schema", _as_text("close"), 0, None),
         ("no_nulls", _set(7, "close", np.nan), 1, 7),
-        ("single_symbol", _set(9, "symbol", "ETHUSD"), 1, 9),
+        ("configured_symbols", _set(9, "symbol", "ETHUSD"), 1, 9),
         ("positive_prices", _set(11, "low", 0.0), 1, 11),
         ("high_is_highest", _set(13, "high", 1.0), 1, 13),
         ("low_is_lowest", _set(15, "low", 10_000_000.0), 1, 15),
@@ -198,3 +198,142 @@ def test_every_expectation_in_the_suite_is_evaluated(make_config, bars) -> None:
     suite = json.loads((REPO / "great_expectations/gx/expectations/ijules_bars.json").read_text())
     report, _ = validate_bars(bars, make_config(), staged=Path("b"))
     assert report.evaluated_expectations == len(suite["expectations"])
+
+
+# --- the clock, exchange sessions, shapes of data, several symbols -------------------------
+
+
+def test_a_bar_later_than_now_is_refused_naming_its_row(make_config, bars) -> None:
+    ahead = _shift_time(299, 80 * 365 * 24 * 3600)(bars)  # the last bar, decades ahead
+    report, _ = validate_bars(ahead, make_config(), staged=Path("b"))
+    [failure] = [f for f in report.failures if f.rule == "not_in_future"]
+    assert failure.unexpected_count == 1
+    assert failure.examples[0].startswith("row 299 (BTCUSD, 2097-")
+    assert "no bar ends after the reference time 20" in failure.one_line()
+
+
+def test_the_reference_time_is_a_parameter_and_a_bar_must_have_ended_by_it(
+    make_config, bars
+) -> None:
+    last_end = bars["timestamp"].iloc[-1] + pd.Timedelta("1h")
+    report, _ = validate_bars(bars, make_config(), staged=Path("b"), as_of=last_end)
+    assert report.success
+    early, _ = validate_bars(
+        bars, make_config(), staged=Path("b"), as_of=last_end - pd.Timedelta("1min")
+    )
+    [failure] = early.failures
+    assert failure.rule == "not_in_future" and failure.unexpected_count == 1
+    assert (last_end - pd.Timedelta("1min")).isoformat() in failure.description
+
+
+def _es_quarters(make_config, tmp_path: Path, quality: dict | None = None):
+    columns = {
+        "timestamp": "DateTime",
+        "symbol": None,
+        "open": None,
+        "high": None,
+        "low": None,
+        "close": None,
+        "volume": None,
+        "price": "Price",
+        "size": "Volume",
+    }
+    data = {
+        "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
+        "symbol": "ES",
+        "timezone": "America/Chicago",
+        "kind": "trades",
+        "columns": columns,
+        "frequency": "15min",
+        "calendar": "exchange:CME Globex Equity",
+    }
+    config = make_config({"data": data, "quality": quality or {}})
+    return config, pd.read_parquet(_staged(config, tmp_path))
+
+
+def test_e_mini_quarter_hours_from_trades_pass_with_no_gap_in_session(
+    make_config, tmp_path
+) -> None:
+    config, quarters = _es_quarters(make_config, tmp_path, {"max_missing_bars": 0})
+    report, _ = validate_bars(quarters, config, staged=tmp_path)
+    assert report.success and not report.warnings  # the early close and the break are closures
+
+
+def test_a_bar_outside_the_exchange_sessions_is_named(make_config, tmp_path) -> None:
+    config, quarters = _es_quarters(make_config, tmp_path)
+    row = int(np.flatnonzero(quarters["timestamp"] == pd.Timestamp("2013-09-02T15:15Z"))[0])
+    moved = _shift_time(row, 1800)(quarters)  # 15:45 UTC: after the Labor Day early close
+    report, _ = validate_bars(moved, config, staged=tmp_path)
+    [failure] = [f for f in report.failures if f.rule == "in_session"]
+    assert failure.unexpected_count == 1
+    assert failure.examples[0].startswith(f"row {row} (ES, 2013-09-02T15:45:00+00:00)")
+
+
+def test_volume_and_dollar_bars_skip_the_grid_and_gap_rules(make_config, tmp_path) -> None:
+    config, _ = _es_quarters(make_config, tmp_path)
+    data = config.data.model_copy(update={"bar_type": "volume", "bar_threshold": 500.0})
+    volume_bars = config.model_copy(update={"data": data})
+    staged = _staged(volume_bars, tmp_path)
+    report, _ = validate_bars(pd.read_parquet(staged), volume_bars, staged=staged)
+    suite = json.loads((REPO / "great_expectations/gx/expectations/ijules_bars.json").read_text())
+    time_only = [e for e in suite["expectations"] if e["meta"].get("applies_to") == "time_bars"]
+    assert len(time_only) == 3
+    assert report.success
+    assert report.evaluated_expectations == len(suite["expectations"]) - len(time_only)
+
+
+def test_a_close_only_series_without_volume_passes_the_rules_that_apply(
+    make_config, tmp_path
+) -> None:
+    data = {
+        "source": str(SAMPLES / "sp500_daily_close.csv.gz"),
+        "symbol": "SP500",
+        "columns": {
+            "timestamp": "date",
+            "symbol": None,
+            "open": None,
+            "high": None,
+            "low": None,
+            "close": "SP500",
+            "volume": None,
+        },
+        "frequency": "1D",
+        "calendar": "exchange:XNYS",
+    }
+    config = make_config({"data": data, "quality": {"max_missing_bars": 0}})
+    closes = pd.read_parquet(_staged(config, tmp_path))
+    report, _ = validate_bars(closes, config, staged=tmp_path)
+    suite = json.loads((REPO / "great_expectations/gx/expectations/ijules_bars.json").read_text())
+    volume_rules = [e for e in suite["expectations"] if e["meta"].get("applies_to") == "volume"]
+    assert len(volume_rules) == 2
+    # 33 years of New York sessions, every one with its bar: no gap, no bar on a closed day.
+    assert report.success and not report.warnings
+    assert report.evaluated_expectations == len(suite["expectations"]) - len(volume_rules)
+    # With volume expected, the NaN volume of a close-only series fails.
+    strict = make_config({"data": {**data, "columns": {**data["columns"], "volume": "SP500"}}})
+    failed, _ = validate_bars(closes, strict, staged=tmp_path)
+    assert [f.rule for f in failed.failures] == ["no_nulls"]
+
+
+def test_each_symbol_is_validated_on_its_own_bars_and_named(make_config, btc_1h) -> None:
+    btc = btc_1h.iloc[:200]
+    eth = btc_1h.iloc[:200].assign(symbol="ETHUSD")  # the same times: unique per symbol
+    both = pd.concat([btc, eth], ignore_index=True)
+    config = make_config({"data": {"symbol": ["BTCUSD", "ETHUSD"]}})
+    report, gx = validate_bars(both, config, staged=Path("b"))
+    assert report.success, [f.one_line() for f in report.failures]
+    assert set(gx["by_symbol"]) == {"BTCUSD", "ETHUSD"} and gx["success"] is True
+    broken = _set(250, "close", np.nan)(_duplicate_row(20)(both))
+    report, _ = validate_bars(broken, config, staged=Path("b"))
+    failed = {f.rule: f for f in report.failures}
+    assert failed["unique_timestamps"].examples[0].startswith("row 20 (BTCUSD, ")
+    assert failed["no_nulls"].examples[0].startswith("row 250 (ETHUSD, ")
+
+
+def test_a_table_level_failure_names_the_symbol(make_config, btc_1h) -> None:
+    both = pd.concat([btc_1h.iloc[:50], btc_1h.iloc[:50].assign(symbol="ETHUSD")])
+    config = make_config({"data": {"symbol": ["BTCUSD", "ETHUSD"]}})
+    report, _ = validate_bars(both.drop(columns="volume"), config, staged=Path("b"))
+    [schema] = [f for f in report.failures if f.rule == "schema"]
+    assert any(example.startswith("BTCUSD: ") for example in schema.examples)
+    assert any(example.startswith("ETHUSD: ") for example in schema.examples)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ijules.artifacts import FeatureSet, Fold, NormStats, WindowSpan
+from ijules.artifacts import Fold
 from ijules.errors import ConfigError
 from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.walk_forward import fold_norm, fold_windows
@@ -82,19 +81,8 @@ def test_too_little_history_is_refused_naming_the_keys() -> None:
 
 
 def test_fold_normalisation_sees_only_its_training_bars() -> None:
-    values = np.arange(100, dtype=np.float64)
-    rows = pd.DataFrame({"f": values})
-    meta = FeatureSet(
-        feature_names=("f",),
-        norm=NormStats(mean=(0.0,), std=(1.0,)),
-        windows={"train": WindowSpan(start="a", end="b", rows=100)},
-        bars_per_year=8760.0,
-        frequency="1h",
-        calendar="continuous",
-        symbol="X",
-        clip_zscore=5.0,
-    )
+    values = np.arange(100, dtype=np.float64)[:, None]
     fold = Fold(fold=0, train_start=10, train_end=30, test_start=40, test_end=60)
-    norm = fold_norm(rows, meta, fold)
+    norm = fold_norm(values, fold)
     assert norm.mean == pytest.approx((19.5,))
     assert norm.std == pytest.approx((np.arange(10, 30).std(),))
