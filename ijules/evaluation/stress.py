@@ -57,7 +57,7 @@ from ijules.data.features import BAR_COLUMNS, SPLIT, feature_table
 from ijules.data.schema import TIMESTAMP
 from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, from_feature_table
-from ijules.errors import IngestError
+from ijules.errors import ConfigError, IngestError
 from ijules.evaluation.config import StressName
 from ijules.evaluation.risk_report import load_daily
 from ijules.sim import codes
@@ -297,6 +297,12 @@ def run_stress(
 ) -> StressReport:
     """Run every configured scenario on the test window; write ``output``."""
     feature_set = FeatureSet.read(meta)
+    if len(feature_set.symbols) > 1:
+        raise ConfigError(
+            f"stress scenarios reshape one instrument's bars; {meta} holds "
+            f"{len(feature_set.symbols)} ({', '.join(feature_set.symbols)}): set "
+            "gate.require_stress_survival: false for several instruments, or run one"
+        )
     table = pd.read_parquet(features)
     policy = RecurrentPolicy.load(model_dir)
     daily = daily_returns(config)

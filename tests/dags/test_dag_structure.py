@@ -33,7 +33,7 @@ WRITERS = {
     "risk_report",
     "gate_and_register",
 }
-TRAINERS = {"train", "walk_forward"}  # the tasks a GPU worker should take
+TRAINERS = {"train", "walk_forward", "seeds"}  # the tasks a GPU worker should take
 
 
 @pytest.fixture(scope="module")

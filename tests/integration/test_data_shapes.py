@@ -19,7 +19,8 @@ from ijules.data.features import run_features
 from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate
 from ijules.env.market_data import MarketData, load_windows
-from ijules.errors import DataValidationError
+from ijules.errors import ConfigError, DataValidationError
+from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold
 from ijules.execution.costs import DAILY_VOLUME_USD
 from tests.conftest import SAMPLES, TINY, deep_merge
@@ -87,6 +88,17 @@ def test_two_instruments_from_one_folder_trade_on_a_common_clock(
     assert set(fold.window.full_capital_fill_bps) == {"BTCUSD", "EURUSD"}
     assert fold.training.timesteps == TINY["walk_forward"]["total_timesteps"]
     assert pd.Timestamp(fold.window.train_last) < pd.Timestamp(fold.window.test_first)
+
+    # Stress scenarios reshape one instrument's bars: refused by name, nothing written.
+    with pytest.raises(ConfigError, match=r"holds 2 \(BTCUSD, EURUSD\)"):
+        run_stress(
+            config,
+            features=tmp_path / "features.parquet",
+            meta=tmp_path / "m.json",
+            model_dir=tmp_path / "no-model",
+            output=tmp_path / "stress.json",
+        )
+    assert not (tmp_path / "stress.json").exists()
 
 
 def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_path) -> None:
