@@ -15,10 +15,10 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ijules.data.config import DataConfig, FeaturesConfig, QualityConfig, SplitConfig
 from ijules.env.config import EnvironmentConfig, ObservationConfig, RewardConfig, SafeguardsConfig
@@ -142,6 +142,19 @@ class Config(Frozen):
     drift: DriftConfig = DriftConfig()
     notify: NotifyConfig = NotifyConfig()
     paths: PathsConfig = PathsConfig()
+
+    @model_validator(mode="after")
+    def _instrument_settings_name_traded_symbols(self) -> Self:
+        # A per-instrument entry for a symbol that is not traded would be read by nothing.
+        liquidity = self.microstructure.liquidity_model
+        for key in ("daily_volume_usd", "contract_multiplier"):
+            unknown = sorted(set(getattr(liquidity, key)) - set(self.data.symbols))
+            if unknown:
+                raise ValueError(
+                    f"microstructure.liquidity_model.{key} names {unknown}, which "
+                    f"data.symbol does not trade ({', '.join(self.data.symbols)})"
+                )
+        return self
 
     def digest(self, *sections: str) -> str:
         """Return a stable hash of the named sections (all of them, paths excluded, if none).

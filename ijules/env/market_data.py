@@ -130,7 +130,11 @@ def build_market(
     window = config.features.volatility_window
     log_returns = marks.apply(np.log).diff()
     sigma = log_returns.rolling(window, min_periods=window).std()
-    raw_volume = volume.reindex_like(marks)
+    # Volume in the price's units: a contract of a future is its multiplier's worth of units.
+    multipliers = config.microstructure.liquidity_model.contract_multiplier
+    raw_volume = volume.reindex_like(marks) * pd.Series(
+        [multipliers.get(str(name), 1.0) for name in marks.columns], index=marks.columns
+    )
     average = raw_volume.where(tradable).rolling(costs.liquidity_window_bars, min_periods=1).mean()
     per_day = bars_per_day(marks.index.to_numpy(dtype="datetime64[ns]"))
     depth = config.microstructure.liquidity_model

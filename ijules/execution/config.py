@@ -47,10 +47,15 @@ class LiquidityModelConfig(Frozen):
     bar, every instrument), or the typical daily volume of its ``asset_class``
     (:data:`ijules.execution.costs.DAILY_VOLUME_USD`). Daily volumes are spread over the bars of
     a trading day and take ``liquidity_decay_factor`` like measured volume.
+
+    ``contract_multiplier`` says how many units of the price one unit of an instrument's volume
+    is (a futures contract: ES 50): positions are in price units, so measured volume in
+    contracts is converted before it is compared with an order.
     """
 
     asset_class: AssetClass = "crypto"
     daily_volume_usd: dict[str, PositiveFloat] = Field(default_factory=dict)
+    contract_multiplier: dict[str, PositiveFloat] = Field(default_factory=dict)
     book_depth_estimate: PositiveFloat | None = None
     liquidity_window_bars: Annotated[int, Field(ge=1)] = 24
     adverse_selection_protection: bool = False

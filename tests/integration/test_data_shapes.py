@@ -20,6 +20,7 @@ from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate
 from ijules.env.market_data import MarketData, load_windows
 from ijules.errors import ConfigError, DataValidationError
+from ijules.evaluation.baselines import BASELINES, PASSIVE, rule_baselines
 from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold
 from ijules.execution.costs import DAILY_VOLUME_USD
@@ -37,6 +38,18 @@ def pipeline(config: Any, root: Path) -> tuple[FeatureSet, list[MarketData]]:
     run_validate(config, staged=staged, output=raw, result=root / "validation.json")
     meta = run_features(config, bars=raw, output=root / "features.parquet", meta=root / "m.json")
     return meta, load_windows(root / "features.parquet", meta, WINDOWS, config)
+
+
+def assert_trades_through_the_baselines(config: Any, meta: FeatureSet, market: MarketData) -> None:
+    """The environment trades ``market``: every benchmark ends finite, the passive one in one
+    entry fill whose cost (entry and exit) is under the gate's ceiling."""
+    backtests = rule_baselines(config, market, slice(None), meta.norm, meta.clip_zscore)
+    assert set(backtests) == set(BASELINES)
+    for name, backtest in backtests.items():
+        assert np.isfinite(backtest.equity).all(), name
+    passive = backtests[PASSIVE].metrics(market.bars_per_year)
+    assert passive.num_trades == 1 and passive.total_cost > 0
+    assert passive.cost_bps < config.gate.max_full_capital_fill_cost_bps
 
 
 def test_two_instruments_from_one_folder_trade_on_a_common_clock(
@@ -125,7 +138,17 @@ def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_p
     # statsmodels' Markov-switching fit fails on these thin minutes; the other regimes do not
     # need it.
     regimes = {"markov_probabilities": False}
-    config = make_config({"data": data, "split": {"embargo_bars": 24}, "regimes": regimes})
+    # Sizes are contracts of 50 times the index: without the multiplier one fill of the whole
+    # capital would cost about 1,200 bps on these thin holiday minutes.
+    liquidity = {"liquidity_model": {"contract_multiplier": {"ES": 50.0}}}
+    config = make_config(
+        {
+            "data": data,
+            "split": {"embargo_bars": 24},
+            "regimes": regimes,
+            "microstructure": liquidity,
+        }
+    )
     meta, markets = pipeline(config, tmp_path)
     assert meta.symbols == ("ES",) and meta.calendar == "exchange:CME Globex Equity"
     stamps = np.concatenate([m.timestamps for m in markets])
@@ -135,6 +158,7 @@ def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_p
     )
     assert not closed.any()
     assert all(m.tradable.all() and (m.liquidity > 0).all() for m in markets)
+    assert_trades_through_the_baselines(config, meta, markets[-1])
 
 
 def test_a_close_only_series_trades_on_its_asset_class_liquidity(make_config, tmp_path) -> None:
@@ -167,6 +191,7 @@ def test_a_close_only_series_trades_on_its_asset_class_liquidity(make_config, tm
         # and no bar is taken for one that printed no volume.
         np.testing.assert_allclose(market.liquidity[:, 0], depth / market.close[:, 0])
         assert not market.stale.any()
+    assert_trades_through_the_baselines(config, meta, markets[-1])
 
 
 def test_a_delivery_with_a_bar_decades_ahead_is_not_published(make_config, tmp_path) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ijules.env.cost_check import full_capital_fill_bps
+from ijules.errors import ConfigError
 from tests.conftest import SAMPLES
 from tests.unit.env.conftest import market_of
 
@@ -80,3 +81,23 @@ def test_measured_volume_is_used_where_the_data_has_it(btc_bars, make_config) ->
     measured = full_capital_fill_bps(market_of(btc_bars, default), default)
     assert full_capital_fill_bps(market_of(btc_bars, absurd), absurd) == measured
     assert 0 < measured["BTCUSD"] < 1e4
+
+
+def test_volume_in_contracts_counts_at_the_contract_multiplier(btc_bars, make_config) -> None:
+    units = make_config()
+    contracts = make_config(
+        {"microstructure": {"liquidity_model": {"contract_multiplier": {"BTCUSD": 50.0}}}}
+    )
+    plain, scaled = market_of(btc_bars, units), market_of(btc_bars, contracts)
+    measured = ~np.isnan(btc_bars["volume"].to_numpy()[: len(plain)])
+    np.testing.assert_allclose(scaled.liquidity[measured], 50.0 * plain.liquidity[measured])
+    # Fifty times the depth: the impact of one fill of the whole capital falls.
+    assert (
+        full_capital_fill_bps(scaled, contracts)["BTCUSD"]
+        < full_capital_fill_bps(plain, units)["BTCUSD"]
+    )
+
+
+def test_a_setting_for_a_symbol_that_is_not_traded_is_refused(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"contract_multiplier names \['ES'\].*\(BTCUSD\)"):
+        make_config({"microstructure": {"liquidity_model": {"contract_multiplier": {"ES": 50.0}}}})
