@@ -62,12 +62,14 @@ def resolve_device(requested: str) -> str:
 
 
 def build_model(config: Config, env: Any, device: str) -> Any:
-    """RecurrentPPO (MlpLstmPolicy) with the configured hyper-parameters and seed."""
+    """RecurrentPPO (MlpLstmPolicy, LSTM fused) with the configured hyper-parameters and seed."""
     from sb3_contrib import RecurrentPPO
+
+    from ijules.training.lstm_policy import FusedLstmPolicy
 
     training = config.training
     return RecurrentPPO(
-        "MlpLstmPolicy",
+        FusedLstmPolicy,
         env,
         n_steps=training.n_steps,
         batch_size=training.batch_size,
