@@ -144,7 +144,7 @@ class Config(Frozen):
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")
-    def _instrument_settings_name_traded_symbols(self) -> Self:
+    def _sections_agree(self) -> Self:
         # A per-instrument entry for a symbol that is not traded would be read by nothing.
         liquidity = self.microstructure.liquidity_model
         for key in ("daily_volume_usd", "contract_multiplier"):
@@ -154,6 +154,13 @@ class Config(Frozen):
                     f"microstructure.liquidity_model.{key} names {unknown}, which "
                     f"data.symbol does not trade ({', '.join(self.data.symbols)})"
                 )
+        if "p_high_volatility" in self.features.regime_signals and not (
+            self.regimes.markov_probabilities
+        ):
+            raise ValueError(
+                "features.regime_signals has p_high_volatility, which needs "
+                "regimes.markov_probabilities: true"
+            )
         return self
 
     def digest(self, *sections: str) -> str:

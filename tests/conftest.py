@@ -70,6 +70,7 @@ TINY = {
     "seeds": {"count": 2},
     "drift": {"window_bars": 120},
     "regimes": {"markov_probabilities": False},
+    "features": {"regime_signals": ["efficiency_ratio"]},  # no Markov model to read from
     "risk_models": {"monte_carlo_paths": 2000, "refit_every": 60},
     "risk_report": {"var_start": "2021-06-01"},
 }

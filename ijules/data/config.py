@@ -229,25 +229,54 @@ class QualityConfig(Frozen):
     example_rows: PositiveInt = 5
 
 
+RegimeSignal = Literal["efficiency_ratio", "p_high_volatility", "volatility_ratio"]
+
+
 class FeaturesConfig(Frozen):
-    """Look-back windows, in bars, of the features."""
+    """Look-back windows, in bars, of the features.
+
+    Besides the technical set: returns over several horizons normalised by the ex-ante
+    volatility and MACD indicators at several time scales (Lim, Zohren & Roberts 2019), and
+    regime signals the regime models compute (:mod:`ijules.market.regimes`) as features.
+    """
 
     return_windows: tuple[PositiveInt, ...] = (1, 4, 24)
     volatility_window: Annotated[int, Field(ge=2)] = 24
     rsi_window: Annotated[int, Field(ge=2)] = 14
     sma_window: Annotated[int, Field(ge=2)] = 48
     volume_window: Annotated[int, Field(ge=2)] = 48
+    normalised_return_windows: tuple[PositiveInt, ...] = ()
+    ex_ante_volatility_span: Annotated[int, Field(ge=2)] = 60
+    macd_pairs: tuple[tuple[PositiveInt, PositiveInt], ...] = ()
+    macd_price_window: Annotated[int, Field(ge=2)] = 63
+    macd_signal_window: Annotated[int, Field(ge=2)] = 252
+    regime_signals: tuple[RegimeSignal, ...] = ()
     clip_zscore: PositiveFloat = 5.0
+
+    @model_validator(mode="after")
+    def _pairs_are_short_then_long(self) -> FeaturesConfig:
+        for short, long in self.macd_pairs:
+            if short >= long:
+                raise ValueError(f"macd_pairs: ({short}, {long}) must be (short, long) spans")
+        if len(set(self.regime_signals)) < len(self.regime_signals):
+            raise ValueError("regime_signals: a signal is listed more than once")
+        return self
 
     @property
     def warmup_bars(self) -> int:
-        """Bars needed before every feature is defined."""
+        """Bars needed before every feature but the regime signals is defined (those wait
+        for their models' own history: :func:`ijules.data.features.split_on_clock`)."""
         return max(
             *self.return_windows,
             self.volatility_window + 1,
             self.rsi_window + 1,
             self.sma_window,
             self.volume_window,
+            *(
+                max(window, self.ex_ante_volatility_span) + 1
+                for window in self.normalised_return_windows
+            ),
+            *([self.macd_price_window + self.macd_signal_window - 1] if self.macd_pairs else []),
         )
 
 

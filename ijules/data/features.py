@@ -19,6 +19,7 @@ no volume feature.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from ijules.market.regimes import (
     RegimeSettings,
     detect_regimes_with_fits,
 )
+from ijules.market.trend import macd_indicator, normalised_returns
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ SPLIT = "split"
 WARMUP, EMBARGO = "warmup", "embargo"  # rows of the table that belong to no window
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 REGIME_PREFIX = "regime_"  # market regimes travel with the features, but are not features
+SIGNAL_PREFIX = "signal_"  # regime signals chosen as features (features.regime_signals)
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
 
@@ -74,7 +77,7 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
         tables.append(table)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     clock = table[TIMESTAMP].drop_duplicates().sort_values()
-    table[SPLIT] = split_on_clock(table, config.features.warmup_bars, config.split)
+    table[SPLIT] = split_on_clock(table, warmup_bars(table, config.features), config.split)
     names = feature_columns(table)
     _require_finite(table.loc[table[SPLIT] != WARMUP], names, bars)
     norms = [
@@ -115,19 +118,36 @@ def run_features(config: Config, *, bars: Path, output: Path, meta: Path) -> Fea
     return feature_set
 
 
-def split_on_clock(table: pd.DataFrame, warmup: int, split: SplitConfig) -> npt.NDArray[np.str_]:
+def warmup_bars(table: pd.DataFrame, cfg: FeaturesConfig) -> dict[str, int]:
+    """Each symbol's warm-up: ``features.warmup_bars``, or longer while a regime signal
+    feature is still undefined (its model needs its own history: a GARCH window, ...)."""
+    symbols = table[SYMBOL] if SYMBOL in table else pd.Series("", index=table.index)
+    signals = [c for c in table.columns if c.startswith(SIGNAL_PREFIX)]
+    warmups = {}
+    for symbol, rows in table.groupby(symbols, sort=False).groups.items():
+        defined = table.loc[rows, signals].notna().all(axis=1).to_numpy()
+        leading = int(np.argmax(defined)) if defined.any() else len(defined)
+        warmups[str(symbol)] = max(cfg.warmup_bars, leading)
+    return warmups
+
+
+def split_on_clock(
+    table: pd.DataFrame, warmup: int | Mapping[str, int], split: SplitConfig
+) -> npt.NDArray[np.str_]:
     """Label each row with its time's window, the windows cut on the common clock.
 
-    The warm-up runs until every symbol has had ``warmup`` bars; the times after it are split
-    train / embargo / validation / embargo / test (:func:`assign_windows`).
+    The warm-up runs until every symbol has had its ``warmup`` bars (one count for all, or one
+    per symbol); the times after it are split train / embargo / validation / embargo / test
+    (:func:`assign_windows`).
     """
     stamps = table[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
     clock = np.unique(stamps)
-    symbols = table[SYMBOL].to_numpy() if SYMBOL in table else np.zeros(len(table))
+    symbols = table[SYMBOL].to_numpy() if SYMBOL in table else np.full(len(table), "")
     ready = []
     for symbol in pd.unique(symbols):
         own = np.sort(stamps[symbols == symbol])
-        ready.append(own[warmup] if warmup < len(own) else clock[-1] + np.timedelta64(1, "ns"))
+        bars = warmup if isinstance(warmup, int) else warmup[str(symbol)]
+        ready.append(own[bars] if bars < len(own) else clock[-1] + np.timedelta64(1, "ns"))
     first = int(np.searchsorted(clock, max(ready), side="left"))
     labels = np.full(len(clock), WARMUP, dtype=object)
     labels[first:] = assign_windows(len(clock) - first, split)
@@ -185,6 +205,8 @@ def feature_table_with_fits(
     regimes, fits = detect_regimes_with_fits(bars["close"].astype("float64"), settings)
     for name in REGIME_COLUMNS:
         table[f"{REGIME_PREFIX}{name}"] = regimes[name].to_numpy()
+    for name in config.features.regime_signals:
+        table[f"{SIGNAL_PREFIX}{name}"] = regimes[name].to_numpy(dtype=np.float64)
     return table, fits
 
 
@@ -209,6 +231,16 @@ def compute_features(
     out[f"rsi_{cfg.rsi_window}"] = _rsi(one_bar, cfg.rsi_window)
     out[f"sma_gap_{cfg.sma_window}"] = close / close.rolling(cfg.sma_window).mean() - 1.0
     out["range_hl"] = (bars["high"] - bars["low"]) / close
+    prices = close.to_frame()
+    for window in cfg.normalised_return_windows:
+        out[f"nret_{window}"] = normalised_returns(prices, window, cfg.ex_ante_volatility_span)
+    for short, long in cfg.macd_pairs:
+        macd = macd_indicator(prices, short, long, cfg.macd_price_window, cfg.macd_signal_window)
+        indicator = macd.iloc[:, 0].to_numpy(copy=True)
+        # A flat stretch has no spread to normalise by: no trend (0), after the warm-up.
+        settled = indicator[cfg.warmup_bars :]
+        settled[~np.isfinite(settled)] = 0.0
+        out[f"macd_{short}_{long}"] = indicator
     if volume:
         log_volume = pd.Series(
             np.log1p(bars["volume"].to_numpy(dtype=np.float64)), index=bars.index

@@ -38,6 +38,7 @@ from ijules.env.engine import Engine
 from ijules.env.market_data import MarketData
 from ijules.env.parts import PortfolioLimits
 from ijules.evaluation.config import MacdConfig, TsmomConfig
+from ijules.market.trend import macd_indicator
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -74,14 +75,9 @@ def tsmom_weights(close: FloatArray, bars_per_year: float, config: TsmomConfig) 
 def macd_weights(close: FloatArray, bars_per_year: float, config: MacdConfig) -> FloatArray:
     """The average normalised MACD response over the pairs x volatility scale."""
     prices = pd.DataFrame(close)
-    price_spread = prices.rolling(config.price_window_bars, min_periods=2).std()
     responses = []
     for short, long in config.pairs:
-        gap = (
-            prices.ewm(span=short, adjust=False).mean() - prices.ewm(span=long, adjust=False).mean()
-        )
-        q = gap / price_spread
-        y = q / q.rolling(config.signal_window_bars, min_periods=2).std()
+        y = macd_indicator(prices, short, long, config.price_window_bars, config.signal_window_bars)
         responses.append((y * np.exp(-(y**2) / 4.0) / _MACD_SCALE).to_numpy())
     signal = np.mean(responses, axis=0)
     scale = volatility_scale(close, bars_per_year, config.volatility_target, config.volatility_bars)

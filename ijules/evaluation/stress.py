@@ -200,7 +200,9 @@ def _market(
     config: Config, meta: FeatureSet, history: pd.DataFrame, segment: pd.DataFrame
 ) -> MarketData:
     bars = pd.concat([history, segment], ignore_index=True)
-    table = feature_table(bars, config, meta.bars_per_year, markov=False)
+    # The Markov fit is slow: only where a feature reads its probability.
+    markov = "p_high_volatility" in config.features.regime_signals
+    table = feature_table(bars, config, meta.bars_per_year, markov=markov)
     rows = len(segment)
     return from_feature_table(table, meta, config).rows(slice(len(table) - rows, None))
 

@@ -87,6 +87,7 @@ _BETA_BANDS = ((0.0, 0.2, 0.4), (0.6, 0.75, 0.85), (0.9, 0.95, 0.97))
 _MARKOV_GTOL = 1e-8  # BFGS's gradient tolerance on the mean log-likelihood per bar
 _MARKOV_CONVERGED = 1e-6  # the largest final gradient a converged fit may have
 _MARKOV_MAX_ITERATIONS = 500
+_MARKOV_RETURN_CAP = 10.0  # returns beyond this many high-state deviations are filtered at it
 
 
 @dataclass(frozen=True)
@@ -471,11 +472,15 @@ def high_volatility_probability(
         )
         if params is None:
             continue
-        span = r[start - window : stop]
+        high = int(np.argmax(params[-2:]))
+        # A return many of the high state's deviations out has a likelihood of 0 under both
+        # states, and the filter divides 0 by 0; capped there, it reads (as it should) as
+        # certainly the high state, and no other return changes.
+        cap = _MARKOV_RETURN_CAP * float(np.sqrt(params[-2:][high]))
+        span = np.clip(r[start - window : stop], -cap, cap)
         filtered = MarkovRegression(span, k_regimes=2, trend="n", switching_variance=True).filter(
             params
         )
-        high = int(np.argmax(params[-2:]))
         probabilities = np.asarray(filtered.filtered_marginal_probabilities)
         out[start:stop] = probabilities[window:, high]
     return Forecast(out, tuple(refits))

@@ -146,6 +146,7 @@ def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_p
             "data": data,
             "split": {"embargo_bars": 24},
             "regimes": regimes,
+            "features": {"regime_signals": ["efficiency_ratio"]},
             "microstructure": liquidity,
         }
     )

@@ -218,3 +218,18 @@ def test_invalid_yaml_is_named_with_its_line(tmp_path: Path) -> None:
     bad.write_text("seed: 1\ndata: [unclosed\n")
     with pytest.raises(ConfigError, match=r"params\.yaml: line \d+ is not valid YAML"):
         load_config(bad)
+
+
+def test_a_markov_feature_without_the_markov_model_is_refused(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"p_high_volatility, which needs regimes\.markov"):
+        make_config(
+            {
+                "regimes": {"markov_probabilities": False},
+                "features": {"regime_signals": ["p_high_volatility"]},
+            }
+        )
+
+
+def test_macd_pairs_must_be_short_then_long(make_config) -> None:
+    with pytest.raises(ConfigError, match=r"\(48, 16\) must be \(short, long\)"):
+        make_config({"features": {"macd_pairs": [[8, 24], [48, 16]]}})

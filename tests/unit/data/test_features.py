@@ -19,7 +19,13 @@ from ijules.data.features import (
 )
 from ijules.errors import IngestError
 
-CFG = FeaturesConfig()
+# The technical set and the trend features of Lim et al., with windows that fit the sample.
+CFG = FeaturesConfig(
+    normalised_return_windows=(1, 24, 168),
+    macd_pairs=((8, 24), (16, 48)),
+    macd_price_window=63,
+    macd_signal_window=126,
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +135,10 @@ def test_several_instruments_share_the_windows_of_the_common_clock(
     other = other.assign(open=other["close"], high=other["close"], low=other["close"])
     raw = tmp_path / "bars.parquet"
     pd.concat([btc, other], ignore_index=True).to_parquet(raw, index=False)
-    config = make_config({"data": {"symbol": ["BTCUSD", "WKDAY"]}})
+    # Without regime signals, whose models need more history than these bars (tested below).
+    config = make_config(
+        {"data": {"symbol": ["BTCUSD", "WKDAY"]}, "features": {"regime_signals": []}}
+    )
     meta = run_features(config, bars=raw, output=tmp_path / "f.parquet", meta=tmp_path / "m.json")
     table = pd.read_parquet(tmp_path / "f.parquet")
     assert meta.symbols == ("BTCUSD", "WKDAY") and table["symbol"].tolist()[0] == "BTCUSD"
@@ -146,3 +155,51 @@ def test_several_instruments_share_the_windows_of_the_common_clock(
     train = table.loc[(table["split"] == "train") & (table["symbol"] == "WKDAY"), names]
     np.testing.assert_allclose(meta.norm.mean[len(names) :], train.mean().to_numpy())
     assert meta.windows["train"].rows == table.loc[table["split"] == "train", "timestamp"].nunique()
+
+
+def test_normalised_returns_are_the_move_over_the_ex_ante_volatility(bars) -> None:
+    table = compute_features(bars, CFG)
+    logs = np.log(bars["close"].to_numpy())
+    sigma = pd.Series(np.diff(logs, prepend=np.nan)).ewm(span=60, min_periods=60).std().to_numpy()
+    t = 900
+    for k in CFG.normalised_return_windows:
+        expected = (logs[t] - logs[t - k]) / (sigma[t] * np.sqrt(k))
+        assert table[f"nret_{k}"].iloc[t] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_macd_feature_is_the_indicator_the_macd_rule_trades(bars) -> None:
+    """One definition of the MACD indicator serves the feature and the benchmark rule."""
+    from ijules.evaluation.baselines import macd_weights, volatility_scale
+    from ijules.evaluation.config import MacdConfig
+
+    close = bars["close"].to_numpy(dtype=np.float64)[:, None]
+    table = compute_features(bars, CFG)
+    rule = MacdConfig(pairs=((8, 24),), price_window_bars=63, signal_window_bars=126)
+    y = table["macd_8_24"].to_numpy()
+    response = y * np.exp(-(y**2) / 4.0) / 0.89
+    scale = volatility_scale(close, 8766.0, rule.volatility_target, rule.volatility_bars)[:, 0]
+    settled = slice(CFG.warmup_bars, None)
+    np.testing.assert_allclose(
+        macd_weights(close, 8766.0, rule)[settled, 0], (response * scale)[settled], rtol=1e-12
+    )
+
+
+def test_the_warm_up_lasts_until_the_regime_signals_are_defined(
+    make_config, btc_1h, tmp_path
+) -> None:
+    config = make_config(
+        {"features": {"regime_signals": ["efficiency_ratio", "p_high_volatility"]}}
+    )
+    raw = tmp_path / "bars.parquet"
+    btc_1h.iloc[:3000].to_parquet(raw, index=False)
+    meta = run_features(config, bars=raw, output=tmp_path / "f.parquet", meta=tmp_path / "m.json")
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert {"signal_efficiency_ratio", "signal_p_high_volatility"} <= set(meta.feature_names)
+    # The Markov model's first fit needs its window of bars: the probability starts there,
+    # long after the technical features' warm-up, and the first window starts with it.
+    first = int(table["signal_p_high_volatility"].notna().to_numpy().argmax())
+    assert first == config.regimes.garch_window_bars > config.features.warmup_bars
+    assert (table["split"].iloc[:first] == "warmup").all() and table["split"].iloc[first] == "train"
+    np.testing.assert_array_equal(
+        table["signal_efficiency_ratio"].to_numpy(), table["regime_efficiency_ratio"].to_numpy()
+    )

@@ -158,3 +158,16 @@ def test_detect_regimes_reports_the_failed_fits(with_dead_stretch) -> None:
         8766.0,
     )
     assert detect_regimes_with_fits(close, off)[1].markov is None
+
+
+def test_a_jump_far_beyond_both_states_reads_as_the_high_state_not_nan() -> None:
+    """A bar that triples the price has zero likelihood under both fitted states; the filter
+    must still say where it is (high volatility), for it and for the bars after it."""
+    returns = simulate_garch(900, 2e-6, 0.1, 0.85, seed=11)
+    returns[820] = np.log(3.0)
+    forecast = high_volatility_probability(
+        returns, window=300, refit_every=250, max_persistence=CAP
+    )
+    probability = forecast.values[300:]
+    assert np.all(np.isfinite(probability))
+    assert forecast.values[820] > 0.999
