@@ -310,6 +310,8 @@ class PolicySpec(Record):
     action_space: Literal["discrete", "continuous"]
     observation_shape: tuple[int, ...]
     action_shape: tuple[int, ...]
+    # Annualised volatility a unit action runs at (None: a unit action is the position limit).
+    volatility_target: float | None = _omitted_when_none()
 
 
 class MlflowRecord(Record):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ijules.frozen import Frozen, PositiveFloat
 from ijules.sim.layout import RISK_FEATURES, RiskFeature
@@ -25,6 +25,9 @@ class EnvironmentConfig(Frozen):
     # gets: the conservative default), or at bar t's close itself.
     fill_at: FillAt = "next_open"
     episode_bars: Annotated[int, Field(ge=16)] = 512
+    # Annualised: an action of 1 is the position that would run at this volatility (capped by
+    # the limits); None: an action of 1 is the single-position limit.
+    volatility_target: PositiveFloat | None = None
 
     @property
     def position_limit(self) -> float:
@@ -59,12 +62,24 @@ class ObservationConfig(Frozen):
 
 
 class RewardConfig(Frozen):
-    """Reward = (P&L after costs - penalty) x scaling; an optional early end on drawdown."""
+    """Reward = (P&L after costs - penalty) x scaling ("pnl"), or the differential Sharpe ratio
+    of the return after costs x scaling; an optional early end on drawdown."""
 
+    kind: Literal["pnl", "differential_sharpe"] = "pnl"
     scaling: PositiveFloat = 0.001
     penalty_lambda: Annotated[float, Field(ge=0)] = 0.0
     penalty: Literal["drawdown", "variance"] = "drawdown"
+    sharpe_decay: Annotated[float, Field(gt=0, lt=1)] = 0.01
     dd_limit: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _penalty_in_usd_needs_a_reward_in_usd(self) -> RewardConfig:
+        if self.kind == "differential_sharpe" and self.penalty_lambda > 0:
+            raise ValueError(
+                "penalty_lambda charges USD; the differential Sharpe reward has no unit: "
+                "set penalty_lambda: 0 with kind: differential_sharpe"
+            )
+        return self
 
 
 class SafeguardsConfig(Frozen):

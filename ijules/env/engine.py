@@ -72,12 +72,15 @@ class EngineSettings:
             fill_at=config.environment.fill_at,
         )
 
-    def sim_params(self, bars_per_day: float) -> dict[str, Any]:
+    def sim_params(self, bars_per_day: float, bars_per_year: float) -> dict[str, Any]:
         """Every parameter of the compiled step, by name, from the parts."""
         discrete = isinstance(self.actions, DiscreteWeights)
+        target = self.actions.volatility_target
         return {
             "capital": self.initial_capital,
             "action_offset": 1.0 if discrete else 0.0,
+            "volatility_target": 0.0 if target is None else target,
+            "sqrt_bars_per_year": float(np.sqrt(bars_per_year)),
             "bars_per_day": bars_per_day,
             "velocity_bars": self.drawdown_velocity_bars,
             **self.limits.sim_params(),
@@ -229,7 +232,7 @@ class Engine:
 
     def _params(self) -> dict[str, Any]:
         low, high = self.reward_bounds
-        params = self.settings.sim_params(self.bars_per_day)
+        params = self.settings.sim_params(self.bars_per_day, self.market.bars_per_year)
         return {**params, "reward_low": low, "reward_high": high}
 
     def set_start_pool(self, bars: npt.NDArray[np.int64] | None) -> None:

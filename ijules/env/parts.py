@@ -62,13 +62,21 @@ class ActionInterpreter(Protocol):
         """The action space one environment exposes."""
         ...
 
+    @property
+    def volatility_target(self) -> float | None:
+        """Annualised volatility a unit action runs at (None: a unit action is the limit)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ContinuousWeights:
-    """Actions in [-1, 1] per instrument: the fraction of the single-position limit to hold."""
+    """Actions in [-1, 1] per instrument: the fraction of the single-position limit to hold, or
+    with a ``volatility_target`` (annualised) the multiple of the position that would run at
+    that volatility (Lim et al.; Zhang, Zohren & Roberts), within the limit either way."""
 
     n_instruments: int
     limits: PortfolioLimits
+    volatility_target: float | None = None
 
     @property
     def space(self) -> spaces.Box:
@@ -78,10 +86,12 @@ class ContinuousWeights:
 
 @dataclass(frozen=True)
 class DiscreteWeights:
-    """Actions 0, 1, 2 per instrument: short, flat or long at the single-position limit."""
+    """Actions 0, 1, 2 per instrument: short, flat or long at the single-position limit (or at
+    the position that runs at ``volatility_target``, within the limit)."""
 
     n_instruments: int
     limits: PortfolioLimits
+    volatility_target: float | None = None
 
     @property
     def space(self) -> spaces.MultiDiscrete:
@@ -92,9 +102,10 @@ class DiscreteWeights:
 def action_interpreter(config: Config, n_instruments: int) -> ActionInterpreter:
     """The interpreter ``environment.action_space`` names."""
     limits = PortfolioLimits.from_config(config)
+    target = config.environment.volatility_target
     if config.environment.action_space == "discrete":
-        return DiscreteWeights(n_instruments, limits)
-    return ContinuousWeights(n_instruments, limits)
+        return DiscreteWeights(n_instruments, limits, target)
+    return ContinuousWeights(n_instruments, limits, target)
 
 
 @dataclass(frozen=True)
@@ -152,7 +163,9 @@ class ObservationBuilder:
 
 @dataclass(frozen=True)
 class RewardFunction:
-    """Reward = (P&L after costs - penalty) x scaling, in USD before scaling.
+    """Reward = (P&L after costs - penalty) x scaling, in USD before scaling ("pnl"); or the
+    differential Sharpe ratio of the bar's return after costs x scaling ("differential_sharpe",
+    Moody & Saffell 2001, EMAs at rate ``sharpe_decay``).
 
     penalty = lambda x drawdown x capital ("drawdown"), or lambda x r^2 x capital ("variance"),
     with r the bar's portfolio return. An episode ends early when the drawdown passes
@@ -163,12 +176,21 @@ class RewardFunction:
     penalty_lambda: float
     penalty: str
     dd_limit: float | None
+    kind: str = "pnl"
+    sharpe_decay: float = 0.01
 
     @classmethod
     def from_config(cls, config: Config) -> RewardFunction:
         """Read the reward from ``reward``."""
         reward = config.reward
-        return cls(reward.scaling, reward.penalty_lambda, reward.penalty, reward.dd_limit)
+        return cls(
+            reward.scaling,
+            reward.penalty_lambda,
+            reward.penalty,
+            reward.dd_limit,
+            reward.kind,
+            reward.sharpe_decay,
+        )
 
     def sim_params(self) -> dict[str, object]:
         """The step's reward parameters (its bounds are the safeguards')."""
@@ -177,4 +199,6 @@ class RewardFunction:
             "penalty_lambda": self.penalty_lambda,
             "variance_penalty": self.penalty == "variance",
             "dd_limit": 0.0 if self.dd_limit is None else self.dd_limit,
+            "differential_sharpe": self.kind == "differential_sharpe",
+            "sharpe_decay": self.sharpe_decay,
         }

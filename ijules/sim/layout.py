@@ -106,6 +106,8 @@ def account_dtype(n_assets: int) -> np.dtype:
             ("realised", np.float64),  # P&L of closed units against their average cost
             ("peak", np.float64),  # highest equity of the episode
             ("last_return", np.float64),  # the last step's portfolio return
+            ("return_mean", np.float64),  # differential Sharpe: EMA of the returns...
+            ("return_square", np.float64),  # ...and of their squares
             ("mark", np.float64),  # equity marked at bar t
             ("reward", np.float64),
             ("terminated", np.bool_),
@@ -177,6 +179,8 @@ PARAMS = np.dtype(
         ("band", np.float64),  # rebalances smaller than this weight are skipped
         ("max_trade", np.float64),  # largest change of weight per bar (0: none)
         ("action_offset", np.float64),  # target = (action - offset) x max_single
+        ("volatility_target", np.float64),  # annualised: target = (action - offset) x this / sigma
+        ("sqrt_bars_per_year", np.float64),  # annualises a bar's sigma
         ("observations_by_step", np.bool_),  # observations[s] holds episode step s
         ("bars_per_day", np.float64),
         # Costs.
@@ -192,6 +196,8 @@ PARAMS = np.dtype(
         ("reward_scaling", np.float64),
         ("penalty_lambda", np.float64),
         ("variance_penalty", np.bool_),  # penalise r^2, else the drawdown
+        ("differential_sharpe", np.bool_),  # reward the differential Sharpe ratio, not the P&L
+        ("sharpe_decay", np.float64),  # its EMAs' rate (Moody & Saffell's eta)
         ("dd_limit", np.float64),  # end the episode past this drawdown (0: never)
         ("reward_low", np.float64),
         ("reward_high", np.float64),

@@ -49,12 +49,15 @@ def targets(
 ) -> float:
     """Read the action as target weights; note the weights held now. Return gross exposure.
 
-    The target of instrument i is (action - offset) x max_single, clipped to the single-position
-    limit; ``cap`` starts at that limit.
+    The target of instrument i is (action - offset) x max_single or, with a volatility target,
+    (action - offset) x target / sigma_i (annualised: the action is a multiple of the position
+    that runs at the target volatility), clipped to the single-position limit; ``cap`` starts
+    at that limit.
     """
     p = params[0]
     account = accounts[b]
-    close = market[now].close
+    bar = market[now]
+    close = bar.close
     n_assets = close.shape[0]
     max_single = p.max_single
     gross_now = 0.0
@@ -62,7 +65,11 @@ def targets(
         weight = account.units[i] * close[i] / equity
         account.weight[i] = weight
         gross_now += abs(weight)
-        asked = (actions[b * n_assets + i] - p.action_offset) * max_single
+        unit = max_single
+        if p.volatility_target > 0.0:
+            sigma = bar.sigma[i] * p.sqrt_bars_per_year
+            unit = p.volatility_target / sigma if sigma > 0.0 else max_single
+        asked = (actions[b * n_assets + i] - p.action_offset) * unit
         account.wanted[i] = min(max_single, max(-max_single, asked))
         account.cap[i] = max_single
     return gross_now
@@ -235,6 +242,26 @@ def drawdown_at(fills: np.ndarray, b: int, elapsed: int) -> float:
 
 
 @njit(cache=True, inline="always")
+def differential_sharpe(accounts: np.ndarray, b: int, r: float, eta: float) -> float:
+    """Moody & Saffell's differential Sharpe ratio of return ``r``; updates the EMAs.
+
+    D = (B dA - A dB / 2) / (B - A^2)^(3/2) with A, B the EMAs of the returns and of their
+    squares before this bar and dA = r - A, dB = r^2 - B: the first-order change of an
+    exponentially weighted Sharpe ratio that ``r`` makes. 0 while the EMAs have no variance.
+    """
+    account = accounts[b]
+    mean, square = account.return_mean, account.return_square
+    change, change_square = r - mean, r * r - square
+    variance = square - mean * mean
+    value = 0.0
+    if variance > 1e-14:
+        value = (square * change - 0.5 * mean * change_square) / variance**1.5
+    account.return_mean = mean + eta * change
+    account.return_square = square + eta * change_square
+    return value
+
+
+@njit(cache=True, inline="always")
 def settle(
     accounts: np.ndarray,
     market: np.ndarray,
@@ -248,7 +275,8 @@ def settle(
     """Move to the next bar and mark there: equity, peak, drawdown, the reward, the episode's end.
 
     reward = (P&L after costs - penalty) x scaling, the penalty lambda x drawdown x capital or
-    lambda x r^2 x capital. A drawdown that deepened by more than ``dd_velocity_alert`` this bar
+    lambda x r^2 x capital; or the differential Sharpe ratio of the return x scaling. A drawdown
+    that deepened by more than ``dd_velocity_alert`` this bar
     counts a soft alert. The episode ends early on ruin or past ``dd_limit`` (when set).
     """
     p = params[0]
@@ -268,7 +296,10 @@ def settle(
         penalty = p.penalty_lambda * bar_return * bar_return * p.capital
     else:
         penalty = p.penalty_lambda * drawdown * p.capital
-    reward = (after - equity - penalty) * p.reward_scaling
+    if p.differential_sharpe:
+        reward = differential_sharpe(accounts, b, bar_return, p.sharpe_decay) * p.reward_scaling
+    else:
+        reward = (after - equity - penalty) * p.reward_scaling
     account.reward = reward
     if not math.isfinite(reward):
         account.nonfinite += 1

@@ -43,6 +43,7 @@ def policy_spec(
         action_space="discrete" if isinstance(settings.actions, DiscreteWeights) else "continuous",
         observation_shape=tuple(int(n) for n in space.shape or ()),
         action_shape=tuple(int(n) for n in action_space.shape or ()),
+        volatility_target=settings.actions.volatility_target,
     )
 
 
@@ -116,9 +117,10 @@ def policy_settings(config: Config, spec: PolicySpec) -> EngineSettings:
     base = EngineSettings.from_config(config, spec.norm, spec.clip_zscore, len(spec.instruments))
     limits = PortfolioLimits.from_config(config)
     n_instruments = len(spec.instruments)
+    target = spec.volatility_target
     actions: ContinuousWeights | DiscreteWeights = (
-        DiscreteWeights(n_instruments, limits)
+        DiscreteWeights(n_instruments, limits, target)
         if spec.action_space == "discrete"
-        else ContinuousWeights(n_instruments, limits)
+        else ContinuousWeights(n_instruments, limits, target)
     )
     return replace(base, observation=observation_builder(spec), actions=actions)

@@ -73,9 +73,14 @@ def test_a_closed_market_does_not_trade_but_the_portfolio_is_marked(aligned) -> 
         equities.append(info["equity"])
     log = env.engine.fill_log()
     eur_fills = log[log["instrument"] == "EURUSD"]
-    stamps = pd.DatetimeIndex(market.timestamps)
-    closed = set(stamps[~market.tradable[:, eur]])
-    assert not set(eur_fills["timestamp"]) & closed, "EUR/USD traded while its market was shut"
+    # A trade decided at bar t's close fills at bar t+1's open (fill_at: next_open): t+1 must
+    # be open, whatever t was (a decision on Sunday evening fills at the reopening).
+    assert config.environment.fill_at == "next_open"
+    decided = np.searchsorted(market.timestamps, eur_fills["timestamp"].to_numpy())
+    assert len(decided) and market.tradable[decided + 1, eur].all(), (
+        "EUR/USD traded while its market was shut"
+    )
+    assert not market.tradable[:, eur].all()  # there were closed bars to avoid
     assert len(equities) == len(market) - 1 and np.isfinite(equities).all()
     # Risk features see both instruments: the correlation signal is defined (not all zero).
     assert np.abs(market.correlation).max() > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -61,15 +62,24 @@ def test_discrete_variant_passes_the_checker_and_trades_at_the_limit(btc_bars, m
     from gymnasium.utils.env_checker import check_env as gym_check
 
     config = make_config(
-        {"environment": {"action_space": "discrete", "max_position_fraction": 0.5}}
+        {
+            "environment": {
+                "action_space": "discrete",
+                "max_position_fraction": 0.5,
+                "volatility_target": None,  # a long is the limit itself
+            }
+        }
     )
     env = env_of(market_of(btc_bars, config), config, episode_bars=64)
     gym_check(env, skip_render_check=True)
     env.reset(seed=0)
-    observation, *_ = env.step(np.array([2]))
-    assert observation[len(env.market.feature_names)] == pytest.approx(0.5, abs=1e-3)
-    observation, *_ = env.step(np.array([0]))
-    assert observation[len(env.market.feature_names)] == pytest.approx(-0.5, abs=2e-3)
+    # Long, then short, at the limit: half the equity at the fill price (the weight the
+    # observation shows then drifts with the price until the next close).
+    for action, sign in ((2, 1.0), (0, -1.0)):
+        _, _, _, _, info = env.step(np.array([action]))
+        fill = env.engine.fill_log().iloc[-1]
+        held = env.engine.units()[0][0] * fill["price"]
+        assert held == pytest.approx(sign * 0.5 * info["equity"], rel=0.02)
 
 
 def run_episode(env, actions):
@@ -265,6 +275,27 @@ def test_training_and_evaluation_build_identical_observations(market, config_def
         np.testing.assert_array_equal(vec_obs[0], eval_obs)
 
 
+def test_a_policy_keeps_the_volatility_target_it_was_trained_with(
+    market, config_default, make_config
+) -> None:
+    """An action means what it meant in training, whatever the configuration says later."""
+    from ijules.training.policy import policy_settings, policy_spec
+
+    trained = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
+    spec = policy_spec(trained, market.feature_names, market.instruments)
+    assert spec.volatility_target == config_default.environment.volatility_target == 0.15
+    later = make_config({"environment": {"volatility_target": None}})
+    assert policy_settings(later, spec).actions.volatility_target == 0.15
+    # And it sizes: the same action asks for the position that runs at 15% a year.
+    env = TradingEnv(market, policy_settings(later, spec), Safeguards(later.safeguards))
+    env.reset()
+    t = env.engine.sim.bars()[0]
+    sigma = market.sigma[t, 0] * np.sqrt(market.bars_per_year)
+    env.step(np.array([0.5], dtype=np.float32))
+    held = env.engine.sim.account("held")[0, 0]
+    assert held == pytest.approx(min(0.5 * 0.15 / sigma, 1.0), rel=0.02)
+
+
 def test_a_non_finite_feature_is_refused_and_counted(market, config_default) -> None:
     from dataclasses import replace
 
@@ -272,7 +303,8 @@ def test_a_non_finite_feature_is_refused_and_counted(market, config_default) -> 
     broken[40, 2] = np.nan
     guards = Safeguards(config_default.safeguards)
     settings = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
-    with pytest.raises(NonFiniteError, match=r"feature ret_24 is not finite at 2017-07-0"):
+    when = pd.Timestamp(market.timestamps[40]).isoformat()
+    with pytest.raises(NonFiniteError, match=rf"feature ret_24 is not finite at {when}"):
         from ijules.env.trading_env import TradingEnv
 
         TradingEnv(replace(market, features=broken), settings, guards)
@@ -352,7 +384,8 @@ def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) ->
 
     from ijules.training.policy import policy_spec
 
-    # A real (untrained) policy for an environment without risk features: 11 inputs, not 16.
+    # A real (untrained) policy for an environment without the 5 risk features.
+    narrow_width = len(market.feature_names) + market.n_instruments
     narrow = make_config({"observation": {"include_risk_features": False}})
     narrow_settings = EngineSettings.from_config(narrow, norm_of(market), 5.0, 1)
     narrow_env = VectorTradingEnv(
@@ -364,7 +397,8 @@ def test_policy_with_other_spaces_is_refused_naming_both(market, make_config) ->
     )
     env = env_of(market, make_config())
     with pytest.raises(
-        ModelCompatibilityError, match=r"policy expects \(11,\), environment produces \(16,\)"
+        ModelCompatibilityError,
+        match=rf"policy expects \({narrow_width},\), environment produces \({narrow_width + 5},\)",
     ):
         policy.check_compatible(
             env.observation_space.shape, env.action_space.shape, market.feature_names

@@ -84,6 +84,39 @@ def test_targets_read_the_action_as_a_clipped_fraction_of_the_single_position_li
     assert accounts[0]["cap"].tolist() == [0.5, 0.5]
 
 
+def test_with_a_volatility_target_an_action_of_one_runs_at_that_volatility() -> None:
+    accounts, bars = account(2), market(2)
+    bars["sigma"][0] = [0.01, 0.04]  # per bar; annualised x sqrt(10,000) = 100% and 400%
+    p = params(max_single=0.5, volatility_target=0.2, sqrt_bars_per_year=100.0)
+    targets(accounts, bars, p, np.array([1.0, -0.5]), 0, 0, 1e5)
+    # 0.2 / 1.0 and -0.5 x 0.2 / 4.0: the calmer instrument gets the larger position.
+    assert accounts[0]["wanted"].tolist() == pytest.approx([0.2, -0.025])
+    targets(accounts, bars, p, np.array([4.0, 1.0]), 0, 0, 1e5)
+    assert accounts[0]["wanted"][0] == pytest.approx(0.5)  # 0.8 clipped to the limit
+
+
+def test_the_differential_sharpe_reward_is_moody_and_saffells() -> None:
+    accounts, bars, log = account(), market(), fills()
+    eta = 0.1
+    p = params(differential_sharpe=True, sharpe_decay=eta, reward_scaling=2.0)
+    accounts[0]["units"] = 1000.0  # fully invested: the bar's return is the price's
+    accounts[0]["cash"] = 0.0
+    closes = [100.0, 101.0, 99.0, 102.0, 101.5]
+    bars["close"][: len(closes), 0] = closes
+    mean = square = 0.0
+    for t in range(len(closes) - 1):
+        before = float(accounts[0]["mark"])
+        settle(accounts, bars, p, log, 0, t, t, before)
+        r = closes[t + 1] / closes[t] - 1.0
+        variance = square - mean**2
+        expected = 0.0
+        if variance > 0:
+            expected = (square * (r - mean) - 0.5 * mean * (r * r - square)) / variance**1.5
+        assert accounts[0]["reward"] == pytest.approx(2.0 * expected, rel=1e-9, abs=1e-12)
+        mean, square = mean + eta * (r - mean), square + eta * (r * r - square)
+    assert accounts[0]["reward"] != 0.0  # the EMAs had variance by the last bar
+
+
 def test_discrete_actions_are_offset_by_one() -> None:
     accounts = account()
     targets(accounts, market(), params(action_offset=1.0), np.array([2.0]), 0, 0, 1e5)
