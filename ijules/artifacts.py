@@ -529,6 +529,39 @@ class SeedSpread(Artifact):
     num_trades: int
 
 
+# --- tuning -------------------------------------------------------------------------------------
+
+
+class TrialRow(Record):
+    """One trial of the study: what it tried and how it scored on the walk-forward folds."""
+
+    number: int
+    state: Literal["COMPLETE", "PRUNED", "FAIL"]
+    params: dict[str, str | float | int]
+    value: float | None  # the mean fold Sharpe (None when pruned or failed)
+    fold_sharpes: list[float]  # each fold's Sharpe, averaged over the seeds (the folds it ran)
+    params_md5: str  # the trial's policy configuration (what the trial count counts)
+    run_id: str
+
+
+class TuningReport(Artifact):
+    """The hyper-parameter study (``reports/tuning/study.json``): every trial, and the best."""
+
+    written_by = "ijules tune"
+
+    study: str
+    trials: int  # finished trials (complete, pruned or failed): the count the DSR deflates by
+    complete: int
+    pruned: int
+    seeds: int
+    folds: int
+    total_timesteps: int
+    best_number: int | None
+    best_value: float | None
+    best_params: dict[str, str | float | int]
+    rows: list[TrialRow]
+
+
 # --- walk-forward -----------------------------------------------------------------------------
 
 

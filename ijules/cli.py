@@ -321,6 +321,35 @@ def risk_report(
     typer.echo(f"{len(report.var.backtests)} VaR backtests; breakers fired per window: {fired}")
 
 
+@app.command()
+def tune(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Search hyper-parameters (Optuna) on the walk-forward folds; never the test window."""
+    from ijules.evaluation.tuning import run_tuning
+
+    cfg = _config(ctx)
+    report = run_tuning(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        output=_path(output, cfg.paths.tuning),
+    )
+    best = (
+        "no trial completed"
+        if report.best_value is None
+        else f"best trial {report.best_number}: mean fold Sharpe {report.best_value:.2f} "
+        f"with {report.best_params}"
+    )
+    typer.echo(
+        f"study {report.study}: {report.trials} trials ({report.complete} complete, "
+        f"{report.pruned} pruned); {best}"
+    )
+
+
 @app.command(name="walk-forward-fold")
 def walk_forward_fold(
     ctx: typer.Context,

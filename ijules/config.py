@@ -30,6 +30,7 @@ from ijules.evaluation.config import (
     RiskReportConfig,
     SeedsConfig,
     StressConfig,
+    TuningConfig,
     WalkForwardConfig,
 )
 from ijules.execution.config import MicrostructureConfig
@@ -94,6 +95,7 @@ class PathsConfig(Frozen):
     model_dir: str = "models"
     metrics: str = "reports/metrics.json"
     seeds: str = "reports/seeds.json"
+    tuning: str = "reports/tuning/study.json"
     equity_curve: str = "reports/equity.csv"
     equity_plot: str = "reports/equity.png"
     registration: str = "reports/registry.json"
@@ -136,6 +138,7 @@ class Config(Frozen):
     stress: StressConfig = StressConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     seeds: SeedsConfig = SeedsConfig()
+    tuning: TuningConfig = TuningConfig()
     gate: GateConfig = GateConfig()
     report: ReportConfig = ReportConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -161,6 +164,10 @@ class Config(Frozen):
                 "features.regime_signals has p_high_volatility, which needs "
                 "regimes.markov_probabilities: true"
             )
+        for key in self.tuning.space:
+            section, _, rest = key.partition(".")
+            if rest not in type(getattr(self, section)).model_fields:
+                raise ValueError(f"tuning.space: {key!r} names no parameter of {section}")
         return self
 
     def digest(self, *sections: str) -> str:

@@ -15,6 +15,7 @@ from ijules.artifacts import (
     Registration,
     SeedSpread,
     StressReport,
+    TuningReport,
     ValidationResult,
     WalkForwardSummary,
 )
@@ -40,6 +41,7 @@ def render_summary(config: Config) -> str:
     lines += _data_lines(Path(paths.ingest_report), Path(paths.validation))
     lines += _metric_lines(Path(paths.metrics))
     lines += _seed_lines(Path(paths.seeds))
+    lines += _tuning_lines(Path(paths.tuning))
     lines += _walk_forward_lines(Path(paths.walk_forward))
     lines += _stress_lines(Path(paths.stress))
     lines += _report_lines(Path(paths.performance_report), Path(paths.performance_html))
@@ -108,6 +110,26 @@ def _seed_lines(path: Path) -> list[str]:
         f"seed's drawdown {spread.max_drawdown:.2%}",
         "",
     ]
+
+
+def _tuning_lines(path: Path) -> list[str]:
+    report = TuningReport.read_if_present(path)
+    if report is None:
+        return ["tuning:   not run yet", ""]
+    best = (
+        "no trial completed"
+        if report.best_value is None
+        else f"best trial {report.best_number}: mean fold Sharpe {report.best_value:+.2f}"
+    )
+    line = (
+        f"tuning:   {report.trials} trials ({report.complete} complete, {report.pruned} pruned) "
+        f"on {report.folds} walk-forward folds x {report.seeds} seed(s); {best}"
+    )
+    params = ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in report.best_params.items()
+    )
+    return [line, *([f"  {params}"] if params else []), ""]
 
 
 def _walk_forward_lines(path: Path) -> list[str]:

@@ -68,6 +68,7 @@ TINY = {
         "total_timesteps": 128,
     },
     "seeds": {"count": 2},
+    "tuning": {"trials": 2, "total_timesteps": 128},
     "drift": {"window_bars": 120},
     "regimes": {"markov_probabilities": False},
     "features": {"regime_signals": ["efficiency_ratio"]},  # no Markov model to read from

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ijules.frozen import Fraction, Frozen, PositiveFloat, PositiveInt
 from ijules.market.config import RegimesConfig
@@ -135,6 +135,59 @@ class SeedsConfig(Frozen):
 
     count: Annotated[int, Field(ge=1)] = 5
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95  # one-sided
+
+
+TUNABLE_SECTIONS = ("training", "environment", "reward")  # what a trial may change
+
+
+class SearchDimension(Frozen):
+    """One tuned parameter: a range (``low``..``high``, ``log`` scale, ``integer`` steps) or a
+    list of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[str | float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _a_range_or_choices(self) -> SearchDimension:
+        ranged = self.low is not None and self.high is not None
+        if ranged == (self.choices is not None) or (self.low is None) != (self.high is None):
+            raise ValueError("give low and high, or choices (not both)")
+        if ranged and not self.low < self.high:  # type: ignore[operator]
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        if ranged and self.log and self.low <= 0:  # type: ignore[operator]
+            raise ValueError("a log-scale range must be positive")
+        return self
+
+
+class TuningConfig(Frozen):
+    """The hyper-parameter search (Optuna): TPE over ``space``, each trial trained and scored on
+    the walk-forward folds of the development bars (never the test window), ``seeds`` training
+    seeds per fold, pruned (median rule) after ``prune_after_folds`` folds once
+    ``startup_trials`` trials have finished. ``storage`` is the study's database URL (SQLite
+    here, PostgreSQL for several workers); the study runs until it holds ``trials`` trials."""
+
+    trials: PositiveInt = 2
+    seeds: PositiveInt = 1
+    total_timesteps: PositiveInt = 16384
+    storage: str = "sqlite:///var/optuna/tuning.db"
+    study: str = "ijules"
+    startup_trials: Annotated[int, Field(ge=0)] = 4
+    prune_after_folds: Annotated[int, Field(ge=0)] = 1
+    space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _tunable(cls, value: dict[str, SearchDimension]) -> dict[str, SearchDimension]:
+        for key in value:
+            if key.split(".", 1)[0] not in TUNABLE_SECTIONS or "." not in key:
+                raise ValueError(
+                    f"space: {key!r} is not a key of {', '.join(TUNABLE_SECTIONS)} (the features "
+                    "are fixed for a study)"
+                )
+        return value
 
 
 class BaselinesConfig(Frozen):

@@ -225,15 +225,16 @@ def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) 
 
 
 def trials(config: Config) -> tuple[int, float | None]:
-    """Configurations tried (distinct parameter digests of train and walk-forward runs in the
-    experiment), and the variance of their walk-forward per-bar Sharpe ratios (None below 2)."""
+    """Configurations tried (distinct parameter digests of train, walk-forward and tuning runs
+    in the experiment), and the variance of their walk-forward per-bar Sharpe ratios (None
+    below 2)."""
     import mlflow
 
     experiment_id = configure(config.registry.experiment)
     runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
     digests: dict[str, list[float]] = {config.policy_digest(): []}
     if len(runs) and "tags.params.md5" in runs and "tags.ijules.stage" in runs:
-        trained = runs[runs["tags.ijules.stage"].isin(["train", "walk_forward"])]
+        trained = runs[runs["tags.ijules.stage"].isin(["train", "walk_forward", "tune"])]
         for _, run in trained.iterrows():
             digest = run.get("tags.params.md5")
             if isinstance(digest, str):

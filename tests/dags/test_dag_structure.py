@@ -27,6 +27,7 @@ WRITERS = {
     "train",
     "evaluate",
     "seeds",
+    "tune",
     "walk_forward",
     "stress",
     "report",
@@ -34,7 +35,7 @@ WRITERS = {
     "risk_report",
     "gate_and_register",
 }
-TRAINERS = {"train", "walk_forward", "seeds"}  # the tasks a GPU worker should take
+TRAINERS = {"train", "walk_forward", "seeds", "tune"}  # the tasks a GPU worker should take
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,7 @@ def test_weekly_retrains_then_gates(dagbag) -> None:
         "train",
         "evaluate",
         "seeds",
+        "tune",
         "walk_forward",
         "stress",
         "risk_report",

@@ -19,6 +19,7 @@ STAGES = (
     "train",
     "evaluate",
     "seeds",
+    "tune",
     "drift",
     "risk",
     "walk_forward@0",
