@@ -32,11 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.utils import set_random_seed
-from training_throughput import train_window, warm_up
+from training_throughput import our_env, train_window, warm_up
 
 from ijules.config import Config, load_config
-from ijules.env.engine import EngineSettings
-from ijules.env.safeguards import Safeguards
 from ijules.env.vector_env import VectorTradingEnv
 from ijules.training.fit import build_model, resolve_device
 
@@ -57,44 +55,8 @@ def reference_config(config: Config) -> Config:
 
 
 def reference_model(config: Config, env: VectorTradingEnv, device: str) -> Any:
-    """The reference: sb3-contrib's stock MlpLstmPolicy with the reference's sizes."""
-    from sb3_contrib import RecurrentPPO
-
-    training = config.training
-    return RecurrentPPO(
-        "MlpLstmPolicy",
-        env,
-        n_steps=training.n_steps,
-        batch_size=training.batch_size,
-        n_epochs=training.n_epochs,
-        learning_rate=training.learning_rate,
-        gamma=training.gamma,
-        gae_lambda=training.gae_lambda,
-        clip_range=training.clip_range,
-        ent_coef=training.ent_coef,
-        max_grad_norm=training.max_grad_norm,
-        policy_kwargs={
-            "lstm_hidden_size": training.lstm_hidden_size,
-            "net_arch": list(training.net_arch),
-        },
-        seed=config.seed,
-        device=device,
-        verbose=0,
-    )
-
-
-def environment(config: Config, market: Any, feature_set: Any) -> VectorTradingEnv:
-    settings = EngineSettings.from_config(
-        config, feature_set.norm, feature_set.clip_zscore, market.n_instruments
-    )
-    return VectorTradingEnv(
-        market,
-        settings,
-        Safeguards(config.safeguards),
-        n_envs=config.training.n_envs,
-        episode_bars=config.environment.episode_bars,
-        seed=config.seed,
-    )
+    """The reference: sb3-contrib's stock MlpLstmPolicy, built like the configured model."""
+    return build_model(config, env, device, policy="MlpLstmPolicy")
 
 
 def describe(config: Config, policy: str) -> str:
@@ -124,7 +86,7 @@ def main() -> None:
         "fused": (reference, build_model),
         "configured": (configured, build_model),
     }
-    envs = {name: environment(config, market, feature_set) for name, (config, _) in setups.items()}
+    envs = {name: our_env(config, market, feature_set) for name, (config, _) in setups.items()}
     for name, env in envs.items():
         warm_up(env, 300, configured.seed)
         rollout = setups[name][0].training.n_steps * env.num_envs

@@ -61,15 +61,16 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def build_model(config: Config, env: Any, device: str) -> Any:
-    """RecurrentPPO (MlpLstmPolicy, LSTM fused) with the configured hyper-parameters and seed."""
+def build_model(config: Config, env: Any, device: str, policy: Any = None) -> Any:
+    """RecurrentPPO with the configured hyper-parameters and seed; ``policy`` defaults to the
+    fused-LSTM MlpLstmPolicy (benchmarks pass sb3-contrib's own ``"MlpLstmPolicy"``)."""
     from sb3_contrib import RecurrentPPO
 
     from ijules.training.lstm_policy import FusedLstmPolicy
 
     training = config.training
     return RecurrentPPO(
-        FusedLstmPolicy,
+        FusedLstmPolicy if policy is None else policy,
         env,
         n_steps=training.n_steps,
         batch_size=training.batch_size,
