@@ -45,12 +45,18 @@ FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 def trial_config(config: Config, values: dict[str, Value]) -> Config:
-    """``config`` with the trial's values set (validated like params.yaml itself)."""
-    dumped = config.model_dump(mode="json")
+    """``config`` with the trial's values set, each changed section validated like params.yaml
+    (a trial changes training, environment or reward only, whose rules are their own)."""
+    sections: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
         section, _, name = key.partition(".")
-        dumped[section][name] = value
-    return Config.model_validate_json(json.dumps(dumped))
+        current = getattr(config, section).model_dump(mode="json")
+        sections.setdefault(section, current)[name] = value
+    updates = {
+        section: type(getattr(config, section)).model_validate_json(json.dumps(fields))
+        for section, fields in sections.items()
+    }
+    return config.model_copy(update=updates)
 
 
 def suggest(trial: Any, space: dict[str, SearchDimension]) -> dict[str, Value]:

@@ -128,22 +128,25 @@ class MlflowDiagnostics(KVWriter):
 
 
 class EpisodeRange(BaseCallback):
-    """Records the range of finished episodes' rewards in each rollout."""
+    """Records the range of the episode rewards SB3's ``rollout/ep_rew_mean`` averages (its
+    buffer of the last finished episodes, across rollouts), and how many episodes this rollout
+    finished."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._rewards: list[float] = []
+        self._finished = 0
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", ()):
-            episode = info.get("episode")
-            if episode is not None:
-                self._rewards.append(float(episode["r"]))
+        self._finished += sum(
+            info.get("episode") is not None for info in self.locals.get("infos", ())
+        )
         return True
 
     def _on_rollout_end(self) -> None:
-        if self._rewards:
-            self.logger.record("rollout/ep_rew_min", min(self._rewards))
-            self.logger.record("rollout/ep_rew_max", max(self._rewards))
-            self.logger.record("rollout/episodes", len(self._rewards))
-        self._rewards = []
+        rewards = [float(episode["r"]) for episode in self.model.ep_info_buffer or ()]
+        if rewards:
+            self.logger.record("rollout/ep_rew_min", min(rewards))
+            self.logger.record("rollout/ep_rew_max", max(rewards))
+        if self._finished:
+            self.logger.record("rollout/episodes", self._finished)
+        self._finished = 0

@@ -88,7 +88,7 @@ def test_two_instruments_from_one_folder_trade_on_a_common_clock(
 
     # A walk-forward fold trains and tests on both instruments' development bars.
     tiny = deep_merge(
-        TINY, {"data": data, "split": {"embargo_bars": 24}, "walk_forward": {"min_train_bars": 600}}
+        TINY, {"data": data, "split": {"embargo_bars": 24}, "walk_forward": {"min_train_bars": 500}}
     )
     fold = run_fold(
         make_config(tiny),

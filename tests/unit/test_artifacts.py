@@ -30,9 +30,11 @@ from ijules.artifacts import (
     PolicySpec,
     RegimeFitCounts,
     Registration,
+    SeedSpread,
     Significance,
     StressReport,
     TrainingRecord,
+    TuningReport,
     ValidationResult,
     VarBacktestReport,
     WalkForwardSummary,
@@ -52,6 +54,8 @@ COMMITTED: dict[str, type[Artifact]] = {
     "reports/drift/drift_metrics.json": DriftSummary,
     "reports/risk/var_backtest.json": VarBacktestReport,
     "reports/risk/breakers.json": BreakersReport,
+    "reports/seeds.json": SeedSpread,
+    "reports/tuning/study.json": TuningReport,
 }
 
 
