@@ -24,6 +24,26 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
+# The E-mini trades sample as ingest reads it: a row per trade, price and size, no bar columns.
+TRADE_COLUMNS = {
+    "timestamp": "DateTime",
+    "symbol": None,
+    "open": None,
+    "high": None,
+    "low": None,
+    "close": None,
+    "volume": None,
+    "price": "Price",
+    "size": "Volume",
+}
+ES_TRADES = {
+    "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
+    "symbol": "ES",
+    "timezone": "America/Chicago",
+    "kind": "trades",
+    "columns": TRADE_COLUMNS,
+    "frequency": "1min",
+}
 BIN = Path(sys.executable).parent
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="ijules-tests-"))

@@ -24,7 +24,7 @@ from ijules.evaluation.baselines import BASELINES, PASSIVE, rule_baselines
 from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold
 from ijules.execution.costs import DAILY_VOLUME_USD
-from tests.conftest import SAMPLES, TINY, deep_merge
+from tests.conftest import ES_TRADES, SAMPLES, TINY, deep_merge
 
 pytestmark = pytest.mark.slow
 
@@ -115,26 +115,7 @@ def test_two_instruments_from_one_folder_trade_on_a_common_clock(
 
 
 def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_path) -> None:
-    columns = {
-        "timestamp": "DateTime",
-        "symbol": None,
-        "open": None,
-        "high": None,
-        "low": None,
-        "close": None,
-        "volume": None,
-        "price": "Price",
-        "size": "Volume",
-    }
-    data = {
-        "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
-        "symbol": "ES",
-        "timezone": "America/Chicago",
-        "kind": "trades",
-        "columns": columns,
-        "frequency": "1min",
-        "calendar": "exchange:CME Globex Equity",
-    }
+    data = {**ES_TRADES, "calendar": "exchange:CME Globex Equity"}
     # statsmodels' Markov-switching fit fails on these thin minutes; the other regimes do not
     # need it.
     regimes = {"markov_probabilities": False}

@@ -8,7 +8,9 @@ import pytest
 from ijules.artifacts import CleaningCounts, IngestReport
 from ijules.data.ingest import run_ingest
 from ijules.errors import ConfigError, IngestError
+from tests.conftest import ES_TRADES as ES
 from tests.conftest import SAMPLES
+from tests.conftest import TRADE_COLUMNS as TRADES
 
 CANONICAL = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
 
@@ -210,25 +212,6 @@ CLOSE_ONLY = {
     "low": None,
     "close": "SP500",
     "volume": None,
-}
-TRADES = {
-    "timestamp": "DateTime",
-    "symbol": None,
-    "open": None,
-    "high": None,
-    "low": None,
-    "close": None,
-    "volume": None,
-    "price": "Price",
-    "size": "Volume",
-}
-ES = {
-    "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
-    "symbol": "ES",
-    "timezone": "America/Chicago",
-    "kind": "trades",
-    "columns": TRADES,
-    "frequency": "1min",
 }
 
 

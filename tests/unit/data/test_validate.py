@@ -12,7 +12,7 @@ from ijules.artifacts import ValidationResult
 from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate, validate_bars
 from ijules.errors import DataValidationError
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import ES_TRADES, REPO, SAMPLES
 
 Mutation = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -227,26 +227,7 @@ def test_the_reference_time_is_a_parameter_and_a_bar_must_have_ended_by_it(
 
 
 def _es_quarters(make_config, tmp_path: Path, quality: dict | None = None):
-    columns = {
-        "timestamp": "DateTime",
-        "symbol": None,
-        "open": None,
-        "high": None,
-        "low": None,
-        "close": None,
-        "volume": None,
-        "price": "Price",
-        "size": "Volume",
-    }
-    data = {
-        "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
-        "symbol": "ES",
-        "timezone": "America/Chicago",
-        "kind": "trades",
-        "columns": columns,
-        "frequency": "15min",
-        "calendar": "exchange:CME Globex Equity",
-    }
+    data = {**ES_TRADES, "frequency": "15min", "calendar": "exchange:CME Globex Equity"}
     config = make_config({"data": data, "quality": quality or {}})
     return config, pd.read_parquet(_staged(config, tmp_path))
 
