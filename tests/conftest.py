@@ -36,6 +36,21 @@ TRADE_COLUMNS = {
     "price": "Price",
     "size": "Volume",
 }
+# The daily S&P 500 sample as a close-only series: no open, high, low or volume.
+SP500_CLOSE_ONLY = {
+    "source": str(SAMPLES / "sp500_daily_close.csv.gz"),
+    "symbol": "SP500",
+    "columns": {
+        "timestamp": "date",
+        "symbol": None,
+        "open": None,
+        "high": None,
+        "low": None,
+        "close": "SP500",
+        "volume": None,
+    },
+    "frequency": "1D",
+}
 ES_TRADES = {
     "source": str(SAMPLES / "es_trades_2013-09-01_02.csv.gz"),
     "symbol": "ES",

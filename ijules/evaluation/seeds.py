@@ -22,6 +22,7 @@ from ijules.artifacts import (
     FeatureSet,
     MetricsReport,
     ModelRef,
+    PerformanceMetrics,
     PolicyRecord,
     SeedRun,
     SeedSpread,
@@ -39,6 +40,20 @@ from ijules.training.fit import fit
 from ijules.training.policy import RecurrentPolicy
 
 log = logging.getLogger(__name__)
+
+
+def _seed_run(seed: int, run_id: str, metrics: PerformanceMetrics) -> SeedRun:
+    """One seed's test-window figures, as the spread records them."""
+    return SeedRun(
+        seed=seed,
+        run_id=run_id,
+        sharpe=metrics.sharpe,
+        total_return=metrics.total_return,
+        max_drawdown=metrics.max_drawdown,
+        daily_turnover=metrics.daily_turnover,
+        num_trades=metrics.num_trades,
+        cost_bps=metrics.cost_bps,
+    )
 
 
 def spread(runs: list[SeedRun], confidence: float) -> tuple[float, float | None, float]:
@@ -97,19 +112,7 @@ def run_seeds(
             f"{metrics} evaluates run {evaluation.model.run_id}, but {model_dir / POLICY_SPEC} "
             f"is run {record.mlflow.run_id}: run `ijules evaluate` first"
         )
-    agent = evaluation.agent
-    runs = [
-        SeedRun(
-            seed=config.seed,
-            run_id=record.mlflow.run_id,
-            sharpe=agent.sharpe,
-            total_return=agent.total_return,
-            max_drawdown=agent.max_drawdown,
-            daily_turnover=agent.daily_turnover,
-            num_trades=agent.num_trades,
-            cost_bps=agent.cost_bps,
-        )
-    ]
+    runs = [_seed_run(config.seed, record.mlflow.run_id, evaluation.agent)]
     windows: tuple[Window, ...] = (
         ("train", "validation") if config.curriculum.enabled else ("train",)
     )
@@ -141,18 +144,7 @@ def run_seeds(
             )
             backtest = backtest_policy(RecurrentPolicy(result.model, result.spec), test, seeded)
             figures = backtest.metrics(feature_set.bars_per_year)
-            runs.append(
-                SeedRun(
-                    seed=seeded.seed,
-                    run_id=run.info.run_id,
-                    sharpe=figures.sharpe,
-                    total_return=figures.total_return,
-                    max_drawdown=figures.max_drawdown,
-                    daily_turnover=figures.daily_turnover,
-                    num_trades=figures.num_trades,
-                    cost_bps=figures.cost_bps,
-                )
-            )
+            runs.append(_seed_run(seeded.seed, run.info.run_id, figures))
             mlflow.log_metrics(
                 {"test_sharpe": figures.sharpe, "test_total_return": figures.total_return}
             )

@@ -24,7 +24,7 @@ from ijules.evaluation.baselines import BASELINES, PASSIVE, rule_baselines
 from ijules.evaluation.stress import run_stress
 from ijules.evaluation.walk_forward import run_fold
 from ijules.execution.costs import DAILY_VOLUME_USD
-from tests.conftest import ES_TRADES, SAMPLES, TINY, deep_merge
+from tests.conftest import ES_TRADES, SAMPLES, SP500_CLOSE_ONLY, TINY, deep_merge
 
 pytestmark = pytest.mark.slow
 
@@ -144,22 +144,7 @@ def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_p
 
 
 def test_a_close_only_series_trades_on_its_asset_class_liquidity(make_config, tmp_path) -> None:
-    data = {
-        "source": str(SAMPLES / "sp500_daily_close.csv.gz"),
-        "symbol": "SP500",
-        "columns": {
-            "timestamp": "date",
-            "symbol": None,
-            "open": None,
-            "high": None,
-            "low": None,
-            "close": "SP500",
-            "volume": None,
-        },
-        "frequency": "1D",
-        "calendar": "exchange:XNYS",
-        "start": "2015-01-01T00:00:00Z",
-    }
+    data = {**SP500_CLOSE_ONLY, "calendar": "exchange:XNYS", "start": "2015-01-01T00:00:00Z"}
     liquidity = {"liquidity_model": {"asset_class": "equity"}}
     config = make_config(
         {"data": data, "quality": {"max_missing_bars": 0}, "microstructure": liquidity}

@@ -9,7 +9,7 @@ from ijules.artifacts import CleaningCounts, IngestReport
 from ijules.data.ingest import run_ingest
 from ijules.errors import ConfigError, IngestError
 from tests.conftest import ES_TRADES as ES
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, SP500_CLOSE_ONLY
 from tests.conftest import TRADE_COLUMNS as TRADES
 
 CANONICAL = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
@@ -204,25 +204,9 @@ def test_a_failed_ingest_leaves_the_previous_output_untouched(make_config, tmp_p
 
 # --- close-only series, trades, several instruments ---------------------------------------
 
-CLOSE_ONLY = {
-    "timestamp": "date",
-    "symbol": None,
-    "open": None,
-    "high": None,
-    "low": None,
-    "close": "SP500",
-    "volume": None,
-}
-
 
 def test_a_close_only_series_gets_open_high_low_from_the_closes(make_config, tmp_path) -> None:
-    data = {
-        "source": str(SAMPLES / "sp500_daily_close.csv.gz"),
-        "symbol": "SP500",
-        "columns": CLOSE_ONLY,
-        "frequency": "1D",
-    }
-    _, bars, report = ingest(make_config({"data": data}), tmp_path)
+    _, bars, report = ingest(make_config({"data": SP500_CLOSE_ONLY}), tmp_path)
     assert list(bars.columns) == CANONICAL and len(bars) == 8_313
     assert bars["open"].iloc[0] == bars["close"].iloc[0]
     assert (bars["open"].iloc[1:].to_numpy() == bars["close"].iloc[:-1].to_numpy()).all()
@@ -234,7 +218,7 @@ def test_a_close_only_series_gets_open_high_low_from_the_closes(make_config, tmp
 
 
 def test_open_high_and_low_are_derived_together_or_not_at_all(make_config) -> None:
-    columns = {**CLOSE_ONLY, "high": "H", "low": "L"}
+    columns = {**SP500_CLOSE_ONLY["columns"], "high": "H", "low": "L"}
     with pytest.raises(ConfigError, match=r"'data': .*map all three to null or none"):
         make_config({"data": {"columns": columns}})
 

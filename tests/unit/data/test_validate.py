@@ -12,7 +12,7 @@ from ijules.artifacts import ValidationResult
 from ijules.data.ingest import run_ingest
 from ijules.data.validate import run_validate, validate_bars
 from ijules.errors import DataValidationError
-from tests.conftest import ES_TRADES, REPO, SAMPLES
+from tests.conftest import ES_TRADES, REPO, SAMPLES, SP500_CLOSE_ONLY
 
 Mutation = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -266,21 +266,7 @@ def test_volume_and_dollar_bars_skip_the_grid_and_gap_rules(make_config, tmp_pat
 def test_a_close_only_series_without_volume_passes_the_rules_that_apply(
     make_config, tmp_path
 ) -> None:
-    data = {
-        "source": str(SAMPLES / "sp500_daily_close.csv.gz"),
-        "symbol": "SP500",
-        "columns": {
-            "timestamp": "date",
-            "symbol": None,
-            "open": None,
-            "high": None,
-            "low": None,
-            "close": "SP500",
-            "volume": None,
-        },
-        "frequency": "1D",
-        "calendar": "exchange:XNYS",
-    }
+    data = {**SP500_CLOSE_ONLY, "calendar": "exchange:XNYS"}
     config = make_config({"data": data, "quality": {"max_missing_bars": 0}})
     closes = pd.read_parquet(_staged(config, tmp_path))
     report, _ = validate_bars(closes, config, staged=tmp_path)
