@@ -31,6 +31,7 @@ from ijules.artifacts import (
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_history, load_windows
+from ijules.env.pooled_env import Member
 from ijules.errors import ArtifactError
 from ijules.evaluation.evaluate import backtest_policy
 from ijules.io import md5_file
@@ -134,8 +135,7 @@ def run_seeds(
             mlflow.set_tags({"ijules.stage": "seeds", "ijules.registered_run": runs[0].run_id})
             result = fit(
                 seeded,
-                train,
-                settings,
+                [Member(train, settings)],
                 total_timesteps=config.training.total_timesteps,
                 checkpoints=folder,
                 resume=latest(folder),

@@ -30,6 +30,7 @@ from ijules.artifacts import FeatureSet, TrialRow, TuningReport
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
+from ijules.env.pooled_env import Member
 from ijules.evaluation.config import SearchDimension
 from ijules.evaluation.evaluate import backtest_policy
 from ijules.evaluation.walk_forward import development_market, fold_norm, fold_windows
@@ -105,8 +106,7 @@ def score_fold(
     settings = EngineSettings.from_config(config, norm, meta.clip_zscore, market.n_instruments)
     result = fit(
         config,
-        market.rows(slice(fold.train_start, fold.train_end)),
-        settings,
+        [Member(market.rows(slice(fold.train_start, fold.train_end)), settings)],
         total_timesteps=config.tuning.total_timesteps,
     )
     policy = RecurrentPolicy(result.model, result.spec)

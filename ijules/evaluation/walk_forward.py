@@ -50,6 +50,7 @@ from ijules.env.backtest import Backtest
 from ijules.env.cost_check import full_capital_fill_bps
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData, from_feature_table, window_labels
+from ijules.env.pooled_env import Member
 from ijules.errors import ConfigError
 from ijules.evaluation.baselines import BASELINES, PASSIVE, RULES, best_rule, rule_baselines
 from ijules.evaluation.config import WalkForwardConfig
@@ -140,8 +141,7 @@ def run_fold(
         mlflow.set_tags({"ijules.stage": "walk_forward", "ijules.fold": str(fold_id)})
         result = fit(
             config,
-            train_market,
-            settings,
+            [Member(train_market, settings)],
             total_timesteps=config.walk_forward.total_timesteps,
             checkpoints=folder,
             resume=resume,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from ijules.artifacts import PolicySpec
 from ijules.config import Config
-from ijules.env.engine import EngineSettings
 from ijules.env.market_data import MarketData
+from ijules.env.pooled_env import Member, training_env
 from ijules.env.safeguards import NonFiniteError, Safeguards
 from ijules.env.vector_env import VectorTradingEnv
-from ijules.errors import TrainingError
+from ijules.errors import ConfigError, TrainingError
 from ijules.training.checkpoints import Checkpoint, CheckpointEvery
 from ijules.training.curriculum import Curriculum, CurriculumCallback, policy_validator
 from ijules.training.diagnostics import (
@@ -40,7 +41,8 @@ class FitResult:
     """A trained model and what its training reported."""
 
     model: Any
-    spec: PolicySpec
+    spec: PolicySpec  # the first instrument's; a pooled policy has one per instrument in specs
+    specs: tuple[PolicySpec, ...]
     device: str
     timesteps: int
     seconds: float
@@ -93,8 +95,7 @@ def build_model(config: Config, env: Any, device: str, policy: Any = None) -> An
 
 def fit(
     config: Config,
-    market: MarketData,
-    settings: EngineSettings,
+    members: Sequence[Member],
     *,
     total_timesteps: int,
     checkpoints: Path | None = None,
@@ -102,7 +103,8 @@ def fit(
     validation: MarketData | None = None,
     run_id: str = "",
 ) -> FitResult:
-    """Train on ``market`` for ``total_timesteps`` steps, logging to the active MLflow run.
+    """Train on the members' markets (one instrument, or several pooled into one policy) for
+    ``total_timesteps`` steps, logging to the active MLflow run.
 
     With ``checkpoints`` (a folder), the model is saved every ``training.checkpoint_every``
     steps; ``resume`` continues from such a checkpoint. ``validation`` is the window the
@@ -118,10 +120,11 @@ def fit(
     torch.set_num_threads(training.torch_threads)
     safeguards = Safeguards(config.safeguards)
     diagnostics = Diagnostics(training.entropy_floor, safeguards)
+    if config.curriculum.enabled and len(members) > 1:
+        raise ConfigError("curriculum.enabled trains one instrument; it cannot drive a pool")
     try:
-        env = VectorTradingEnv(
-            market,
-            settings,
+        env = training_env(
+            members,
             safeguards,
             n_envs=training.n_envs,
             episode_bars=config.environment.episode_bars,
@@ -129,7 +132,11 @@ def fit(
         )
     except NonFiniteError as error:
         raise diagnostics.nan(f"the training data ({error})", 0) from None
-    spec = policy_spec(settings, market.feature_names, market.instruments)
+    specs = tuple(
+        policy_spec(member.settings, member.market.feature_names, member.market.instruments)
+        for member in members
+    )
+    settings = members[0].settings
     if resume is not None:
         model = RecurrentPPO.load(resume.model, env=env, device=device)
         log.info("resuming from the checkpoint at %d steps", resume.timesteps)
@@ -140,9 +147,10 @@ def fit(
     callbacks: list[BaseCallback] = [EpisodeRange()]
     curriculum = None
     if config.curriculum.enabled:
+        assert isinstance(env, VectorTradingEnv)
         env.episode_metrics = True
         validator = (
-            policy_validator(config, model, spec, validation, settings)
+            policy_validator(config, model, specs[0], validation, settings)
             if validation is not None
             else None
         )
@@ -187,7 +195,8 @@ def fit(
         mlflow.log_metric("curriculum_final_stage", curriculum.stage_index)
     return FitResult(
         model=model,
-        spec=spec,
+        spec=specs[0],
+        specs=specs,
         device=device,
         timesteps=int(model.num_timesteps),
         seconds=seconds,

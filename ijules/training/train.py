@@ -30,6 +30,7 @@ from ijules.artifacts import (
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window, load_windows
+from ijules.env.pooled_env import Member
 from ijules.io import atomic_path, md5_file
 from ijules.tracking import configure, lineage_tags, run_exists, tracking_uri
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
@@ -95,8 +96,7 @@ def run_train(
             mlflow.set_tags({"ijules.stage": "train"})
         result = fit(
             config,
-            market,
-            settings,
+            [Member(market, settings)],
             total_timesteps=config.training.total_timesteps,
             checkpoints=folder,
             resume=resume,
