@@ -562,6 +562,79 @@ class TuningReport(Artifact):
     rows: list[TrialRow]
 
 
+# --- research -----------------------------------------------------------------------------------
+
+
+class ResearchEntry(Record):
+    """One strategy over one instrument's window, after costs."""
+
+    sharpe: float  # annualised
+    psr: float  # P(true Sharpe > 0)
+    dsr: float | None  # the agent's PSR against the best of the trials (None for benchmarks)
+    total_return: float
+    max_drawdown: float
+    daily_turnover: float
+    num_trades: int
+    costs: float  # USD
+    cost_share: float | None  # costs / gross P&L (None: the gross P&L was not positive)
+
+
+class ResearchFold(Record):
+    """One walk-forward fold of one instrument under the best configuration."""
+
+    fold: int
+    test_first: str
+    test_last: str
+    agent: ResearchEntry  # the seeds' policies side by side, capital split equally
+    seed_sharpes: list[float]
+    benchmarks: dict[str, ResearchEntry]
+
+
+class ResearchInstrument(Record):
+    """One instrument of the pool: its held-out test window, walk-forward and ablations."""
+
+    symbol: str
+    test_first: str
+    test_last: str
+    test_bars: int
+    agent: ResearchEntry  # the pooled policy's seeds side by side, capital split equally
+    seed_sharpes: list[float]
+    benchmarks: dict[str, ResearchEntry]  # passive buy-and-hold and the rules, same bars and costs
+    best_rule: str
+    beats_passive: bool
+    beats_best_rule: bool
+    walk_forward: list[ResearchFold]
+    # Ablations, same seeds and bars: positions sized to the volatility target against the
+    # plain limit (the sizing effect), and a policy trained on this instrument alone.
+    without_volatility_target: ResearchEntry
+    trained_alone: ResearchEntry
+
+
+class ResearchSummary(Artifact):
+    """The research study (``reports/research/summary.json``): every configuration tried on the
+    walk-forward folds of every instrument, and the best one on each held-out test window."""
+
+    written_by = "ijules research"
+
+    study: str
+    instruments: list[str]
+    trials: int  # finished trials: the count every deflated Sharpe ratio here deflates by
+    complete: int
+    pruned: int
+    seeds: int  # per trial and fold
+    folds: int
+    total_timesteps: int  # per trial, fold and seed
+    final_seeds: int
+    final_timesteps: int
+    best_number: int
+    best_value: float
+    best_params: dict[str, str | float | int]
+    trial_sharpe_variance: float  # variance of the trials' per-bar Sharpe ratios (for the DSR)
+    rows: list[TrialRow]
+    results: dict[str, ResearchInstrument]
+    conclusion: str
+
+
 # --- walk-forward -----------------------------------------------------------------------------
 
 

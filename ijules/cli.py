@@ -350,6 +350,29 @@ def tune(
     )
 
 
+@app.command()
+def research(
+    ctx: typer.Context,
+    output: PathOption = None,
+    work: PathOption = None,
+) -> None:
+    """Search one policy pooled over research.instruments; test the best per instrument."""
+    from ijules.evaluation.research import run_research
+
+    cfg = _config(ctx)
+    summary = run_research(
+        cfg,
+        output=_path(output, cfg.paths.research),
+        work=_path(work, cfg.paths.research_work),
+    )
+    typer.echo(
+        f"research study {summary.study}: {summary.trials} trials ({summary.complete} "
+        f"complete, {summary.pruned} pruned); best trial {summary.best_number}: "
+        f"{summary.best_params}"
+    )
+    typer.echo(summary.conclusion)
+
+
 @app.command(name="walk-forward-fold")
 def walk_forward_fold(
     ctx: typer.Context,

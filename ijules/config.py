@@ -27,6 +27,7 @@ from ijules.evaluation.config import (
     BaselinesConfig,
     GateConfig,
     ReportConfig,
+    ResearchConfig,
     RiskReportConfig,
     SeedsConfig,
     StressConfig,
@@ -96,6 +97,8 @@ class PathsConfig(Frozen):
     metrics: str = "reports/metrics.json"
     seeds: str = "reports/seeds.json"
     tuning: str = "reports/tuning/study.json"
+    research: str = "reports/research"  # summary.json and report.html
+    research_work: str = "var/research"  # each research instrument's bars and features
     equity_curve: str = "reports/equity.csv"
     equity_plot: str = "reports/equity.png"
     registration: str = "reports/registry.json"
@@ -139,6 +142,7 @@ class Config(Frozen):
     baselines: BaselinesConfig = BaselinesConfig()
     seeds: SeedsConfig = SeedsConfig()
     tuning: TuningConfig = TuningConfig()
+    research: ResearchConfig = ResearchConfig()
     gate: GateConfig = GateConfig()
     report: ReportConfig = ReportConfig()
     registry: RegistryConfig = RegistryConfig()

@@ -6,6 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from ijules.execution.config import AssetClass
 from ijules.frozen import Fraction, Frozen, PositiveFloat, PositiveInt
 from ijules.market.config import RegimesConfig
 
@@ -188,6 +189,32 @@ class TuningConfig(Frozen):
                     "are fixed for a study)"
                 )
         return value
+
+
+class ResearchInstrumentConfig(Frozen):
+    """One instrument of the research pool: its bars, market calendar and cost class."""
+
+    source: str
+    calendar: str = "continuous"
+    asset_class: AssetClass = "crypto"
+
+
+class ResearchConfig(Frozen):
+    """The research study (``ijules research``): one policy pooled over ``instruments``, each
+    prepared from its own bars like the pipeline's (ingest, checks, features, splits); an Optuna
+    study of ``trials`` trials over ``tuning.space``, each trained with ``seeds`` seeds per fold
+    and scored on every instrument's walk-forward folds (``fold_ids``, ``test_bars`` each, the
+    rest of ``walk_forward`` as configured); then the best configuration trained ``final_seeds``
+    times on the development bars and tested once on each instrument's held-out test window."""
+
+    instruments: dict[str, ResearchInstrumentConfig] = Field(default_factory=dict)
+    trials: PositiveInt = 20
+    seeds: PositiveInt = 2
+    total_timesteps: PositiveInt = 32768
+    final_seeds: PositiveInt = 3
+    fold_ids: tuple[Annotated[int, Field(ge=0)], ...] = (0, 1)
+    test_bars: Annotated[int, Field(ge=50)] = 800
+    storage: str = "sqlite:///var/optuna/research.db"
 
 
 class BaselinesConfig(Frozen):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ Value = str | float | int
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
-def trial_config(config: Config, values: dict[str, Value]) -> Config:
+def trial_config(config: Config, values: Mapping[str, Value | None]) -> Config:
     """``config`` with the trial's values set, each changed section validated like params.yaml
     (a trial changes training, environment or reward only, whose rules are their own)."""
     sections: dict[str, dict[str, Any]] = {}
@@ -89,7 +90,7 @@ def study_name(config: Config, features: Path) -> str:
     return f"{config.tuning.study}-{hashlib.md5(canonical, usedforsecurity=False).hexdigest()[:10]}"
 
 
-def _ensure_sqlite_folder(url: str) -> None:
+def ensure_sqlite_folder(url: str) -> None:
     """SQLite creates its file, not its folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix):
@@ -154,7 +155,7 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
                 trial.set_user_attr("fold_sharpes", sharpes)
                 mlflow.log_metric("tune_fold_sharpe", sharpes[-1], step=k)
                 trial.report(float(np.mean(sharpes)), k)
-                if trial.should_prune():
+                if k < n_folds - 1 and trial.should_prune():
                     mlflow.set_tag("ijules.trial_state", "PRUNED")
                     raise optuna.TrialPruned()
             value = float(np.mean(sharpes))
@@ -163,7 +164,7 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
             mlflow.set_tag("ijules.trial_state", "COMPLETE")
             return value
 
-    _ensure_sqlite_folder(tuning.storage)
+    ensure_sqlite_folder(tuning.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(config, features)
     study = optuna.create_study(
@@ -172,7 +173,8 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=config.seed),
         pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tuning.startup_trials, n_warmup_steps=tuning.prune_after_folds
+            n_startup_trials=tuning.startup_trials,
+            n_warmup_steps=max(tuning.prune_after_folds - 1, 0),
         ),
         load_if_exists=True,
     )
