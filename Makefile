@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint type bench up down clean
+.PHONY: help setup run test test-fast lint type bench research up down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ lint: setup  ## ruff (with Airflow's AIR rules on dags/) and the package's layer
 
 type: setup  ## mypy, strict
 	$(BIN)/mypy
+
+research: setup  ## The research study behind reports/research (about 25 min on 2 cores; resumes)
+	$(BIN)/ijules research
 
 bench: setup  ## Run the benchmarks (installs their reference environments first)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt

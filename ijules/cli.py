@@ -409,8 +409,11 @@ def walk_forward(
     ctx: typer.Context,
     folds: PathOption = None,
     output: PathOption = None,
+    research: PathOption = None,
 ) -> None:
-    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold."""
+    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold (the
+    trials counted include the research study's)."""
+    from ijules.evaluation.research import SUMMARY as RESEARCH_SUMMARY
     from ijules.evaluation.walk_forward import run_summary
 
     cfg = _config(ctx)
@@ -418,6 +421,7 @@ def walk_forward(
         cfg,
         folds=_path(folds, cfg.paths.walk_forward_folds),
         output=_path(output, cfg.paths.walk_forward),
+        research=_path(research, cfg.paths.research) / RESEARCH_SUMMARY,
     )
     typer.echo(
         f"walk-forward: {result.folds_passed} of {result.folds} folds passed "

@@ -190,6 +190,17 @@ class Config(Frozen):
         makes two trainings on the same data the same trial."""
         return self.digest(*POLICY_SECTIONS)
 
+    def searched_digest(self) -> str:
+        """The policy's configuration less the keys ``tuning.space`` searches: what a study of
+        that space holds fixed (committing a study's best values does not rename the study)."""
+        dumped = self.model_dump(mode="json", exclude={"paths"})
+        for key in self.tuning.space:
+            section, _, name = key.partition(".")
+            dumped[section].pop(name, None)
+        chosen = {name: dumped[name] for name in POLICY_SECTIONS}
+        canonical = json.dumps(chosen, sort_keys=True)
+        return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
+
     def walk_forward_digest(self) -> str:
         """The identity of walk-forward results: the policy's configuration, the folds, the
         thresholds they are judged by and the rules they are compared with."""

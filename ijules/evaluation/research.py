@@ -260,7 +260,7 @@ def _study_name(config: Config) -> str:
         "sources": {
             symbol: md5_file(Path(spec.source)) for symbol, spec in research.instruments.items()
         },
-        "policy": config.policy_digest(),
+        "policy": config.searched_digest(),
         "features": config.digest("features", "split", "walk_forward", "baselines"),
     }
     canonical = json.dumps(scored, sort_keys=True).encode()
@@ -460,16 +460,23 @@ def _final(
 def final_runs(config: Config, values: Values, pool: list[Instrument]) -> list[list[Backtest]]:
     """Per instrument of ``pool``, the test-window backtests (one per final seed) of a policy
     trained on the development bars of every instrument of ``pool``."""
+    import mlflow
+
     runs: list[list[Backtest]] = [[] for _ in pool]
+    experiment_id = configure(f"{config.registry.experiment}-research")
+    symbols = "+".join(item.symbol for item in pool)
     for s in range(config.research.final_seeds):
-        policies = train_pool(
-            config,
-            values,
-            pool,
-            lambda item: (item.development, item.meta.norm),
-            seed=config.seed + s,
-            total_timesteps=config.training.total_timesteps,
-        )
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"research-final-{symbols}"):
+            mlflow.set_tags({"ijules.stage": "research_final", "ijules.instruments": symbols})
+            mlflow.log_params({f"research.{k}": v for k, v in values.items()})
+            policies = train_pool(
+                config,
+                values,
+                pool,
+                lambda item: (item.development, item.meta.norm),
+                seed=config.seed + s,
+                total_timesteps=config.training.total_timesteps,
+            )
         for i, (item, policy) in enumerate(zip(pool, policies, strict=True)):
             cfg = trial_config(item.config, dict(values))
             runs[i].append(backtest_policy(policy, item.history.rows(item.test), cfg))
@@ -491,16 +498,16 @@ def conclusion(summary: ResearchSummary) -> str:
             else "loses to passive buy-and-hold and to the best rule"
         )
         parts.append(
-            f"{symbol}: the pooled agent {verdict} on the held-out test "
-            f"(Sharpe {result.agent.sharpe:+.2f}, DSR {result.agent.dsr or 0.0:.2f} over "
-            f"{summary.trials} trials; passive {result.benchmarks[PASSIVE].sharpe:+.2f}, "
-            f"best rule {rule} {result.benchmarks[rule].sharpe:+.2f})"
+            f"{symbol}: the pooled agent {verdict} on the held-out test window (Sharpe "
+            f"{result.agent.sharpe:+.2f}, DSR {result.agent.dsr or 0.0:.2f} over "
+            f"{summary.trials} trials, against passive {result.benchmarks[PASSIVE].sharpe:+.2f} "
+            f"and the best rule, {rule}, {result.benchmarks[rule].sharpe:+.2f})."
         )
     significant = all((r.agent.dsr or 0.0) >= 0.95 for r in summary.results.values())
-    tail = (
+    parts.append(
         "Its Sharpe ratio is significant after deflation on every instrument."
         if significant
         else "No edge is established: the deflated Sharpe ratio stays under 0.95, so the gate "
         "keeps refusing the agent."
     )
-    return "; ".join(parts) + ". " + tail
+    return " ".join(parts)

@@ -82,7 +82,7 @@ def study_name(config: Config, features: Path) -> str:
         "space": {k: v.model_dump(mode="json") for k, v in config.tuning.space.items()},
         "seeds": config.tuning.seeds,
         "total_timesteps": config.tuning.total_timesteps,
-        "policy": config.policy_digest(),
+        "policy": config.searched_digest(),
         "walk_forward": config.digest("walk_forward", "gate", "baselines"),
         "features": md5_file(features),
     }

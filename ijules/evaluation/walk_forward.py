@@ -42,6 +42,7 @@ from ijules.artifacts import (
     FoldTraining,
     FoldWindow,
     NormStats,
+    ResearchSummary,
     WalkForwardSummary,
     fold_file,
 )
@@ -224,10 +225,11 @@ def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) 
     )
 
 
-def trials(config: Config) -> tuple[int, float | None]:
+def trials(config: Config, research: Path | None = None) -> tuple[int, float | None]:
     """Configurations tried (distinct parameter digests of train, walk-forward and tuning runs
-    in the experiment), and the variance of their walk-forward per-bar Sharpe ratios (None
-    below 2)."""
+    in the experiment, plus the trials of the research study at ``research``, whose best
+    configuration params.yaml holds), and the variance of their walk-forward per-bar Sharpe
+    ratios (None below 2)."""
     import mlflow
 
     experiment_id = configure(config.registry.experiment)
@@ -244,15 +246,27 @@ def trials(config: Config) -> tuple[int, float | None]:
                     values.append(float(sharpe))
     means = [float(np.mean(v)) for v in digests.values() if v]
     variance = float(np.var(means, ddof=1)) if len(means) >= 2 else None
-    return len(digests), variance
+    studied = 0
+    if research is not None and research.is_file():
+        study = ResearchSummary.read(research)
+        studied = study.trials
+        if variance is None and study.trial_sharpe_variance > 0:
+            variance = study.trial_sharpe_variance
+    return len(digests) + studied, variance
 
 
 def run_summary(
-    config: Config, *, folds: Path, output: Path, count_trials: bool = True
+    config: Config,
+    *,
+    folds: Path,
+    output: Path,
+    count_trials: bool = True,
+    research: Path | None = None,
 ) -> WalkForwardSummary:
-    """Gather the folds into the walk-forward table, with pass rate, PSR and DSR."""
+    """Gather the folds into the walk-forward table, with pass rate, PSR and DSR (the trials
+    counted include the research study's at ``research``, when there is one)."""
     results = [FoldResult.read(folds / fold_file(k)) for k in config.walk_forward.fold_ids]
-    n_trials, variance = trials(config) if count_trials else (1, None)
+    n_trials, variance = trials(config, research) if count_trials else (1, None)
     confidence = config.walk_forward.confidence
     table = []
     for result in results:

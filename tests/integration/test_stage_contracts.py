@@ -3,8 +3,8 @@
 Every stage of dvc.yaml runs here in-process, with the command line DVC resolves for it, in a
 project copy on a small slice of data, while a recorder notes each configuration field the code
 reads (tests/config_audit.py). So do the commands the DAGs run beside the stages (the gate, the
-summary, the risk team's e-mail), a curriculum training tuned to reach its advancement and
-adaptation rules, and a rolling walk-forward fold.
+summary, the risk team's e-mail), the research study (`make research`), a curriculum training
+tuned to reach its advancement and adaptation rules, and a rolling walk-forward fold.
 
 - A field that nothing reads parses and then does nothing: it must be built or refused by name
   (ijules.config.REFUSED_KEYS).
@@ -59,6 +59,16 @@ CURRICULUM = {
     "training": {"total_timesteps": 256, "n_steps": 32, "batch_size": 32},
 }
 
+# The research study at its smallest: one trial, one seed, a few steps.
+RESEARCH = {
+    "trials": 1,
+    "seeds": 1,
+    "total_timesteps": 64,
+    "final_seeds": 1,
+    "test_bars": 150,
+    "storage": "sqlite:///var/optuna/audit_research.db",
+}
+
 
 @dataclass(frozen=True)
 class Audit:
@@ -81,6 +91,9 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
     phase4 = yaml.safe_load((REPO / "config" / "phase4_adaptive_curriculum.yaml").read_text())
     (project / "config" / "audit_curriculum.yaml").write_text(
         yaml.safe_dump(deep_merge(phase4, CURRICULUM), sort_keys=False)
+    )
+    (project / "config" / "audit_research.yaml").write_text(
+        yaml.safe_dump({"research": RESEARCH}, sort_keys=False)
     )
     (project / "config" / "audit_rolling.yaml").write_text(
         yaml.safe_dump({"walk_forward": {"scheme": "rolling", "train_bars": 400}})
@@ -115,6 +128,7 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
             _email(project)
             reads["email"], digested["email"] = set(recorder.reads), set(recorder.digested)
             command("curriculum", ["--phase", "audit_curriculum", "train"])
+            command("research", ["--phase", "audit_research", "research"])
             command(
                 "rolling",
                 ["--phase", "audit_rolling", "walk-forward-fold", "--fold", "0",

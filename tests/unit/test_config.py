@@ -233,3 +233,15 @@ def test_a_markov_feature_without_the_markov_model_is_refused(make_config) -> No
 def test_macd_pairs_must_be_short_then_long(make_config) -> None:
     with pytest.raises(ConfigError, match=r"\(48, 16\) must be \(short, long\)"):
         make_config({"features": {"macd_pairs": [[8, 24], [48, 16]]}})
+
+
+def test_a_study_is_named_for_what_it_holds_fixed_not_for_what_it_searches(make_config) -> None:
+    """Committing a study's best values must not rename the study (a rerun resumes it), while
+    any setting the study does not search starts a new one."""
+    base = make_config()
+    assert "training.learning_rate" in base.tuning.space
+    tuned = make_config({"training": {"learning_rate": 0.000777}})
+    assert tuned.searched_digest() == base.searched_digest()
+    assert tuned.policy_digest() != base.policy_digest()  # still another trial
+    fixed = make_config({"training": {"clip_range": 0.3}})
+    assert fixed.searched_digest() != base.searched_digest()
