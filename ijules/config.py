@@ -63,8 +63,9 @@ POLICY_SECTIONS = (
 # phase overlay never half-applies and no setting parses and then does nothing. A key is refused
 # together with everything under it.
 REFUSED_KEYS: dict[str, str] = {
-    "portfolio_optimization": "is not implemented yet: enhanced Kelly sizing is not wired into "
-    "the environment",
+    "portfolio_optimization": "is not implemented yet: enhanced Kelly sizing needs an edge the "
+    "agent has not shown out of sample (reports/research); positions are sized by "
+    "environment.volatility_target",
     "performance_attribution": "is not implemented yet: Brinson-Fachler and factor attribution "
     "(not scheduled)",
     "risk_budgeting": "is not implemented yet: risk budgeting and risk parity (not scheduled)",

@@ -82,6 +82,7 @@ os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 PROJECT_FILES = (
     "ijules", "dags", "config", "great_expectations/gx", "data/samples", "params.yaml", "dvc.yaml",
     ".dvc/config", ".dvcignore", "pyproject.toml",
+    "reports/research/summary.json",  # the research study whose trials the DSR counts
 )  # fmt: skip
 
 # A small budget: the pipeline's plumbing, not the agent's skill, is under test.
