@@ -103,7 +103,7 @@ def test_the_test_window_never_reaches_a_trial(workspace, tmp_path) -> None:
 
 
 def test_a_trial_value_is_validated_like_params_yaml(make_config) -> None:
-    config = make_config({"reward": {"penalty_lambda": 0.5}})
+    config = make_config({"reward": {"kind": "pnl", "penalty_lambda": 0.5}})
     with pytest.raises(Exception, match="penalty_lambda charges USD"):
         trial_config(config, {"reward.kind": "differential_sharpe"})
     tried = trial_config(config, {"training.learning_rate": 5e-4, "reward.kind": "pnl"})

@@ -283,17 +283,18 @@ def test_a_policy_keeps_the_volatility_target_it_was_trained_with(
 
     trained = EngineSettings.from_config(config_default, norm_of(market), 5.0, 1)
     spec = policy_spec(trained, market.feature_names, market.instruments)
-    assert spec.volatility_target == config_default.environment.volatility_target == 0.15
+    target = config_default.environment.volatility_target
+    assert target is not None and spec.volatility_target == target
     later = make_config({"environment": {"volatility_target": None}})
-    assert policy_settings(later, spec).actions.volatility_target == 0.15
-    # And it sizes: the same action asks for the position that runs at 15% a year.
+    assert policy_settings(later, spec).actions.volatility_target == target
+    # And it sizes: the same action asks for the position that runs at the target a year.
     env = TradingEnv(market, policy_settings(later, spec), Safeguards(later.safeguards))
     env.reset()
     t = env.engine.sim.bars()[0]
     sigma = market.sigma[t, 0] * np.sqrt(market.bars_per_year)
     env.step(np.array([0.5], dtype=np.float32))
     held = env.engine.sim.account("held")[0, 0]
-    assert held == pytest.approx(min(0.5 * 0.15 / sigma, 1.0), rel=0.02)
+    assert held == pytest.approx(min(0.5 * target / sigma, 1.0), rel=0.02)
 
 
 def test_a_non_finite_feature_is_refused_and_counted(market, config_default) -> None:
