@@ -55,7 +55,7 @@ from ijules.errors import ConfigError
 from ijules.evaluation.baselines import PASSIVE, RULES, rule_baselines
 from ijules.evaluation.evaluate import backtest_policy
 from ijules.evaluation.research_report import write_report
-from ijules.evaluation.tuning import FINISHED, Value, ensure_sqlite_folder, suggest, trial_config
+from ijules.evaluation.tuning import FINISHED, Value, run_study, suggest, trial_config
 from ijules.evaluation.walk_forward import development_market, fold_norm, fold_windows
 from ijules.io import md5_file
 from ijules.tracking import configure, lineage_tags
@@ -222,28 +222,8 @@ def run_research(config: Config, *, output: Path, work: Path) -> ResearchSummary
             mlflow.log_metrics({"research_sharpe": value})
             return value
 
-    ensure_sqlite_folder(research.storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = _study_name(config)
-    study = optuna.create_study(
-        study_name=name,
-        storage=research.storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tuning.startup_trials,
-            n_warmup_steps=max(tuning.prune_after_folds - 1, 0),
-        ),
-        load_if_exists=True,
-    )
-    states = tuple(getattr(optuna.trial.TrialState, state) for state in FINISHED)
-    remaining = research.trials - len(study.get_trials(deepcopy=False, states=states))
-    if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(research.trials, states=states)],
-        )
+    study = run_study(config, name, research.storage, research.trials, objective)
     summary, curves = _summarise(config, name, study, pool)
     output.mkdir(parents=True, exist_ok=True)
     summary.write(output / SUMMARY)

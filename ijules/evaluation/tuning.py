@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def study_name(config: Config, features: Path) -> str:
     return f"{config.tuning.study}-{hashlib.md5(canonical, usedforsecurity=False).hexdigest()[:10]}"
 
 
-def ensure_sqlite_folder(url: str) -> None:
+def _ensure_sqlite_folder(url: str) -> None:
     """SQLite creates its file, not its folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix):
@@ -164,34 +164,8 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
             mlflow.set_tag("ijules.trial_state", "COMPLETE")
             return value
 
-    ensure_sqlite_folder(tuning.storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(config, features)
-    study = optuna.create_study(
-        study_name=name,
-        storage=tuning.storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tuning.startup_trials,
-            n_warmup_steps=max(tuning.prune_after_folds - 1, 0),
-        ),
-        load_if_exists=True,
-    )
-    finished = (
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.FAIL,
-    )
-    remaining = tuning.trials - len(study.get_trials(deepcopy=False, states=finished))
-    if remaining > 0:
-        # Other workers may run trials of the same study: stop once it holds enough.
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(tuning.trials, states=finished)],
-            catch=(),
-        )
+    study = run_study(config, name, tuning.storage, tuning.trials, objective)
     report = _report(config, name, study, n_folds)
     report.write(output)
     log.info(
@@ -203,6 +177,40 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
         "none" if report.best_value is None else f"{report.best_value:.2f} {report.best_params}",
     )
     return report
+
+
+def run_study(
+    config: Config, name: str, storage: str, trials: int, objective: Callable[[Any], float]
+) -> Any:
+    """Create or load the study ``name`` at ``storage`` (TPE seeded with ``seed``, the median
+    pruner as ``tuning`` sets it) and run ``objective`` until it holds ``trials`` finished
+    trials; other workers may be running trials of the same study."""
+    import optuna
+
+    _ensure_sqlite_folder(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=config.tuning.startup_trials,
+            # prune_after_folds folds run before a trial may be pruned (steps count from 0).
+            n_warmup_steps=max(config.tuning.prune_after_folds - 1, 0),
+        ),
+        load_if_exists=True,
+    )
+    states = tuple(getattr(optuna.trial.TrialState, state) for state in FINISHED)
+    remaining = trials - len(study.get_trials(deepcopy=False, states=states))
+    if remaining > 0:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            callbacks=[optuna.study.MaxTrialsCallback(trials, states=states)],
+            catch=(),
+        )
+    return study
 
 
 def _report(config: Config, name: str, study: Any, n_folds: int) -> TuningReport:
