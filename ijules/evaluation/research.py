@@ -215,11 +215,13 @@ def run_research(config: Config, *, output: Path, work: Path) -> ResearchSummary
                 mlflow.log_metric("research_fold_sharpe", float(np.mean(sharpes)), step=k)
                 trial.report(float(np.mean(sharpes)), k)
                 if k < n_folds - 1 and trial.should_prune():
+                    mlflow.set_tag("ijules.trial_state", "PRUNED")
                     raise optuna.TrialPruned()
             value = float(np.mean(sharpes))
             per_bar = [r["agent_moments"][0] for f in folds for r in f.values()]
             trial.set_user_attr("sharpe_per_bar", float(np.mean(per_bar)))
             mlflow.log_metrics({"research_sharpe": value})
+            mlflow.set_tag("ijules.trial_state", "COMPLETE")
             return value
 
     name = _study_name(config)

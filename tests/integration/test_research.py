@@ -81,7 +81,8 @@ def test_the_study_pools_instruments_and_reports_each_beside_its_benchmarks(
     # Every trial is an MLflow run of the research experiment, and counts in the DSR's trials.
     client = MlflowClient()
     for row in summary.rows:
-        assert client.get_run(row.run_id).data.tags["ijules.stage"] == "research"
+        tags = client.get_run(row.run_id).data.tags
+        assert tags["ijules.stage"] == "research" and tags["ijules.trial_state"] == row.state
         if row.state == "COMPLETE":
             assert len(row.fold_sharpes) == summary.folds
     before = trials(ws.config)[0]
