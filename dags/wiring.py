@@ -68,5 +68,8 @@ def ijules_command(command: str, task_id: str, **kwargs: Any) -> BashOperator:
         task_id=task_id,
         bash_command=f"{_IN_PROJECT}ijules {command}",
         pool=WORKSPACE_POOL,
+        # Who acts, in the registry's audit trail: this DAG run.
+        env={"IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}"},
+        append_env=True,
         **kwargs,
     )

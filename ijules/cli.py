@@ -246,6 +246,7 @@ def register(
     walk_forward: PathOption = None,
     stress: PathOption = None,
     seeds: PathOption = None,
+    audit: PathOption = None,
 ) -> None:
     """Register the model in MLflow; the gate decides between champion, challenger and rejected.
 
@@ -265,6 +266,7 @@ def register(
         walk_forward=_path(walk_forward, cfg.paths.walk_forward),
         stress=_path(stress, cfg.paths.stress),
         seeds=_path(seeds, cfg.paths.seeds),
+        audit=_path(audit, cfg.paths.audit),
     )
     typer.echo(
         f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
@@ -484,31 +486,77 @@ def report(
     typer.echo(f"performance report: {len(flags)} red flag(s); {cfg.paths.performance_html}")
 
 
+ActorOption = Annotated[
+    str | None,
+    typer.Option(help="Who acts (default: $IJULES_ACTOR, else the OS user); audited."),
+]
+
+
 @app.command()
 def promote(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Model version to move the alias to.")],
     alias: Annotated[str, typer.Option(help="champion or challenger.")] = "champion",
-    reason: Annotated[str, typer.Option(help="Why; recorded on the version.")] = "manual",
-    force: Annotated[bool, typer.Option(help="Allow a version the gate rejected.")] = False,
+    reason: Annotated[str, typer.Option(help="Why; audited (required with --force).")] = "",
+    force: Annotated[
+        bool, typer.Option(help="Allow a version the gate rejected or never decided.")
+    ] = False,
+    actor: ActorOption = None,
+    audit: PathOption = None,
 ) -> None:
-    """Point an alias at a model version (a manual promotion, recorded for rollback)."""
+    """Point an alias at a model version whose gate passed (audited; recorded for rollback)."""
     from ijules.registry.aliases import promote as move
 
     cfg = _config(ctx)
-    previous = move(cfg, version, alias, reason=reason, force=force)
+    previous = move(
+        cfg,
+        version,
+        alias,
+        # A forced promotion must say why; a plain one may keep the default.
+        reason=reason if force else reason or "manual promotion",
+        force=force,
+        audit=_path(audit, cfg.paths.audit),
+        actor=actor,
+    )
     was = f"was v{previous}" if previous else "was unset"
     typer.echo(f"{cfg.registry.model_name}@{alias} -> v{version} ({was})")
 
 
 @app.command()
-def rollback(ctx: typer.Context) -> None:
-    """Move the champion alias back to the version it replaced."""
+def rollback(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Why; audited.")] = "manual rollback",
+    actor: ActorOption = None,
+    audit: PathOption = None,
+) -> None:
+    """Move the champion alias back to the version it replaced (audited)."""
     from ijules.registry.aliases import rollback as roll_back
 
     cfg = _config(ctx)
-    current, restored = roll_back(cfg)
+    current, restored = roll_back(
+        cfg, reason=reason, audit=_path(audit, cfg.paths.audit), actor=actor
+    )
     typer.echo(f"{cfg.registry.model_name}@champion: v{current} -> v{restored}")
+
+
+@app.command()
+def audit(ctx: typer.Context, trail: PathOption = None) -> None:
+    """Verify the audit trail's hash chain and print it; fails at the first altered line."""
+    from ijules.registry.audit import HEAD_TAG, verify, verify_head
+    from ijules.tracking import registered_model_tag
+
+    cfg = _config(ctx)
+    path = _path(trail, cfg.paths.audit)
+    entries = verify(path)
+    head = registered_model_tag(cfg.registry.experiment, cfg.registry.model_name, HEAD_TAG)
+    verify_head(entries, head, path)
+    for e in entries:
+        alias = f" @{e.alias}" if e.alias else ""
+        typer.echo(
+            f"{e.seq:>4} {e.time} {e.actor:<12} {e.action:<13} {e.model} v{e.version}{alias}: "
+            f"{e.reason}" + (f" [{'; '.join(e.checks)}]" if e.checks else "")
+        )
+    typer.echo(f"{path}: {len(entries)} entries, hash chain intact")
 
 
 @app.command()

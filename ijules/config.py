@@ -103,6 +103,7 @@ class PathsConfig(Frozen):
     equity_curve: str = "reports/equity.csv"
     equity_plot: str = "reports/equity.png"
     registration: str = "reports/registry.json"
+    audit: str = "var/audit/trail.jsonl"  # the registry's append-only, hash-chained audit trail
     drift_html: str = "reports/drift/drift.html"
     drift_snapshot: str = "reports/drift/snapshot.json"
     drift_metrics: str = "reports/drift/drift_metrics.json"

@@ -93,3 +93,17 @@ def lineage_tags(config: Config, inputs: dict[str, Path]) -> dict[str, str]:
     for name, path in inputs.items():
         tags[f"dvc.md5.{name}"] = md5_file(path)
     return tags
+
+
+def registered_model_tag(experiment: str, model: str, key: str) -> str | None:
+    """A tag of the registered model ``model`` (None when the model or the tag is absent)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(experiment)
+    try:
+        tags = MlflowClient().get_registered_model(model).tags
+    except MlflowException:
+        return None
+    value = tags.get(key)
+    return None if value is None else str(value)

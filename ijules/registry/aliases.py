@@ -1,11 +1,13 @@
-"""Manual alias moves and rollback: seconds, recorded on the versions involved."""
+"""Manual alias moves and rollback: seconds, written to the audit trail before they happen."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ijules.config import Config
 from ijules.errors import RegistryError
+from ijules.registry.audit import append, mirror
 from ijules.registry.register import (
     CHALLENGER,
     CHAMPION,
@@ -21,11 +23,25 @@ log = logging.getLogger(__name__)
 ROLLED_BACK_TAG = "ijules.rolled_back_to"
 
 
-def promote(config: Config, version: str, alias: str, *, reason: str, force: bool) -> str | None:
+PASSED = (CHAMPION, CHALLENGER)  # the statuses of a version whose gate passed
+
+
+def promote(
+    config: Config,
+    version: str,
+    alias: str,
+    *,
+    reason: str,
+    force: bool,
+    audit: Path,
+    actor: str | None = None,
+) -> str | None:
     """Point ``alias`` at ``version``; return the version it pointed at before, if any.
 
-    A version the gate rejected is refused unless ``force`` is set: a human overriding the gate
-    must say so.
+    Only a version whose gate passed may take an alias. A version the gate rejected, or one
+    never gated (registered, but no decision recorded), is refused unless ``force`` is set with
+    a ``reason``: the override is written to the audit trail with the actor, the time and the
+    checks it overrides, before the alias moves.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -39,22 +55,48 @@ def promote(config: Config, version: str, alias: str, *, reason: str, force: boo
         target = client.get_model_version(name, version)
     except MlflowException:
         raise RegistryError(f"{name} has no version {version}") from None
-    if target.tags.get(STATUS_TAG) == "rejected" and not force:
-        raise RegistryError(
-            f"{name} v{version} was rejected by the gate ({target.tags.get(REASONS_TAG)}); "
-            "pass --force to override"
+    status = target.tags.get(STATUS_TAG)
+    overridden = [r for r in target.tags.get(REASONS_TAG, "").split("; ") if r]
+    if status not in PASSED:
+        why = (
+            f"was rejected by the gate ({'; '.join(overridden)})"
+            if status == "rejected"
+            else "was never gated (no decision is recorded on it)"
         )
+        if not force:
+            raise RegistryError(
+                f"{name} v{version} {why}; pass --force with a --reason to override"
+            )
+        if not reason.strip():
+            raise RegistryError(f"{name} v{version} {why}: --force needs a --reason")
     previous = _current(client, name, alias)
+    forced = status not in PASSED
+    entry = append(
+        audit,
+        action="force_promote" if forced else "promote",
+        model=name,
+        version=version,
+        alias=alias,
+        reason=reason,
+        checks=(overridden or [f"status: {status or 'none'}"]) if forced else [],
+        actor=actor,
+    )
     if alias == CHAMPION and previous is not None and previous != version:
         client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
     client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, f"ijules.promoted_to_{alias}", reason)
-    log.info("%s@%s -> v%s (was %s): %s", name, alias, version, previous, reason)
+    mirror(client, entry)
+    log.info("%s@%s -> v%s (was %s) by %s: %s", name, alias, version, previous, entry.actor, reason)
     return previous
 
 
-def rollback(config: Config) -> tuple[str, str]:
-    """Move ``champion`` back to the version it replaced; return (from, to)."""
+def rollback(
+    config: Config, *, reason: str, audit: Path, actor: str | None = None
+) -> tuple[str, str]:
+    """Move ``champion`` back to the version it replaced; return (from, to).
+
+    Only to a version that was champion before (recorded when it was replaced) and whose gate
+    passed; the rollback is written to the audit trail before the alias moves.
+    """
     from mlflow import MlflowClient
 
     configure(config.registry.experiment)
@@ -66,9 +108,26 @@ def rollback(config: Config) -> tuple[str, str]:
     restored = client.get_model_version(name, current).tags.get(PREVIOUS_CHAMPION_TAG)
     if not restored:
         raise RegistryError(f"{name} champion v{current} replaced no earlier version")
+    status = client.get_model_version(name, restored).tags.get(STATUS_TAG)
+    if status not in PASSED:
+        raise RegistryError(
+            f"{name} v{restored} (the champion before v{current}) has status {status!r}: "
+            "its gate did not pass, so it cannot be reinstated by a rollback"
+        )
+    entry = append(
+        audit,
+        action="rollback",
+        model=name,
+        version=restored,
+        alias=CHAMPION,
+        reason=reason,
+        checks=[f"replaces v{current}"],
+        actor=actor,
+    )
     client.set_registered_model_alias(name, CHAMPION, restored)
     client.set_model_version_tag(name, current, ROLLED_BACK_TAG, restored)
-    log.info("%s@champion rolled back: v%s -> v%s", name, current, restored)
+    mirror(client, entry)
+    log.info("%s@champion rolled back: v%s -> v%s by %s", name, current, restored, entry.actor)
     return current, restored
 
 

@@ -9,7 +9,8 @@ Every trained model becomes a version of ``registry.model_name``. The gate decid
 
 The champion alias only moves at the very end, after every check, so a failure on the way leaves
 the current champion untouched. A version already decided is not decided again: a rerun returns
-the recorded outcome.
+the recorded outcome. Every decision is written to the audit trail (:mod:`ijules.registry.audit`)
+before any alias moves.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ijules.config import Config
 from ijules.env.market_data import load_window
 from ijules.errors import IjulesError, RegistryError
 from ijules.evaluation.thresholds import Benchmarks
+from ijules.registry.audit import append, mirror
 from ijules.registry.gate import apply_gate
 from ijules.tracking import configure
 
@@ -67,6 +69,7 @@ def run_register(
     walk_forward: Path | None = None,
     stress: Path | None = None,
     seeds: Path | None = None,
+    audit: Path,
 ) -> Registration:
     """Register ``model_dir``'s policy, apply the gate and aliases, and write ``output``.
 
@@ -153,7 +156,18 @@ def run_register(
         champion_sharpe_on_this_window=verdict.champion_sharpe,
         champion_on_this_window=verdict.champion_on_this_window,
     )
+    # The trail first: an alias never moves without its record.
+    entry = append(
+        audit,
+        action="register",
+        model=name,
+        version=result.version,
+        alias=result.alias,
+        reason=f"gate {'passed' if decision.passed else 'failed'}: {result.status}",
+        checks=result.reasons,
+    )
     _apply(client, result)
+    mirror(client, entry)
     result.write(output)
     log.info("%s v%s: %s (%s)", name, result.version, result.status, "; ".join(result.reasons))
     return result

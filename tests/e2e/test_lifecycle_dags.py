@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from ijules.artifacts import MetricsReport, Registration, StressReport, WalkForwardSummary
 from ijules.evaluation.baselines import BASELINES, RULES
+from ijules.registry.audit import verify
 from tests.conftest import REPO, SAMPLES, MailSink, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -70,6 +71,10 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     assert set(report["baseline_performance"]) >= {"returns", "risk_metrics", "red_flags"}
     registration = Registration.read(project / "reports" / "registry.json")
     assert registration.status in {"champion", "challenger", "rejected"}
+    # The decision is on the audit trail, by the DAG run that made it.
+    (decided,) = verify(project / "var" / "audit" / "trail.jsonl")
+    assert (decided.action, decided.version) == ("register", registration.version)
+    assert decided.actor.startswith("airflow:ijules_weekly:")
     # The gate decided on the walk-forward and stress results, not on one split alone.
     assert registration.gate is not None
     gated = {check.metric for check in registration.gate.checks}

@@ -28,6 +28,7 @@ COMMANDS = (
     "drift",
     "promote",
     "rollback",
+    "audit",
     "summary",
     "config",
 )
@@ -71,6 +72,18 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     assert "stress: survived" in invoke("stress")
     assert "performance report:" in invoke("report")
     assert "ijules-policy v1:" in invoke("register")
+    audited = invoke("audit")
+    assert "register      ijules-policy v1" in audited and "1 entries, hash chain intact" in audited
+    trail = project / "var" / "audit" / "trail.jsonl"
+    pristine = trail.read_text()
+    trail.write_text(pristine.replace('"reason":"gate ', '"reason":"gate (edited) '))
+    tampered = runner.invoke(app, ["audit"])
+    assert tampered.exit_code != 0 and "line 1: its content does not match its hash" in str(
+        tampered.exception
+    )
+    trail.write_text("")  # cut: the registry's head still names line 1
+    assert "records line 1" in str(runner.invoke(app, ["audit"]).exception)
+    trail.write_text(pristine)
     assert "features drifted" in invoke("drift")
     summary = invoke("summary")
     for expected in (

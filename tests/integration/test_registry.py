@@ -16,6 +16,7 @@ from ijules.env.trading_env import TradingEnv
 from ijules.errors import RegistryError
 from ijules.io import md5_file
 from ijules.registry.aliases import promote, rollback
+from ijules.registry.audit import verify
 from ijules.registry.register import run_register
 from ijules.training.policy import RecurrentPolicy, input_columns
 
@@ -38,6 +39,9 @@ LENIENT = {
 NAME = "ijules-policy"
 
 
+TRAIL = "var/audit/trail.jsonl"
+
+
 def register(ws, model_dir: str, metrics: str, config=None):
     return run_register(
         config or ws.config,
@@ -46,6 +50,7 @@ def register(ws, model_dir: str, metrics: str, config=None):
         features=ws.path("features"),
         meta=ws.path("feature_meta"),
         output=ws.root / "reports" / "registry.json",
+        audit=ws.root / TRAIL,
     )
 
 
@@ -171,12 +176,37 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
     )
     assert alias(client, "champion") == "3"  # untouched by a rejected model
 
+    trail = ws.root / TRAIL
     with pytest.raises(RegistryError, match="rejected by the gate"):
-        promote(ws.config, rejected.version, "champion", reason="test", force=False)
-    assert rollback(ws.config) == ("3", "1")
+        promote(ws.config, rejected.version, "champion", reason="test", force=False, audit=trail)
+    assert rollback(ws.config, reason="drawdown alert", audit=trail, actor="risk") == ("3", "1")
     assert alias(client, "champion") == "1"
     with pytest.raises(RegistryError, match="replaced no earlier version"):
-        rollback(ws.config)
+        rollback(ws.config, reason="again", audit=trail)
+
+    # A version registered but never gated (no decision recorded) is no candidate either.
+    client.delete_model_version_tag(NAME, "2", "ijules.status")
+    with pytest.raises(RegistryError, match="never gated"):
+        promote(ws.config, "2", "champion", reason="looks fine", force=False, audit=trail)
+    # Overriding the gate takes --force and a reason, and both go on the record.
+    with pytest.raises(RegistryError, match="--force needs a --reason"):
+        promote(ws.config, rejected.version, "champion", reason=" ", force=True, audit=trail)
+    assert alias(client, "champion") == "1"
+    promote(
+        ws.config, rejected.version, "champion", reason="desk override 42", force=True,
+        audit=trail, actor="head-of-desk",
+    )  # fmt: skip
+    entries = verify(trail)
+    assert [(e.action, e.version, e.actor) for e in entries[-2:]] == [
+        ("rollback", "1", "risk"),
+        ("force_promote", rejected.version, "head-of-desk"),
+    ]
+    assert [e.action for e in entries[:4]] == ["register"] * 4  # a rerun records nothing new
+    assert any("is not >= 100" in check for check in entries[-1].checks)
+    model = client.get_registered_model(NAME)
+    assert model.tags["ijules.audit.head"] == f"{entries[-1].seq}:{entries[-1].hash}"
+    tags = client.get_model_version(NAME, rejected.version).tags
+    assert tags[f"ijules.audit.{entries[-1].seq:06d}.reason"] == "desk override 42"
 
 
 def test_stale_metrics_are_not_registered(workspace) -> None:
