@@ -63,6 +63,7 @@ bench: setup  ## Run the benchmarks (installs their reference environments first
 	$(BIN)/python benchmarks/risk_latency.py
 	$(BIN)/python benchmarks/training_throughput.py
 	$(BIN)/python benchmarks/training_speed.py
+	$(BIN)/python benchmarks/rollback_latency.py
 
 up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail sink in the background
 	bash scripts/services.sh up
