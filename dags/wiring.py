@@ -62,14 +62,25 @@ def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOp
     )
 
 
-def ijules_command(command: str, task_id: str, **kwargs: Any) -> BashOperator:
-    """A task that runs one `ijules` command in the project; its last output line goes to XCom."""
+def ijules_command(
+    command: str,
+    task_id: str,
+    *,
+    pool: str = WORKSPACE_POOL,
+    env: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> BashOperator:
+    """A task that runs one `ijules` command in the project; its last output line goes to XCom.
+
+    ``env`` adds variables (templated) for the command to read: a value typed by a person goes
+    through the environment, never into the command line, so no quoting can turn it into shell.
+    """
     return BashOperator(
         task_id=task_id,
         bash_command=f"{_IN_PROJECT}ijules {command}",
-        pool=WORKSPACE_POOL,
+        pool=pool,
         # Who acts, in the registry's audit trail: this DAG run.
-        env={"IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}"},
+        env={"IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}", **(env or {})},
         append_env=True,
         **kwargs,
     )

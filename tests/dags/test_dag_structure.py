@@ -62,9 +62,22 @@ def edges(dag) -> set[tuple[str, str]]:
     return {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
 
 
-def test_dagbag_loads_both_dags_without_import_errors(dagbag) -> None:
+def test_dagbag_loads_every_dag_without_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"ijules_weekly", "ijules_nightly"}
+    assert set(dagbag.dags) == {"ijules_weekly", "ijules_nightly", "ijules_rollback"}
+
+
+def test_rollback_is_manual_needs_a_reason_and_never_waits_for_the_workspace(dagbag) -> None:
+    dag = dagbag.dags["ijules_rollback"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # manual only
+    reason = dag.params.get_param("reason")
+    assert reason.schema["type"] == "string" and reason.schema["minLength"] >= 3
+    (task,) = dag.tasks
+    assert task.pool != "ijules_dvc_workspace" and task.retries == 0
+    # The reason reaches the command through the environment, never spliced into the shell line.
+    assert "params.reason" not in task.bash_command
+    assert task.env["IJULES_ROLLBACK_REASON"] == "{{ params.reason }}"
+    assert task.env["IJULES_ACTOR"].startswith("airflow:")
 
 
 def test_weekly_retrains_then_gates(dagbag) -> None:
