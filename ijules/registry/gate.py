@@ -50,6 +50,7 @@ def apply_gate(
     required_seeds: int = 1,
     walk_forward: WalkForwardOutcome | None = None,
     stress: StressOutcome | None = None,
+    required_scenarios: int = 1,
 ) -> GateDecision:
     """Check out-of-sample metrics against the gate's thresholds.
 
@@ -59,7 +60,8 @@ def apply_gate(
     :mod:`ijules.evaluation.seeds`) the thresholds judge those instead of the one policy's; they
     are required when ``required_seeds`` > 1. With ``walk_forward`` (the summary), the share of
     folds that passed must reach ``min_walk_forward_pass_rate``; with ``stress`` and
-    ``require_stress_survival``, every scenario must have been survived. Results that are
+    ``require_stress_survival``, every one of the ``required_scenarios`` configured scenarios
+    (at least one) must have been run and survived: 0 of 0 is no evidence. Results that are
     required but absent fail the gate.
     """
     judged = seeds if seeds is not None else agent
@@ -85,7 +87,7 @@ def apply_gate(
             at_least(
                 "stress_scenarios_survived",
                 float(stress.survived),
-                float(stress.scenarios_run),
+                float(max(stress.scenarios_run, required_scenarios, 1)),
             )
         )
     return GateDecision.of(checks)

@@ -94,6 +94,12 @@ def run_register(
     scenarios = StressReport.read_if_present(stress)
     if scenarios is not None:
         _require_same_model(scenarios.model, run_id, stress, model_dir, "ijules stress")
+        ran = sorted(result.scenario for result in scenarios.scenarios)
+        if ran != sorted(config.stress.scenarios):
+            raise RegistryError(
+                f"{stress} holds scenarios {ran}, but stress.scenarios configures "
+                f"{sorted(config.stress.scenarios)}; rerun `ijules stress`"
+            )
     spread = SeedSpread.read_if_present(seeds)
     if spread is not None:
         _require_same_model(spread.model, run_id, seeds, model_dir, "ijules seeds")
@@ -122,6 +128,7 @@ def run_register(
         required_seeds=config.seeds.count,
         walk_forward=folds,
         stress=scenarios,
+        required_scenarios=len(config.stress.scenarios),
     )
     tags = {
         "sharpe": agent.sharpe,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pandas as pd
@@ -84,6 +85,15 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     trail.write_text("")  # cut: the registry's head still names line 1
     assert "records line 1" in str(runner.invoke(app, ["audit"]).exception)
     trail.write_text(pristine)
+    # A stress report that lacks a configured scenario is no evidence of surviving it.
+    report = project / "reports" / "stress.json"
+    full = report.read_text()
+    stress = json.loads(full)
+    stress["scenarios"] = stress["scenarios"][1:]
+    report.write_text(json.dumps(stress))
+    refused = runner.invoke(app, ["register"])
+    assert refused.exit_code != 0 and "but stress.scenarios configures" in str(refused.exception)
+    report.write_text(full)
     assert "features drifted" in invoke("drift")
     summary = invoke("summary")
     for expected in (

@@ -58,6 +58,18 @@ def test_thresholds_are_inclusive() -> None:
     assert threshold_checks(edge, GATE, level, {"BTCUSD": 100.0}).passed
 
 
+def test_no_stress_scenario_run_or_fewer_than_configured_is_no_evidence() -> None:
+    none_run = apply_gate(
+        GOOD, GATE, BEATEN, FILL, walk_forward=FOLDS, stress=Stress(survived=0, scenarios_run=0)
+    )
+    assert none_run.reasons == ["stress_scenarios_survived 0 is not >= 1"]
+    fewer = apply_gate(
+        GOOD, GATE, BEATEN, FILL, walk_forward=FOLDS, stress=Stress(4, 4), required_scenarios=6
+    )
+    assert fewer.reasons == ["stress_scenarios_survived 4 is not >= 6"]
+    assert apply_gate(GOOD, GATE, BEATEN, FILL, walk_forward=FOLDS, stress=STRESS).passed
+
+
 def test_the_gate_reads_walk_forward_and_stress_not_one_split() -> None:
     weak_folds = apply_gate(
         GOOD, GATE, BEATEN, FILL, walk_forward=Folds(pass_rate=1 / 3), stress=STRESS
