@@ -244,3 +244,31 @@ def run(
             f"stderr:\n{result.stderr[-5000:]}"
         )
     return result
+
+
+def stub_registry(config: Any, statuses: dict[str, str | None]) -> Any:
+    """A registered model with one version per entry of ``statuses`` (version -> the gate's
+    verdict, None: never decided), each pointing at the smallest MLflow model: promotion and
+    rollback tests need versions, not trained policies. Returns the MLflow client."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.pyfunc import PythonModel
+
+    from ijules.registry.register import STATUS_TAG
+    from ijules.tracking import configure
+
+    class Stub(PythonModel):
+        def predict(self, context: Any, model_input: list[float]) -> list[float]:
+            return model_input
+
+    with mlflow.start_run(experiment_id=configure(config.registry.experiment)):
+        info = mlflow.pyfunc.log_model(name="model", python_model=Stub())
+    client = MlflowClient()
+    name = config.registry.model_name
+    client.create_registered_model(name)
+    for version, status in statuses.items():
+        created = client.create_model_version(name, info.model_uri, run_id=info.run_id)
+        assert str(created.version) == version
+        if status is not None:
+            client.set_model_version_tag(name, version, STATUS_TAG, status)
+    return client

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
-from mlflow import pyfunc as mlflow_pyfunc
 
 from ijules.artifacts import MetricsReport, Registration, StressReport, WalkForwardSummary
 from ijules.evaluation.baselines import BASELINES, RULES
 from ijules.registry.audit import verify
-from tests.conftest import REPO, SAMPLES, MailSink, make_project, run
+from tests.conftest import REPO, SAMPLES, MailSink, make_project, run, stub_registry
 
 pytestmark = pytest.mark.slow
 
@@ -135,24 +134,14 @@ def test_the_rollback_dag_reinstates_the_replaced_champion_with_its_reason(
 ) -> None:
     """Two versions whose gate passed, v2 champion after v1: a manual run with a reason moves
     the alias back, and the trail records the DAG run and the reason, shell characters and all."""
-    import mlflow
-
     from ijules.config import load_config
     from ijules.registry.aliases import promote
-    from ijules.registry.register import STATUS_TAG
-    from ijules.tracking import configure
 
     project = make_project(tmp_path / "project")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'var' / 'mlflow.db'}")
     config = load_config(project / "params.yaml")
     name, trail = config.registry.model_name, project / config.paths.audit
-    with mlflow.start_run(experiment_id=configure(config.registry.experiment)):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Stub())
-    client = MlflowClient()
-    client.create_registered_model(name)
-    for version in ("1", "2"):
-        client.create_model_version(name, info.model_uri, run_id=info.run_id)
-        client.set_model_version_tag(name, version, STATUS_TAG, "champion")
+    client = stub_registry(config, {"1": "champion", "2": "champion"})
     client.set_registered_model_alias(name, "champion", "1")
     promote(config, "2", "champion", reason="weekly gate", force=False, audit=trail)
 
@@ -164,10 +153,3 @@ def test_the_rollback_dag_reinstates_the_replaced_champion_with_its_reason(
     assert (last.action, last.version, last.reason) == ("rollback", "1", reason)
     assert last.actor == f"airflow:ijules_rollback:{run.run_id}"
     assert not (project / "hacked").exists()
-
-
-class _Stub(mlflow_pyfunc.PythonModel):
-    """A registered version needs an artifact to point at; nothing here is served."""
-
-    def predict(self, context, model_input: list[float]) -> list[float]:
-        return model_input

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
-from mlflow.pyfunc import PythonModel
 
 from ijules.errors import RegistryError
 from ijules.registry.aliases import PASSED, promote, rollback
 from ijules.registry.audit import verify
 from ijules.registry.register import CHAMPION, PREVIOUS_CHAMPION_TAG, STATUS_TAG, alias_version
+from tests.conftest import stub_registry
 
 pytestmark = pytest.mark.slow
 
@@ -36,28 +36,10 @@ OPERATIONS = st.lists(
 )
 
 
-class _Stub(PythonModel):
-    """The smallest MLflow model: the registry's versions need an artifact to point at."""
-
-    def predict(self, context, model_input: list[float]) -> list[float]:  # never served
-        return model_input
-
-
 @pytest.fixture
 def registry(mlflow_store, make_config):
-    import mlflow
-
-    from ijules.tracking import configure
-
     config = make_config()
-    with mlflow.start_run(experiment_id=configure(config.registry.experiment)):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Stub())
-    client = MlflowClient()
-    client.create_registered_model(NAME)
-    for version in STATUSES:
-        created = client.create_model_version(NAME, info.model_uri, run_id=info.run_id)
-        assert str(created.version) == version
-    return config, client
+    return config, stub_registry(config, STATUSES)
 
 
 def _reset(client: MlflowClient) -> None:
