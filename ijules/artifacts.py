@@ -59,6 +59,8 @@ from ijules.io import write_json
 # File names the code fixes (every other path is configured).
 POLICY_ZIP = "policy.zip"
 POLICY_SPEC = "policy.json"
+RESEARCH_SUMMARY = "summary.json"  # in paths.research, beside RESEARCH_REPORT
+RESEARCH_REPORT = "report.html"
 
 
 def fold_file(fold: int) -> str:

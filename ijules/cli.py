@@ -415,7 +415,7 @@ def walk_forward(
 ) -> None:
     """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold (the
     trials counted include the research study's)."""
-    from ijules.evaluation.research import SUMMARY as RESEARCH_SUMMARY
+    from ijules.artifacts import RESEARCH_SUMMARY
     from ijules.evaluation.walk_forward import run_summary
 
     cfg = _config(ctx)

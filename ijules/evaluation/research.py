@@ -33,8 +33,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ijules.analytics.metrics import bar_returns, max_drawdown, sharpe_ratio, total_return
 from ijules.analytics.significance import SharpeMoments, deflated_sharpe_ratio, psr
 from ijules.artifacts import (
+    RESEARCH_REPORT,
+    RESEARCH_SUMMARY,
     FeatureSet,
     Fold,
     ResearchEntry,
@@ -66,7 +69,6 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 BENCHMARKS = (PASSIVE, *RULES)  # what the report sets the agent beside: tsmom, macd, ...
-SUMMARY, REPORT = "summary.json", "report.html"
 
 
 @dataclass(frozen=True)
@@ -118,35 +120,30 @@ def prepare(config: Config, symbol: str, work: Path) -> Instrument:
     )
 
 
+def side_by_side(runs: list[Backtest]) -> FloatArray:
+    """The equity of several backtests run side by side, the capital split equally."""
+    return np.asarray(np.mean([run.equity for run in runs], axis=0), dtype=np.float64)
+
+
 def entry(backtest: Backtest | list[Backtest], bars_per_year: float) -> ResearchEntry:
     """The figures of one backtest, or of several run side by side with the capital split."""
     runs = backtest if isinstance(backtest, list) else [backtest]
-    equity = np.mean([run.equity for run in runs], axis=0)
-    returns = equity[1:] / equity[:-1] - 1.0
+    equity = side_by_side(runs)
+    returns = bar_returns(equity)
     metrics = [run.metrics(bars_per_year) for run in runs]
     costs = float(np.mean([m.total_cost for m in metrics]))
     gross = float(equity[-1] - equity[0]) + costs
     return ResearchEntry(
-        sharpe=_annualised(returns, bars_per_year),
+        sharpe=sharpe_ratio(returns, bars_per_year),
         psr=psr(SharpeMoments.of(returns)),
         dsr=None,
-        total_return=float(equity[-1] / equity[0] - 1.0),
-        max_drawdown=float(np.max(1.0 - equity / np.maximum.accumulate(equity))),
+        total_return=total_return(equity),
+        max_drawdown=max_drawdown(equity),
         daily_turnover=float(np.mean([m.daily_turnover for m in metrics])),
         num_trades=round(float(np.mean([m.num_trades for m in metrics]))),
         costs=costs,
         cost_share=costs / gross if gross > 0 else None,
     )
-
-
-def _annualised(returns: FloatArray, bars_per_year: float) -> float:
-    spread = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    return float(np.mean(returns) / spread * np.sqrt(bars_per_year)) if spread > 0 else 0.0
-
-
-def _per_bar(backtests: list[Backtest]) -> FloatArray:
-    equity = np.mean([run.equity for run in backtests], axis=0)
-    return np.asarray(equity[1:] / equity[:-1] - 1.0, dtype=np.float64)
 
 
 def train_pool(
@@ -228,8 +225,8 @@ def run_research(config: Config, *, output: Path, work: Path) -> ResearchSummary
     study = run_study(config, name, research.storage, research.trials, objective)
     summary, curves = _summarise(config, name, study, pool)
     output.mkdir(parents=True, exist_ok=True)
-    summary.write(output / SUMMARY)
-    write_report(summary, curves, output / REPORT)
+    summary.write(output / RESEARCH_SUMMARY)
+    write_report(summary, curves, output / RESEARCH_REPORT)
     log.info("research: %s", summary.conclusion)
     return summary
 
@@ -286,7 +283,7 @@ def _fold_record(
 ) -> dict[str, Any]:
     """What a trial keeps of one instrument's fold (JSON, for the study's storage)."""
     per_year = item.meta.bars_per_year
-    moments = SharpeMoments.of(_per_bar(runs))
+    moments = SharpeMoments.of(bar_returns(side_by_side(runs)))
     fold = item.folds[k]
     return {
         "fold": k,
@@ -299,7 +296,7 @@ def _fold_record(
             moments.skewness,
             moments.kurtosis,
         ],
-        "seed_sharpes": [_annualised(run.returns, per_year) for run in runs],
+        "seed_sharpes": [sharpe_ratio(run.returns, per_year) for run in runs],
         "benchmarks": {name: entry(run, per_year).model_dump() for name, run in benchmarks.items()},
     }
 
@@ -410,7 +407,7 @@ def _final(
     rules = rule_baselines(cfg, item.history, item.test, item.meta.norm, item.meta.clip_zscore)
     benchmarks = {name: entry(rules[name], per_year) for name in BENCHMARKS}
     pooled = runs["pooled"]
-    moments = SharpeMoments.of(_per_bar(pooled))
+    moments = SharpeMoments.of(bar_returns(side_by_side(pooled)))
     agent = entry(pooled, per_year)
     agent = agent.model_copy(update={"dsr": _dsr(moments, n_trials, variance)})
     best_rule = max(RULES, key=lambda name: benchmarks[name].sharpe)
@@ -420,7 +417,7 @@ def _final(
         test_last=str(pd.Timestamp(test_market.timestamps[-1])),
         test_bars=len(test_market),
         agent=agent,
-        seed_sharpes=[_annualised(run.returns, per_year) for run in pooled],
+        seed_sharpes=[sharpe_ratio(run.returns, per_year) for run in pooled],
         benchmarks=benchmarks,
         best_rule=best_rule,
         beats_passive=agent.sharpe >= benchmarks[PASSIVE].sharpe,
@@ -432,7 +429,7 @@ def _final(
     curves = pd.DataFrame(
         {
             "timestamp": pd.to_datetime(pooled[0].timestamps),
-            "agent": np.mean([run.equity for run in pooled], axis=0),
+            "agent": side_by_side(pooled),
             **{name: rules[name].equity for name in BENCHMARKS},
         }
     )

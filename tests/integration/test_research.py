@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ijules.artifacts import FeatureSet, ResearchSummary
-from ijules.evaluation.research import REPORT, SUMMARY, run_research
+from ijules.artifacts import RESEARCH_REPORT, RESEARCH_SUMMARY, FeatureSet, ResearchSummary
+from ijules.evaluation.research import run_research
 from ijules.evaluation.walk_forward import trials
 from tests.conftest import SAMPLES
 
@@ -54,9 +54,9 @@ def test_the_study_pools_instruments_and_reports_each_beside_its_benchmarks(
     output, work = tmp_path / "research", tmp_path / "work"
     summary = run_research(ws.config, output=output, work=work)
 
-    assert ResearchSummary.read(output / SUMMARY) == summary
+    assert ResearchSummary.read(output / RESEARCH_SUMMARY) == summary
     assert summary.trials == 3 and summary.instruments == ["BTCUSD", "EURUSD"]
-    html = (output / REPORT).read_text()
+    html = (output / RESEARCH_REPORT).read_text()
     assert "BTCUSD" in html and "EURUSD" in html and "data:image/png;base64," in html
     # Each instrument is tested on its own held-out window, from its own features.
     for symbol, result in summary.results.items():
@@ -86,7 +86,7 @@ def test_the_study_pools_instruments_and_reports_each_beside_its_benchmarks(
         if row.state == "COMPLETE":
             assert len(row.fold_sharpes) == summary.folds
     before = trials(ws.config)[0]
-    assert trials(ws.config, output / SUMMARY)[0] == before + 3
+    assert trials(ws.config, output / RESEARCH_SUMMARY)[0] == before + 3
 
 
 def test_the_test_windows_never_reach_a_trial(workspace, tmp_path) -> None:
