@@ -23,17 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlflow.pyfunc import PythonModel
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 GOAL_SECONDS = 5.0
-
-
-class _Stub(PythonModel):
-    """A registered version needs an artifact to point at; nothing here is served."""
-
-    def predict(self, context, model_input: list[float]) -> list[float]:
-        return model_input
 
 
 def main() -> None:
@@ -42,24 +34,16 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ijules-rollback-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
-    import mlflow
-    from mlflow import MlflowClient
-
     from ijules.config import load_config
     from ijules.registry.aliases import promote, rollback
-    from ijules.registry.register import CHAMPION, STATUS_TAG
-    from ijules.tracking import configure
+    from ijules.registry.register import CHAMPION
+    from tests.registry_stub import stub_registry
 
     config = load_config(REPO / "params.yaml")
     name = config.registry.model_name
     trail = folder / "trail.jsonl"
-    with mlflow.start_run(experiment_id=configure(config.registry.experiment)):
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Stub())
-    client = MlflowClient()
-    client.create_registered_model(name)
-    for version in ("1", "2"):
-        client.create_model_version(name, info.model_uri, run_id=info.run_id)
-        client.set_model_version_tag(name, version, STATUS_TAG, CHAMPION)
+    # Two approved versions with their weights (each rollback verifies the checksum).
+    client = stub_registry(config, {"1": CHAMPION, "2": CHAMPION})
     client.set_registered_model_alias(name, CHAMPION, "1")
 
     def replace_champion() -> None:

@@ -1,7 +1,7 @@
-"""Weekly retraining and validation, then the promotion gate.
+"""Weekly retraining and validation, then the automatic review and a person's approval.
 
 ingest -> validate -> features -> train -> evaluate -> seeds -> tune -> walk-forward -> stress ->
-risk report -> performance report -> gate and register.
+risk report -> performance report -> review -> approval -> promote (or record the rejection).
 
 The data stages are `dvc repro` stages, so a week without new bars or code reruns nothing up to
 training. Training, the other training seeds, the hyper-parameter study and the walk-forward folds
@@ -12,17 +12,28 @@ names. Seeds trains the same configuration with the next seeds and tests each, f
 the agent's figures; tune runs the Optuna study on the walk-forward folds (its trials count in
 the deflated Sharpe ratio); walk-forward trains and tests one model per fold; stress replays
 crises and synthetic shocks on the trained model; the risk report backtests the VaR models and
-replays the circuit breakers. The last task registers the model in MLflow and lets the gate
-decide its alias from the test window over seeds, the walk-forward pass rate and stress
-survival: champion, challenger, or rejected with its reasons.
+replays the circuit breakers. Review registers the model in MLflow and checks it, every check a
+row (the test window over seeds, walk-forward, stress, significance, VaR, integrity); a rejected
+version ends there and the approval shows as skipped. A passed one waits for a risk officer in
+Airflow's Required Actions (or the HITL REST API), with the review table: Approve moves the
+aliases (`ijules approve`), Reject records the reason (`ijules reject`) and moves nothing, no
+answer within the timeout promotes nothing.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import dag
-from wiring import DEFAULT_ARGS, GPU_QUEUE, dvc_stage, ijules_command
+from airflow.sdk import TriggerRule, dag
+from wiring import (
+    DEFAULT_ARGS,
+    GPU_QUEUE,
+    answer_env,
+    approval,
+    dvc_stage,
+    ijules_command,
+    review_passed,
+)
 
 
 @dag(
@@ -54,9 +65,23 @@ def ijules_weekly() -> None:
     stress = dvc_stage("stress")
     risk = dvc_stage("risk", task_id="risk_report")
     report = dvc_stage("report")
-    register = ijules_command("register", task_id="gate_and_register")
+    review = ijules_command("register", task_id="review")
+    passed = review_passed("review")
+    ask = approval("Promote the reviewed ijules policy?")
+    version = "{{ ti.xcom_pull(task_ids='review_passed', key='version') }}"
+    promote = ijules_command(
+        f'approve {version} --reason "$IJULES_REASON"', task_id="promote", env=answer_env()
+    )
+    # Runs only when the approval skipped the promotion, i.e. a person rejected it.
+    record_rejection = ijules_command(
+        f'reject {version} --reason "$IJULES_REASON"',
+        task_id="record_rejection",
+        env=answer_env(),
+        trigger_rule=TriggerRule.ALL_SKIPPED,
+    )
     ingest >> validate >> features >> train >> evaluate >> seeds >> tune >> walk_forward
-    walk_forward >> stress >> risk >> report >> register
+    walk_forward >> stress >> risk >> report >> review >> passed >> ask >> promote
+    promote >> record_rejection
 
 
 ijules_weekly()

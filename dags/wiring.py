@@ -11,6 +11,7 @@ a worker without IJULES_PROJECT_DIR fails at once with an error that names it.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from datetime import timedelta
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import Param
 
 PROJECT_ENV = "IJULES_PROJECT_DIR"
 _MISSING_PROJECT = f"{PROJECT_ENV} must name the project folder on this worker"
@@ -84,3 +88,73 @@ def ijules_command(
         append_env=True,
         **kwargs,
     )
+
+
+# How long an approval waits for a person; unanswered, it fails and nothing is promoted.
+APPROVAL_TIMEOUT = timedelta(hours=float(os.environ.get("IJULES_APPROVAL_TIMEOUT_HOURS", "72")))
+
+
+def _review_passed(review: str, ti: Any) -> bool:
+    """Read the review's outcome (the `ijules register` task's last line) for the approval."""
+    outcome = json.loads(review)
+    ti.xcom_push(key="version", value=outcome["version"])
+    ti.xcom_push(key="table", value=outcome["table"])
+    return bool(outcome["status"] == "awaiting_approval")
+
+
+def review_passed(review_task: str) -> ShortCircuitOperator:
+    """Go on to the approval only when the automatic review passed; else skip what follows."""
+    return ShortCircuitOperator(
+        task_id="review_passed",
+        python_callable=_review_passed,
+        op_kwargs={"review": f"{{{{ ti.xcom_pull(task_ids='{review_task}') }}}}"},
+    )
+
+
+class RecordedApproval(ApprovalOperator):
+    """An approval whose answer (choice, who, why) is kept in XCom under ``answer`` either way:
+    on Reject, ApprovalOperator skips what follows before it returns, so its return value, the
+    one place the answer would be, is never stored, and the rejection could not be recorded."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            context["ti"].xcom_push(
+                key="answer",
+                value={
+                    "choice": event["chosen_options"][0],
+                    "by": event["responded_by_user"]["name"],
+                    "reason": (event["params_input"] or {}).get("reason", ""),
+                },
+            )
+        return super().execute_complete(context, event)
+
+
+def approval(subject: str) -> ApprovalOperator:
+    """A person approves or rejects the reviewed version; the review table is the body.
+
+    Reject skips the promotion; a reason is asked for either way (the audit trail records it).
+    """
+    return RecordedApproval(
+        task_id="approval",
+        subject=subject,
+        body=(
+            "Version {{ ti.xcom_pull(task_ids='review_passed', key='version') }} passed the "
+            "automatic review:\n\n{{ ti.xcom_pull(task_ids='review_passed', key='table') }}"
+        ),
+        params={
+            # A default, or the task fails before it asks; `ijules reject` refuses a blank one.
+            "reason": Param(
+                "", type="string", description="Why (written to the audit trail with your name)."
+            )
+        },
+        response_timeout=APPROVAL_TIMEOUT,
+    )
+
+
+def answer_env() -> dict[str, str]:
+    """The approval's answer, for the command that records it: who, and why."""
+    answer = "ti.xcom_pull(task_ids='approval', key='answer')"
+    return {
+        "IJULES_ACTOR": f"{{{{ {answer}['by'] }}}}",
+        "IJULES_REASON": f"{{{{ {answer}['reason'] }}}}",
+    }

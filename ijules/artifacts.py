@@ -888,8 +888,27 @@ class ChampionComparison(Record):
     num_trades: float
 
 
+class ChampionChallenge(Record):
+    """The candidate against the champion on the same bars (the candidate's test window): the
+    Sharpe difference, against a margin, and a one-sided paired t-test of their per-bar returns.
+    Only a candidate better on both replaces the champion; otherwise it is proposed as challenger.
+    """
+
+    champion: str
+    candidate_sharpe: float
+    champion_sharpe: float
+    margin: float
+    t_statistic: float
+    p_value: float
+    max_p_value: float
+    bars: int
+    better: bool
+
+
 class Registration(Artifact):
-    """What the registry now says about the new model (``reports/registry.json``).
+    """What the registry says about the new model (``reports/registry.json``): the automatic
+    review's table (``gate``, every check a row), the alias it proposes, and, once a person
+    answered the approval, who decided what and why.
 
     ``gate`` is None for a version decided by an earlier run (the file then holds ``{}``).
     """
@@ -906,6 +925,11 @@ class Registration(Artifact):
     champion_before: str | None = None
     champion_sharpe_on_this_window: float | None = None
     champion_on_this_window: ChampionComparison | None = None
+    proposed_alias: str | None = None
+    weights_sha256: str | None = None
+    challenge: ChampionChallenge | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
 
     @field_validator("gate", mode="before")
     @classmethod

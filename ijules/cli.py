@@ -7,6 +7,7 @@ are imported inside each command so that ``--help`` stays fast.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -248,12 +249,14 @@ def register(
     seeds: PathOption = None,
     audit: PathOption = None,
 ) -> None:
-    """Register the model in MLflow; the gate decides between champion, challenger and rejected.
+    """Register the model in MLflow and review it: rejected, or awaiting a person's approval.
 
-    The gate reads the test-window metrics over training seeds, the walk-forward summary and
-    the stress results.
+    The review reads the test-window metrics over training seeds, the walk-forward summary and
+    the stress results, and recomputes the rest from the model the registry serves. No alias
+    moves until `ijules approve`.
     """
     from ijules.registry.register import run_register
+    from ijules.registry.review import table_markdown as review_table
 
     cfg = _config(ctx)
     result = run_register(
@@ -271,6 +274,9 @@ def register(
     typer.echo(
         f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
     )
+    # The last line is for the scheduler: the approval shows the table and answers this version.
+    table = review_table(result.gate.checks) if result.gate is not None else ""
+    typer.echo(json.dumps({"version": result.version, "status": result.status, "table": table}))
 
 
 @app.command()
@@ -520,6 +526,57 @@ def promote(
     )
     was = f"was v{previous}" if previous else "was unset"
     typer.echo(f"{cfg.registry.model_name}@{alias} -> v{version} ({was})")
+
+
+ReasonOption = Annotated[str, typer.Option(help="Why; audited.")]
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The version awaiting approval.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = None,
+    audit: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Approve a version whose automatic review passed: it takes the alias the review proposed."""
+    from ijules.registry.approval import approve as give_alias
+
+    cfg = _config(ctx)
+    result = give_alias(
+        cfg,
+        version,
+        reason=reason or "approved",
+        audit=_path(audit, cfg.paths.audit),
+        output=_path(output, cfg.paths.registration),
+        actor=actor,
+    )
+    typer.echo(f"{result.model_name} v{result.version}: {result.status} (by {result.decided_by})")
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The version awaiting approval.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = None,
+    audit: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Reject a version awaiting approval, with a reason: no alias moves."""
+    from ijules.registry.approval import reject as decline
+
+    cfg = _config(ctx)
+    result = decline(
+        cfg,
+        version,
+        reason=reason,
+        audit=_path(audit, cfg.paths.audit),
+        output=_path(output, cfg.paths.registration),
+        actor=actor,
+    )
+    typer.echo(f"{result.model_name} v{result.version}: {result.status} (by {result.decided_by})")
 
 
 @app.command()

@@ -10,7 +10,11 @@ started_sink=0
 if ! bash scripts/services.sh mail-up | tee /dev/stderr | grep -q "already running"; then
   started_sink=1
 fi
-cleanup() { if [[ $started_sink == 1 ]]; then bash scripts/services.sh mail-down >/dev/null; fi; }
+started_api=0
+cleanup() {
+  if [[ $started_sink == 1 ]]; then bash scripts/services.sh mail-down >/dev/null; fi
+  if [[ $started_api == 1 ]]; then bash scripts/services.sh approvals-down >/dev/null; fi
+}
 trap cleanup EXIT
 
 # One shot: a failure should surface now, not after the production retry delays.
@@ -21,9 +25,22 @@ echo "== Airflow metadata database ($AIRFLOW_HOME)"
 airflow db migrate >var/log/airflow-migrate.log 2>&1
 airflow pools set ijules_dvc_workspace 1 "DVC workspace: one writer at a time" >/dev/null
 
+echo "== api-server for approvals (log: var/log/airflow-api.log)"
+bash scripts/services.sh approvals-up | grep -q "already running" || started_api=1
+
 for dag in ijules_weekly ijules_nightly; do
   echo "== airflow dags test $dag (log: var/log/$dag.log)"
-  if ! airflow dags test "$dag" >"var/log/$dag.log" 2>&1; then
+  airflow dags test "$dag" >"var/log/$dag.log" 2>&1 &
+  pid=$!
+  if [[ $dag == ijules_weekly ]]; then
+    # A version that passed the automatic review waits for a person: the demo risk officer
+    # answers through the HITL REST API, as one would in the UI's Required Actions.
+    python scripts/answer_approval.py --api "http://127.0.0.1:${IJULES_API_PORT:-8793}" \
+      --user "${IJULES_APPROVER:-demo_risk_officer}" --dag ijules_weekly --choice Approve \
+      --reason "make run demo: the automatic review passed" --watch-pid "$pid" \
+      | sed 's/^/   approval: /' || { kill "$pid"; exit 1; }
+  fi
+  if ! wait "$pid"; then
     grep -E "ERROR|error:|Error" "var/log/$dag.log" | tail -15 >&2 || true
     echo "$dag failed; full log: var/log/$dag.log" >&2
     exit 1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Background services for local use: the mail sink, the MLflow UI and Airflow (standalone).
+# Background services for local use: the mail sink, the MLflow UI and Airflow (standalone), and
+# the api-server `make run` answers approvals through.
 # Each runs in its own process group; its pid is kept in var/run/NAME.pid and its log in var/log/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +40,23 @@ mail_up() {
     python -m aiosmtpd -n -l "127.0.0.1:${IJULES_SMTP_PORT:-1025}" -c aiosmtpd.handlers.Mailbox var/mail
 }
 
+# The api-server that approvals are answered through (Required Actions, the HITL REST API), with
+# one named user, the demo risk officer, whose password the simple auth manager generates into
+# $AIRFLOW_HOME (not all-admins: the answer is recorded under a real name).
+approvals_up() {
+  mkdir -p "$AIRFLOW_HOME"
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False \
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${IJULES_APPROVER:-demo_risk_officer}:admin" \
+  AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-$(python -c 'import secrets; print(secrets.token_hex(32))')}" \
+    start airflow-api "${IJULES_API_PORT:-8793}" 120 \
+    airflow api-server --host 127.0.0.1 --port "${IJULES_API_PORT:-8793}"
+}
+
 case "${1:-}" in
   mail-up) mail_up ;;
   mail-down) stop mail-sink ;;
+  approvals-up) approvals_up ;;
+  approvals-down) stop airflow-api ;;
   up)
     mail_up
     mkdir -p var/mlflow/artifacts
@@ -59,5 +74,5 @@ case "${1:-}" in
     stop mlflow
     stop mail-sink
     ;;
-  *) echo "usage: $0 up|down|mail-up|mail-down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|mail-up|mail-down|approvals-up|approvals-down" >&2; exit 2 ;;
 esac

@@ -247,28 +247,8 @@ def run(
 
 
 def stub_registry(config: Any, statuses: dict[str, str | None]) -> Any:
-    """A registered model with one version per entry of ``statuses`` (version -> the gate's
-    verdict, None: never decided), each pointing at the smallest MLflow model: promotion and
-    rollback tests need versions, not trained policies. Returns the MLflow client."""
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.pyfunc import PythonModel
+    """A registered model with one version per entry of ``statuses`` (see
+    :func:`tests.registry_stub.stub_registry`). Returns the MLflow client."""
+    from tests.registry_stub import stub_registry as build
 
-    from ijules.registry.register import STATUS_TAG
-    from ijules.tracking import configure
-
-    class Stub(PythonModel):
-        def predict(self, context: Any, model_input: list[float]) -> list[float]:
-            return model_input
-
-    with mlflow.start_run(experiment_id=configure(config.registry.experiment)):
-        info = mlflow.pyfunc.log_model(name="model", python_model=Stub())
-    client = MlflowClient()
-    name = config.registry.model_name
-    client.create_registered_model(name)
-    for version, status in statuses.items():
-        created = client.create_model_version(name, info.model_uri, run_id=info.run_id)
-        assert str(created.version) == version
-        if status is not None:
-            client.set_model_version_tag(name, version, STATUS_TAG, status)
-    return client
+    return build(config, statuses)

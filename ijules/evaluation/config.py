@@ -101,6 +101,17 @@ class GateConfig(Frozen):
     # One fill of the whole capital may cost at most this (bps): above it the cost model itself
     # is suspect (no volume data, a wrong liquidity setting) and no figure built on it is trusted.
     max_full_capital_fill_cost_bps: PositiveFloat = 100.0
+    # Significance on the test window: the probabilistic Sharpe ratio against 0, and the
+    # deflated one against the best of the trials tried (Bailey & Lopez de Prado).
+    min_psr: Fraction = 0.95
+    min_dsr: Fraction = 0.95
+    # The Basel zone of a rolling historical VaR of the agent's own per-bar returns.
+    var_confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
+    max_var_zone: Literal["green", "yellow"] = "yellow"
+    # A candidate replaces the champion only with a Sharpe ratio this much higher on the same
+    # bars and a one-sided paired t-test of the per-bar returns at most this p-value.
+    champion_margin: Annotated[float, Field(ge=0)] = 0.25
+    champion_max_p_value: Fraction = 0.10
 
 
 class TsmomConfig(Frozen):

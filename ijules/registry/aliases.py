@@ -9,13 +9,18 @@ from ijules.config import Config
 from ijules.errors import RegistryError
 from ijules.registry.audit import append, mirror
 from ijules.registry.register import (
+    AWAITING,
     CHALLENGER,
     CHAMPION,
+    DECLINED,
     PREVIOUS_CHAMPION_TAG,
     REASONS_TAG,
+    REJECTED,
     STATUS_TAG,
+    WEIGHTS_TAG,
     alias_version,
 )
+from ijules.registry.review import verify_weights
 from ijules.tracking import configure
 
 log = logging.getLogger(__name__)
@@ -23,7 +28,8 @@ log = logging.getLogger(__name__)
 ROLLED_BACK_TAG = "ijules.rolled_back_to"
 
 
-PASSED = (CHAMPION, CHALLENGER)  # the statuses of a version whose gate passed
+# The statuses of a version whose review passed and a person approved.
+PASSED = (CHAMPION, CHALLENGER)
 
 
 def promote(
@@ -38,10 +44,11 @@ def promote(
 ) -> str | None:
     """Point ``alias`` at ``version``; return the version it pointed at before, if any.
 
-    Only a version whose gate passed may take an alias. A version the gate rejected, or one
-    never gated (registered, but no decision recorded), is refused unless ``force`` is set with
-    a ``reason``: the override is written to the audit trail with the actor, the time and the
-    checks it overrides, before the alias moves.
+    Only a version whose automatic review passed and whose approval a person gave (status
+    champion or challenger) may take an alias. Any other (rejected by the review, declined,
+    awaiting approval, never reviewed) is refused unless ``force`` is set with a ``reason``: the
+    override is written to the audit trail with the actor, the time and the checks it overrides,
+    before the alias moves.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -58,11 +65,11 @@ def promote(
     status = target.tags.get(STATUS_TAG)
     overridden = [r for r in target.tags.get(REASONS_TAG, "").split("; ") if r]
     if status not in PASSED:
-        why = (
-            f"was rejected by the gate ({'; '.join(overridden)})"
-            if status == "rejected"
-            else "was never gated (no decision is recorded on it)"
-        )
+        why = {
+            REJECTED: f"was rejected by the automatic review ({'; '.join(overridden)})",
+            DECLINED: f"was declined at approval ({'; '.join(overridden)})",
+            AWAITING: "awaits a person's approval (`ijules approve` or the Airflow approval)",
+        }.get(status or "", "was never reviewed (no decision is recorded on it)")
         if not force:
             raise RegistryError(
                 f"{name} v{version} {why}; pass --force with a --reason to override"
@@ -94,8 +101,9 @@ def rollback(
 ) -> tuple[str, str]:
     """Move ``champion`` back to the version it replaced; return (from, to).
 
-    Only to a version that was champion before (recorded when it was replaced) and whose gate
-    passed; the rollback is written to the audit trail before the alias moves.
+    Only to a version that was champion before (recorded when it was replaced), whose review
+    passed and whose served weights still match the checksum recorded at registration; the
+    rollback is written to the audit trail before the alias moves.
     """
     from mlflow import MlflowClient
 
@@ -108,12 +116,14 @@ def rollback(
     restored = client.get_model_version(name, current).tags.get(PREVIOUS_CHAMPION_TAG)
     if not restored:
         raise RegistryError(f"{name} champion v{current} replaced no earlier version")
-    status = client.get_model_version(name, restored).tags.get(STATUS_TAG)
+    restored_version = client.get_model_version(name, restored)
+    status = restored_version.tags.get(STATUS_TAG)
     if status not in PASSED:
         raise RegistryError(
             f"{name} v{restored} (the champion before v{current}) has status {status!r}: "
             "its gate did not pass, so it cannot be reinstated by a rollback"
         )
+    verify_weights(name, restored, restored_version.tags.get(WEIGHTS_TAG))
     entry = append(
         audit,
         action="rollback",
@@ -121,7 +131,7 @@ def rollback(
         version=restored,
         alias=CHAMPION,
         reason=reason,
-        checks=[f"replaces v{current}"],
+        checks=[f"replaces v{current}", "weights sha256 verified"],
         actor=actor,
     )
     client.set_registered_model_alias(name, CHAMPION, restored)

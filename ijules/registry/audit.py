@@ -1,9 +1,10 @@
 """The audit trail: every change to what trades, append-only and hash-chained.
 
-One JSON line per event (a registration and its verdict, a promotion, a forced promotion, a
-rollback): who, when, which version, why, and the checks it rests on or overrides. Each line
-carries the hash of the line before it and its own hash over everything it says, so an edited,
-deleted, inserted or reordered line breaks the chain at that line, and :func:`verify` names it.
+One JSON line per event (a registration and its automatic review, an approval or rejection, a
+promotion, a forced promotion, a rollback): who, when, which version, why, and the checks it rests
+on or overrides. Each line carries the hash of the line before it and its own hash over everything
+it says, so an edited, deleted, inserted or reordered line breaks the chain at that line, and
+:func:`verify` names it.
 Appends take an exclusive lock and are flushed to disk before the registry moves an alias, so
 the trail is never behind the registry. The latest event per version is mirrored as MLflow tags.
 """
@@ -24,7 +25,8 @@ from pydantic import ValidationError
 from ijules.artifacts import Record
 from ijules.errors import RegistryError
 
-Action = Literal["register", "promote", "force_promote", "rollback"]
+# register: a version and its automatic review; approve / reject: a person's answer to it.
+Action = Literal["register", "approve", "reject", "promote", "force_promote", "rollback"]
 GENESIS = "0" * 64  # the "previous hash" of the first line
 
 

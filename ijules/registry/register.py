@@ -1,16 +1,17 @@
-"""Register the trained policy in the MLflow registry and give it the alias it earned.
+"""Register the trained policy in the MLflow registry and review it: every check a row.
 
-Every trained model becomes a version of ``registry.model_name``. The gate decides what it earns:
+Every trained model becomes a version of ``registry.model_name``. The automatic review then
+checks it (the gate's thresholds, plus the rows of :mod:`ijules.registry.review`, recomputed from
+what the registry serves) and writes the table to ``reports/registry.json`` and the version:
 
-- fails a threshold: tagged ``ijules.status=rejected`` with the reasons, no alias;
-- passes, and there is no champion or it beats the champion on the same test window after
-  costs (higher Sharpe): alias ``champion``; the version it replaced is recorded for rollback;
-- passes but does not beat the champion: alias ``challenger``.
+- a check fails: tagged ``ijules.status=rejected`` with the reasons; it never reaches approval;
+- every check passes: ``ijules.status=awaiting_approval``, with the alias it would take:
+  ``champion`` when there is none, or when it beats the champion on the same bars by the margin
+  and the paired test (see :func:`ijules.registry.review.challenge`), else ``challenger``.
 
-The champion alias only moves at the very end, after every check, so a failure on the way leaves
-the current champion untouched. A version already decided is not decided again: a rerun returns
-the recorded outcome. Every decision is written to the audit trail (:mod:`ijules.registry.audit`)
-before any alias moves.
+No alias moves here: a person answers the approval (:mod:`ijules.registry.approval`). A version
+already reviewed is not reviewed again: a rerun returns the recorded outcome. Every review is
+written to the audit trail (:mod:`ijules.registry.audit`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Any, NamedTuple
 
 from ijules.artifacts import (
     POLICY_SPEC,
+    POLICY_ZIP,
+    ChampionChallenge,
     ChampionComparison,
     FeatureSet,
+    GateDecision,
     MetricsReport,
     ModelRef,
     PolicyRecord,
@@ -35,27 +39,46 @@ from ijules.config import Config
 from ijules.env.market_data import load_window
 from ijules.errors import IjulesError, RegistryError
 from ijules.evaluation.thresholds import Benchmarks
+from ijules.io import write_text
 from ijules.registry.audit import append, mirror
 from ijules.registry.gate import apply_gate
+from ijules.registry.review import (
+    Recomputed,
+    backtest_served,
+    challenge,
+    download,
+    integrity_checks,
+    sha256_of,
+    significance_checks,
+    table_markdown,
+    var_zone_check,
+)
 from ijules.tracking import configure
 
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+AWAITING, REJECTED, DECLINED = "awaiting_approval", "rejected", "declined"
 STATUS_TAG = "ijules.status"
 REASONS_TAG = "ijules.reasons"
 PREVIOUS_CHAMPION_TAG = "ijules.previous_champion"
+PROPOSED_TAG = "ijules.proposed_alias"
+REVIEWED_AGAINST_TAG = "ijules.reviewed_against"  # the champion when reviewed ("none": none)
+WEIGHTS_TAG = "ijules.weights_sha256"
+DECIDED_BY_TAG = "ijules.decided_by"
+DECISION_REASON_TAG = "ijules.decision_reason"
+REVIEW_ARTIFACTS = "review"  # the run's artifact folder holding the review's JSON and table
 
 
 class Verdict(NamedTuple):
-    """What the gate and the champion comparison decided."""
+    """What the review proposes: the alias, and the champion comparison behind it."""
 
     status: str
     alias: str | None
     reasons: list[str]
     champion_before: str | None = None
-    champion_sharpe: float | None = None
     champion_on_this_window: ChampionComparison | None = None  # the champion baseline
+    challenge: ChampionChallenge | None = None
 
 
 def run_register(
@@ -71,16 +94,17 @@ def run_register(
     seeds: Path | None = None,
     audit: Path,
 ) -> Registration:
-    """Register ``model_dir``'s policy, apply the gate and aliases, and write ``output``.
+    """Register ``model_dir``'s policy, review it, and write ``output`` (and its Markdown table).
 
-    The gate reads the test-window metrics, their spread over training seeds, the walk-forward
+    The review reads the test-window metrics, their spread over training seeds, the walk-forward
     summary (which must describe this configuration) and the stress results (which, like the
-    seeds, must describe this model).
+    seeds, must describe this model), and recomputes the rest from the served model.
     """
     from mlflow import MlflowClient
 
     spec_path = model_dir / POLICY_SPEC
-    record = PolicyRecord.read(spec_path).mlflow
+    policy_record = PolicyRecord.read(spec_path)
+    record = policy_record.mlflow
     evaluation = MetricsReport.read(metrics)
     run_id, model_uri = record.run_id, record.model_uri
     if model_uri is None:
@@ -113,15 +137,24 @@ def run_register(
     version = _version_for_run(client, name, run_id, model_uri)
     decided = version.tags.get(STATUS_TAG)
     if decided is not None:
-        result = _recorded(client, name, version, decided)
-        result.write(output)
-        log.info("%s v%s was already decided: %s", name, version.version, decided)
+        result = recorded(client, name, version)
+        _write(result, output)
+        log.info("%s v%s was already reviewed: %s", name, version.version, decided)
         return result
 
+    number = str(version.version)
+    served = download(name, number)
+    try:
+        served_sha256 = served.sha256
+        recomputed = backtest_served(served, config, features, meta)
+    finally:
+        served.folder.cleanup()
+    trained_sha256 = sha256_of(model_dir / POLICY_ZIP)
     agent = evaluation.agent
-    decision = apply_gate(
+    gate = config.gate
+    thresholds = apply_gate(
         agent,
-        config.gate,
+        gate,
         benchmarks(evaluation),
         evaluation.window.full_capital_fill_bps,
         seeds=spread,
@@ -129,6 +162,34 @@ def run_register(
         walk_forward=folds,
         stress=scenarios,
         required_scenarios=len(config.stress.scenarios),
+    )
+    returns = recomputed.returns if isinstance(recomputed, Recomputed) else None
+    decision = GateDecision.of(
+        [
+            *integrity_checks(
+                trained_sha256=trained_sha256,
+                served_sha256=served_sha256,
+                recomputed=recomputed,
+                reported=agent,
+                policy=policy_record,
+            ),
+            *thresholds.checks,
+            *significance_checks(
+                returns,
+                min_psr=gate.min_psr,
+                min_dsr=gate.min_dsr,
+                sharpe_benchmark_per_bar=folds.table[0].sharpe_benchmark_per_bar
+                if folds is not None and folds.table
+                else None,
+                trials=folds.trials if folds is not None else None,
+            ),
+            var_zone_check(
+                returns,
+                confidence=gate.var_confidence,
+                window=config.risk_models.expected_shortfall.tail_expectation_window,
+                max_zone=gate.max_var_zone,
+            ),
+        ]
     )
     tags = {
         "sharpe": agent.sharpe,
@@ -140,44 +201,88 @@ def run_register(
     if spread is not None:
         tags |= {"seeds": len(spread.runs), "sharpe_over_seeds_lower_bound": spread.sharpe}
     for key, value in tags.items():
-        client.set_model_version_tag(name, version.version, f"test.{key}", str(value))
+        client.set_model_version_tag(name, number, f"test.{key}", str(value))
+    client.set_model_version_tag(name, number, WEIGHTS_TAG, trained_sha256)
+    champion = alias_version(client, name, CHAMPION)
+    # Against the champion whenever both run: the risk team sees it for a rejected one too.
+    compared = (
+        _compare_with_champion(config, name, champion, recomputed, features, meta)
+        if champion is not None and isinstance(recomputed, Recomputed)
+        else None
+    )
     if not decision.passed:
-        verdict = Verdict("rejected", None, decision.reasons)
+        verdict = Verdict(REJECTED, None, decision.reasons)
+        if compared is not None:
+            verdict = compared._replace(status=REJECTED, alias=None, reasons=decision.reasons)
+    elif compared is None:
+        verdict = Verdict(AWAITING, CHAMPION, ["passed the review; no champion yet"])
     else:
-        champion = alias_version(client, name, CHAMPION)
-        if champion is None:
-            verdict = Verdict(CHAMPION, CHAMPION, ["passed the gate; no champion yet"])
-        else:
-            verdict = _compare_with_champion(
-                config, name, champion, float(agent.sharpe), features, meta
-            )
+        verdict = compared
     result = Registration(
         model_name=name,
-        version=str(version.version),
+        version=number,
         run_id=run_id,
         status=verdict.status,
-        alias=verdict.alias,
+        alias=None,
         reasons=verdict.reasons,
         gate=decision,
         champion_before=verdict.champion_before,
-        champion_sharpe_on_this_window=verdict.champion_sharpe,
+        champion_sharpe_on_this_window=None
+        if verdict.challenge is None
+        else verdict.challenge.champion_sharpe,
         champion_on_this_window=verdict.champion_on_this_window,
+        proposed_alias=verdict.alias,
+        weights_sha256=trained_sha256,
+        challenge=verdict.challenge,
     )
-    # The trail first: an alias never moves without its record.
     entry = append(
         audit,
         action="register",
         model=name,
-        version=result.version,
-        alias=result.alias,
-        reason=f"gate {'passed' if decision.passed else 'failed'}: {result.status}",
-        checks=result.reasons,
+        version=number,
+        alias=verdict.alias,
+        reason=f"automatic review {'passed' if decision.passed else 'failed'}: {result.status}",
+        checks=[
+            f"{c.metric} {c.value:.4g} {c.rule} {c.threshold:.4g}: {'pass' if c.passed else 'FAIL'}"
+            for c in decision.checks
+        ],
     )
-    _apply(client, result)
+    _write(result, output)
+    for path in (output, output.with_suffix(".md")):
+        client.log_artifact(run_id, str(path), REVIEW_ARTIFACTS)
+    client.set_model_version_tag(name, number, REASONS_TAG, "; ".join(result.reasons))
+    if verdict.alias is not None:
+        client.set_model_version_tag(name, number, PROPOSED_TAG, verdict.alias)
+        against = "none" if champion is None else str(champion.version)
+        client.set_model_version_tag(name, number, REVIEWED_AGAINST_TAG, against)
     mirror(client, entry)
-    result.write(output)
-    log.info("%s v%s: %s (%s)", name, result.version, result.status, "; ".join(result.reasons))
+    # The status tag goes last: it marks the review as complete.
+    client.set_model_version_tag(name, number, STATUS_TAG, result.status)
+    log.info("%s v%s: %s (%s)", name, number, result.status, "; ".join(result.reasons))
     return result
+
+
+def _write(result: Registration, output: Path) -> None:
+    """The review's JSON and its table as Markdown beside it (``registry.md``)."""
+    result.write(output)
+    lines = [
+        f"# {result.model_name} v{result.version}: {result.status}",
+        "",
+        f"Proposed alias: {result.proposed_alias or 'none'}. " + "; ".join(result.reasons),
+        "",
+    ]
+    if result.gate is not None:
+        lines.append(table_markdown(result.gate.checks))
+    if result.challenge is not None:
+        c = result.challenge
+        lines += [
+            "",
+            f"Against champion v{c.champion} on the same {c.bars} bars: Sharpe "
+            f"{c.candidate_sharpe:.3f} vs {c.champion_sharpe:.3f} (margin {c.margin:g}), paired "
+            f"t {c.t_statistic:.2f}, p {c.p_value:.3f} (at most {c.max_p_value:g}): "
+            f"{'better' if c.better else 'not better'}.",
+        ]
+    write_text(output.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def benchmarks(evaluation: MetricsReport) -> Benchmarks:
@@ -205,27 +310,27 @@ def _compare_with_champion(
     config: Config,
     model_name: str,
     champion: Any,
-    sharpe: float,
+    candidate: Recomputed,
     features: Path,
     meta: Path,
 ) -> Verdict:
-    """Backtest the champion on this model's test window; promote only a strictly better model."""
-    import mlflow
-
+    """Backtest the served champion on this model's test window and challenge it there."""
     from ijules.evaluation.evaluate import backtest_policy
+    from ijules.training.policy import RecurrentPolicy
 
     before = str(champion.version)
     feature_set = FeatureSet.read(meta)
     market = load_window(features, feature_set, "test", config)
-    loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{champion.version}")
-    policy = loaded.unwrap_python_model().policy
+    served = download(model_name, before)
     try:
+        policy = RecurrentPolicy.load_files(served.zip_path, served.spec_path)
         backtest = backtest_policy(policy, market, config)
     except IjulesError as err:
-        reason = f"champion v{champion.version} cannot be compared here ({err}); kept it"
-        return Verdict(CHALLENGER, CHALLENGER, [reason], before)
-    baseline = backtest.metrics(feature_set.bars_per_year, backtest.asset_returns)
-    champion_sharpe = baseline.sharpe
+        reason = f"champion v{before} cannot be compared here ({err}); proposed as challenger"
+        return Verdict(AWAITING, CHALLENGER, [reason], before)
+    finally:
+        served.folder.cleanup()
+    baseline = backtest.metrics(feature_set.bars_per_year)
     comparison = ChampionComparison(
         sharpe=float(baseline.sharpe),
         total_return=float(baseline.total_return),
@@ -233,37 +338,26 @@ def _compare_with_champion(
         daily_turnover=float(baseline.daily_turnover),
         num_trades=float(baseline.num_trades),
     )
-    if sharpe > champion_sharpe:
-        status = CHAMPION
-        reason = (
-            f"Sharpe {sharpe:.3f} beats champion v{champion.version}'s {champion_sharpe:.3f} "
-            "on the same test window"
+    gate = config.gate
+    outcome = challenge(
+        before,
+        candidate,
+        backtest.returns,
+        float(baseline.sharpe),
+        margin=gate.champion_margin,
+        max_p_value=gate.champion_max_p_value,
+    )
+    how = (
+        f"Sharpe {outcome.candidate_sharpe:.3f} vs champion v{before}'s "
+        f"{outcome.champion_sharpe:.3f} on the same bars (margin {outcome.margin:g}), "
+        f"paired p {outcome.p_value:.3f} (at most {outcome.max_p_value:g})"
+    )
+    if outcome.better:
+        return Verdict(
+            AWAITING, CHAMPION, [f"beats the champion: {how}"], before, comparison, outcome
         )
-    else:
-        status = CHALLENGER
-        reason = (
-            f"Sharpe {sharpe:.3f} does not beat champion v{champion.version}'s "
-            f"{champion_sharpe:.3f} on the same test window"
-        )
-    return Verdict(status, status, [reason], before, champion_sharpe, comparison)
-
-
-def _apply(client: Any, result: Registration) -> None:
-    name, version = result.model_name, result.version
-    client.set_model_version_tag(name, version, REASONS_TAG, "; ".join(result.reasons))
-    if result.alias == CHAMPION:
-        if result.champion_before is not None:
-            client.set_model_version_tag(
-                name, version, PREVIOUS_CHAMPION_TAG, result.champion_before
-            )
-        client.set_registered_model_alias(name, CHAMPION, version)
-        challenger = alias_version(client, name, CHALLENGER)
-        if challenger is not None and str(challenger.version) == version:
-            client.delete_registered_model_alias(name, CHALLENGER)
-    elif result.alias == CHALLENGER:
-        client.set_registered_model_alias(name, CHALLENGER, version)
-    # The status tag goes last: it marks the decision as complete.
-    client.set_model_version_tag(name, version, STATUS_TAG, result.status)
+    reason = f"does not beat the champion: {how}"
+    return Verdict(AWAITING, CHALLENGER, [reason], before, comparison, outcome)
 
 
 def _version_for_run(client: Any, name: str, run_id: str, model_uri: str) -> Any:
@@ -293,15 +387,37 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def _recorded(client: Any, name: str, version: Any, status: str) -> Registration:
+def recorded(client: Any, name: str, version: Any) -> Registration:
+    """What the registry records about a reviewed version: its review file when logged, with
+    the status, alias and decision as they stand now."""
+    import json
+
+    import mlflow
+
     aliases = list(getattr(version, "aliases", []) or [])
-    reasons = version.tags.get(REASONS_TAG, "")
-    return Registration(
+    tags = version.tags
+    base: dict[str, Any] = {}
+    try:
+        folder = mlflow.artifacts.download_artifacts(
+            run_id=str(version.run_id), artifact_path=REVIEW_ARTIFACTS
+        )
+        files = sorted(Path(folder).glob("*.json"))
+        if files:
+            base = json.loads(files[0].read_text())
+    except Exception:  # noqa: BLE001 - a version reviewed before reviews were logged
+        base = {}
+    reasons = tags.get(REASONS_TAG, "")
+    base.update(
         model_name=name,
         version=str(version.version),
         run_id=str(version.run_id),
-        status=status,
+        status=tags.get(STATUS_TAG, "unreviewed"),
         alias=aliases[0] if aliases else None,
         reasons=[r for r in reasons.split("; ") if r],
-        champion_before=version.tags.get(PREVIOUS_CHAMPION_TAG),
+        champion_before=tags.get(PREVIOUS_CHAMPION_TAG, base.get("champion_before")),
+        proposed_alias=tags.get(PROPOSED_TAG),
+        weights_sha256=tags.get(WEIGHTS_TAG),
+        decided_by=tags.get(DECIDED_BY_TAG),
+        decision_reason=tags.get(DECISION_REASON_TAG),
     )
+    return Registration.model_validate_json(json.dumps(base))

@@ -33,7 +33,9 @@ WRITERS = {
     "report",
     "drift",
     "risk_report",
-    "gate_and_register",
+    "review",
+    "promote",
+    "record_rejection",
 }
 TRAINERS = {"train", "walk_forward", "seeds", "tune"}  # the tasks a GPU worker should take
 
@@ -80,7 +82,9 @@ def test_rollback_is_manual_needs_a_reason_and_never_waits_for_the_workspace(dag
     assert task.env["IJULES_ACTOR"].startswith("airflow:")
 
 
-def test_weekly_retrains_then_gates(dagbag) -> None:
+def test_weekly_retrains_reviews_then_waits_for_a_person(dagbag) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
     dag = dagbag.dags["ijules_weekly"]
     chain = [
         "ingest",
@@ -94,9 +98,27 @@ def test_weekly_retrains_then_gates(dagbag) -> None:
         "stress",
         "risk_report",
         "report",
-        "gate_and_register",
+        "review",
+        "review_passed",
+        "approval",
+        "promote",
+        "record_rejection",
     ]
     assert edges(dag) == set(itertools.pairwise(chain))
+    approval = dag.get_task("approval")
+    assert isinstance(approval, ApprovalOperator)
+    assert approval.response_timeout is not None  # unanswered, nothing is promoted
+    assert "reason" in approval.params
+    # A rejected review skips everything after it, whatever the trigger rules say.
+    assert dag.get_task("review_passed").ignore_downstream_trigger_rules is True
+    # The rejection is recorded only when the approval skipped the promotion.
+    assert dag.get_task("record_rejection").trigger_rule == "all_skipped"
+    for task_id in ("promote", "record_rejection"):
+        task = dag.get_task(task_id)
+        # Who answered and why reach the command through the environment, not the shell line.
+        assert "reason" not in task.bash_command.replace("--reason", "")
+        assert "key='answer'" in task.env["IJULES_ACTOR"]
+        assert "key='answer'" in task.env["IJULES_REASON"]
 
 
 def test_nightly_monitors_then_mails(dagbag) -> None:
@@ -193,7 +215,7 @@ def run_bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
             ["repro", "--single-item", "walk_forward", "walk_forward_summary"],
         ),
         ("ijules_nightly", "drift", "dvc", ["repro", "--single-item", "drift"]),
-        ("ijules_weekly", "gate_and_register", "ijules", ["register"]),
+        ("ijules_weekly", "review", "ijules", ["register"]),
     ],
 )
 def test_bash_command_runs_in_the_workers_project_with_its_path(
@@ -225,7 +247,7 @@ def test_operator_takes_path_and_project_from_the_workers_environment(
     dagbag, tmp_path: Path, monkeypatch
 ) -> None:
     """The operator itself, as a worker runs it: its environment at run time decides."""
-    task = dagbag.dags["ijules_weekly"].get_task("gate_and_register")
+    task = dagbag.dags["ijules_weekly"].get_task("review")
     project = tmp_path / "worker-project"
     project.mkdir()
     script = fake_tool(tmp_path / "worker-bin", "ijules")

@@ -77,7 +77,9 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     assert "register      ijules-policy v1" in audited and "1 entries, hash chain intact" in audited
     trail = project / "var" / "audit" / "trail.jsonl"
     pristine = trail.read_text()
-    trail.write_text(pristine.replace('"reason":"gate ', '"reason":"gate (edited) '))
+    edited = pristine.replace('"reason":"automatic review ', '"reason":"review (edited) ')
+    assert edited != pristine
+    trail.write_text(edited)
     tampered = runner.invoke(app, ["audit"])
     assert tampered.exit_code != 0 and "line 1: its content does not match its hash" in str(
         tampered.exception

@@ -1,4 +1,5 @@
-"""The MLflow flow on a real SQLite store: lineage, the pyfunc model, the gate and the aliases."""
+"""The MLflow flow on a real SQLite store: lineage, the pyfunc model, the review, the approval
+and the aliases."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ijules.env.trading_env import TradingEnv
 from ijules.errors import RegistryError
 from ijules.io import md5_file
 from ijules.registry.aliases import promote, rollback
+from ijules.registry.approval import approve, reject
 from ijules.registry.audit import verify
 from ijules.registry.register import run_register
 from ijules.training.policy import RecurrentPolicy, input_columns
@@ -33,6 +35,10 @@ LENIENT = {
         "beat_passive_buy_and_hold": False,
         "beat_best_rule": False,
         "max_full_capital_fill_cost_bps": 1e6,
+        "min_psr": 0.0,
+        "min_dsr": 0.0,
+        "champion_margin": 0.0,
+        "champion_max_p_value": 1.0,
     },
     "seeds": {"count": 1},  # one policy per registration here: the spread is tested elsewhere
 }
@@ -90,8 +96,8 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     ws.prepare_data()
     ws.train()
     ws.evaluate()
-    register(ws, "models", "reports/metrics.json")
-    served = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    registered = register(ws, "models", "reports/metrics.json")
+    served = mlflow.pyfunc.load_model(f"models:/{NAME}/{registered.version}")
 
     # Step the environment with the local policy, recording what it saw and did.
     from ijules.env.safeguards import Safeguards
@@ -126,86 +132,126 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
     assert not np.allclose(restarted, second, atol=1e-7)
 
 
-def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -> None:
+def served_weights(client: MlflowClient, version: str) -> Path:
+    """The stored policy.zip the registry serves for ``version`` (a local file store)."""
+    source = client.get_model_version(NAME, version).source
+    location = mlflow.get_logged_model(source.removeprefix("models:/")).artifact_location
+    (path,) = Path(location.removeprefix("file://")).rglob("policy.zip")
+    return path
+
+
+def test_review_then_approval_moves_aliases_and_nothing_else_does(workspace) -> None:
+    """Register and review, then a person's answer: approve (aliases move), reject (nothing
+    moves); an edited report or swapped weights fail; rollback verifies the weights."""
     ws = workspace(LENIENT)
     ws.prepare_data()
     client = MlflowClient()
-    for index in (1, 2, 3):
+    trail = ws.root / TRAIL
+    for index in (1, 2, 3, 4):
         ws.config = ws.config.model_copy(update={"seed": index})
         ws.train(f"m{index}")
         ws.evaluate(f"m{index}", f"reports/m{index}.json")
 
     first = register(ws, "m1", "reports/m1.json")
-    assert (first.version, first.status, first.alias) == ("1", "champion", "champion")
-    assert first.reasons == ["passed the gate; no champion yet"]
-
-    set_sharpe(ws.root / "reports/m2.json", -50.0)
-    second = register(ws, "m2", "reports/m2.json")
-    assert (second.status, second.alias, second.champion_before) == (
-        "challenger",
-        "challenger",
-        "1",
+    assert (first.version, first.status, first.alias) == ("1", "awaiting_approval", None)
+    assert (first.proposed_alias, first.reasons) == (
+        "champion",
+        ["passed the review; no champion yet"],
     )
-    assert second.champion_sharpe_on_this_window is not None
-    assert "does not beat champion v1" in second.reasons[0]
-    assert (alias(client, "champion"), alias(client, "challenger")) == ("1", "2")
+    assert first.gate is not None and first.gate.passed
+    rows = {check.metric for check in first.gate.checks}
+    assert {
+        "weights_sha256", "compatibility", "metrics_recomputed", "nan_incidents",
+        "psr", "dsr", "var_zone", "sharpe", "max_drawdown", "daily_turnover",
+    } <= rows  # fmt: skip
+    table = (ws.root / "reports" / "registry.md").read_text()
+    assert all(f"| {row} |" in table for row in rows)
+    assert alias(client, "champion") is None  # the review alone moves nothing
 
-    set_sharpe(ws.root / "reports/m3.json", 50.0)
-    third = register(ws, "m3", "reports/m3.json")
-    assert (third.status, third.alias) == ("champion", "champion")
-    assert alias(client, "champion") == "3"
-    assert client.get_model_version(NAME, "3").tags["ijules.previous_champion"] == "1"
+    approved = approve(ws.config, "1", reason="risk committee 12", audit=trail, actor="ro")
+    assert (approved.status, approved.alias, approved.decided_by) == ("champion", "champion", "ro")
+    assert approved.decision_reason == "risk committee 12"
+    with pytest.raises(RegistryError, match="not awaiting approval"):
+        approve(ws.config, "1", reason="twice", audit=trail)
 
-    again = register(ws, "m3", "reports/m3.json")  # a rerun decides nothing new
-    assert (again.version, again.status) == ("3", "champion")
-    assert len(client.search_model_versions(f"name='{NAME}'")) == 3
-
-    strict = ws.config.model_copy(
-        update={"gate": ws.config.gate.model_copy(update={"min_sharpe": 100.0})}
+    # Against a champion, a margin no model reaches: proposed as challenger. Rejected.
+    wide = ws.config.model_copy(
+        update={"gate": ws.config.gate.model_copy(update={"champion_margin": 100.0})}
     )
-    ws.config = ws.config.model_copy(update={"seed": 4})
-    ws.train("m4")
-    ws.evaluate("m4", "reports/m4.json")
-    rejected = register(ws, "m4", "reports/m4.json", config=strict)
-    assert (rejected.status, rejected.alias) == ("rejected", None)
-    assert rejected.reasons[0].startswith("sharpe ") and "is not >= 100" in rejected.reasons[0]
-    version = client.get_model_version(NAME, rejected.version)
+    second = register(ws, "m2", "reports/m2.json", config=wide)
+    assert (second.status, second.proposed_alias) == ("awaiting_approval", "challenger")
+    assert second.challenge is not None and second.challenge.champion == "1"
+    assert not second.challenge.better and "does not beat the champion" in second.reasons[0]
+    with pytest.raises(RegistryError, match="needs a reason"):
+        reject(ws.config, "2", reason=" ", audit=trail)
+    declined = reject(ws.config, "2", reason="turnover too high", audit=trail, actor="ro")
+    assert (declined.status, declined.alias) == ("declined", None)
+    assert (alias(client, "champion"), alias(client, "challenger")) == ("1", None)
+    with pytest.raises(RegistryError, match="declined at approval"):
+        promote(ws.config, "2", "champion", reason="test", force=False, audit=trail)
+
+    # A report edited after the evaluation: the figures recomputed from the served model differ.
+    set_sharpe(ws.root / "reports/m3.json", 5.0)
+    edited = register(ws, "m3", "reports/m3.json")
+    assert edited.status == "rejected" and edited.gate is not None
+    failed = [check.metric for check in edited.gate.checks if not check.passed]
+    assert failed == ["metrics_recomputed"]
+    assert client.get_model_version(NAME, "3").tags["ijules.status"] == "rejected"
+    with pytest.raises(RegistryError, match="rejected by the automatic review"):
+        promote(ws.config, "3", "champion", reason="test", force=False, audit=trail)
+    with pytest.raises(RegistryError, match="not awaiting approval"):
+        approve(ws.config, "3", reason="ok", audit=trail)
+
+    fourth = register(ws, "m4", "reports/m4.json")
+    assert fourth.challenge is not None
+    expected = "champion" if fourth.challenge.better else "challenger"
+    assert fourth.proposed_alias == expected
     assert (
-        version.tags["ijules.status"] == "rejected"
-        and "is not >= 100" in version.tags["ijules.reasons"]
+        fourth.challenge.candidate_sharpe
+        == MetricsReport.read(ws.root / "reports/m4.json").agent.sharpe
     )
-    assert alias(client, "champion") == "3"  # untouched by a rejected model
+    approve(ws.config, "4", reason="weekly review", audit=trail, actor="ro")
+    assert alias(client, expected) == "4"
+    if expected == "challenger":  # an approved challenger may be promoted by hand
+        promote(ws.config, "4", "champion", reason="desk decision", force=False, audit=trail)
+    assert client.get_model_version(NAME, "4").tags["ijules.previous_champion"] == "1"
+    again = register(ws, "m4", "reports/m4.json")  # a rerun reviews nothing new
+    assert (again.version, again.status) == (
+        "4",
+        "champion" if expected == "champion" else "challenger",
+    )
+    assert again.gate is not None and again.gate.passed  # the logged review, read back
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 4
 
-    trail = ws.root / TRAIL
-    with pytest.raises(RegistryError, match="rejected by the gate"):
-        promote(ws.config, rejected.version, "champion", reason="test", force=False, audit=trail)
-    assert rollback(ws.config, reason="drawdown alert", audit=trail, actor="risk") == ("3", "1")
+    assert rollback(ws.config, reason="drawdown alert", audit=trail, actor="risk") == ("4", "1")
     assert alias(client, "champion") == "1"
-    with pytest.raises(RegistryError, match="replaced no earlier version"):
-        rollback(ws.config, reason="again", audit=trail)
+    # Weights swapped in the store after registration: no rollback to them.
+    promote(ws.config, "4", "champion", reason="back again", force=False, audit=trail)
+    weights = served_weights(client, "1")
+    weights.write_bytes(weights.read_bytes() + b"tampered")
+    with pytest.raises(RegistryError, match="artifact was altered"):
+        rollback(ws.config, reason="drawdown alert", audit=trail)
+    assert alias(client, "champion") == "4"
 
-    # A version registered but never gated (no decision recorded) is no candidate either.
-    client.delete_model_version_tag(NAME, "2", "ijules.status")
-    with pytest.raises(RegistryError, match="never gated"):
-        promote(ws.config, "2", "champion", reason="looks fine", force=False, audit=trail)
-    # Overriding the gate takes --force and a reason, and both go on the record.
+    # Overriding the review takes --force and a reason, and both go on the record.
     with pytest.raises(RegistryError, match="--force needs a --reason"):
-        promote(ws.config, rejected.version, "champion", reason=" ", force=True, audit=trail)
-    assert alias(client, "champion") == "1"
+        promote(ws.config, "3", "champion", reason=" ", force=True, audit=trail)
     promote(
-        ws.config, rejected.version, "champion", reason="desk override 42", force=True,
+        ws.config, "3", "champion", reason="desk override 42", force=True,
         audit=trail, actor="head-of-desk",
     )  # fmt: skip
     entries = verify(trail)
-    assert [(e.action, e.version, e.actor) for e in entries[-2:]] == [
-        ("rollback", "1", "risk"),
-        ("force_promote", rejected.version, "head-of-desk"),
-    ]
-    assert [e.action for e in entries[:4]] == ["register"] * 4  # a rerun records nothing new
-    assert any("is not >= 100" in check for check in entries[-1].checks)
+    actions = [(e.action, e.version) for e in entries]
+    assert actions[:6] == [
+        ("register", "1"), ("approve", "1"), ("register", "2"), ("reject", "2"),
+        ("register", "3"), ("register", "4"),
+    ]  # fmt: skip
+    assert ("rollback", "1") in actions and actions[-1] == ("force_promote", "3")
+    assert [e.actor for e in entries if e.action in ("approve", "reject")][:2] == ["ro", "ro"]
+    assert any("recomputed sharpe" in check for check in entries[-1].checks)
     model = client.get_registered_model(NAME)
     assert model.tags["ijules.audit.head"] == f"{entries[-1].seq}:{entries[-1].hash}"
-    tags = client.get_model_version(NAME, rejected.version).tags
+    tags = client.get_model_version(NAME, "3").tags
     assert tags[f"ijules.audit.{entries[-1].seq:06d}.reason"] == "desk override 42"
 
 

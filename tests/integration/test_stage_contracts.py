@@ -2,9 +2,10 @@
 
 Every stage of dvc.yaml runs here in-process, with the command line DVC resolves for it, in a
 project copy on a small slice of data, while a recorder notes each configuration field the code
-reads (tests/config_audit.py). So do the commands the DAGs run beside the stages (the gate, the
-summary, the risk team's e-mail), the research study (`make research`), a curriculum training
-tuned to reach its advancement and adaptation rules, and a rolling walk-forward fold.
+reads (tests/config_audit.py). So do the commands the DAGs run beside the stages (the review,
+also of a second model against a champion, the summary, the risk team's e-mail), the research
+study (`make research`), a curriculum training tuned to reach its advancement and adaptation
+rules, and a rolling walk-forward fold.
 
 - A field that nothing reads parses and then does nothing: it must be built or refused by name
   (ijules.config.REFUSED_KEYS).
@@ -123,6 +124,19 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
             for stage, cmd in stages:
                 command(stage, shlex.split(cmd)[1:])
             command("register", ["register"])
+            # A second model against a champion: the review's challenge of the champion.
+            command("promote", ["promote", "1", "--force", "--reason", "config audit"])
+            command("train", ["train", "--model-dir", "var/second"])  # a new run, a new version
+            command(
+                "evaluate",
+                ["evaluate", "--model-dir", "var/second", "--metrics", "var/second.json"],
+            )
+            command(
+                "challenge",
+                ["register", "--model-dir", "var/second", "--metrics", "var/second.json",
+                 "--seeds", "var/none.json", "--stress", "var/none.json",
+                 "--output", "var/second_registry.json"],
+            )  # fmt: skip
             command("summary", ["summary"])
             recorder.reads, recorder.digested = set(), set()
             _email(project)
