@@ -25,9 +25,10 @@ highs stay highs. Prices are rebuilt from the last real close before the window.
 - **liquidity_crisis**: spread (proportional costs) x k and the depth of every bar (from volume or
   its fallback) / k, k = ``stress.liquidity_multiple``; impact and capacity costs grow accordingly.
 
-Survival, per scenario: the agent's maximum drawdown stays within ``stress.max_drawdown``,
-equity stays positive, and the breakers behaved: no exposure grew while the risk engine was
-REDUCING or HALTED.
+Survival, per scenario: the agent traded (its traded notional is above 0: an agent the risk
+engine halted for the whole scenario, or one that never trades, has a drawdown of 0 and has shown
+nothing), its maximum drawdown stays within ``stress.max_drawdown``, equity stays positive, and
+the breakers behaved: no exposure grew while the risk engine was REDUCING or HALTED.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from ijules.artifacts import (
     POLICY_SPEC,
     FeatureSet,
     ModelRef,
+    PerformanceMetrics,
     PolicyRecord,
     ScenarioResult,
     StressedAgent,
@@ -231,11 +233,13 @@ def breaker_violations(backtest: Backtest, states: npt.NDArray[np.int64]) -> int
 
 
 def survival(
-    config: Config, agent: Backtest, violations: int, max_drawdown: float
+    config: Config, agent: Backtest, metrics: PerformanceMetrics, violations: int
 ) -> SurvivalChecks:
-    """The survival criteria of one scenario, given its breaker violations and drawdown."""
+    """The survival criteria of one scenario, given the agent's backtest, its metrics and its
+    breaker violations."""
     return SurvivalChecks(
-        max_drawdown_within_limit=max_drawdown <= config.stress.max_drawdown,
+        agent_traded=metrics.traded_notional > 0,
+        max_drawdown_within_limit=metrics.max_drawdown <= config.stress.max_drawdown,
         equity_positive=bool(np.all(agent.equity > 0)),
         no_growth_while_restricted=violations == 0,
     )
@@ -264,7 +268,7 @@ def stress_policy(
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
     long_metrics = long.metrics(bars_per_year)
     violations = breaker_violations(agent, env.engine.trading_states())
-    checks = survival(config, agent, violations, agent_metrics.max_drawdown)
+    checks = survival(config, agent, agent_metrics, violations)
     return ScenarioResult(
         scenario=scenario,
         bars=len(market),
@@ -314,7 +318,7 @@ def run_stress(
         log.info(
             "stress %s: %s (agent max drawdown %.2f%%, risk-managed long %.2f%%)",
             scenario,
-            "survived" if result.survived else "FAILED",
+            "survived" if result.survived else f"FAILED {', '.join(result.checks.unmet)}",
             100 * result.max_drawdown,
             100 * result.risk_managed_long.max_drawdown,
         )

@@ -89,6 +89,7 @@ def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
     for scenario in by_name.values():
         assert scenario.bars > 24
         assert set(scenario.checks.model_dump()) == {
+            "agent_traded",
             "max_drawdown_within_limit",
             "equity_positive",
             "no_growth_while_restricted",
@@ -113,3 +114,6 @@ def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
     # A correlation breakdown trips the risk engine's halt.
     reasons = by_name["correlation_breakdown"].risk_managed_long.risk_engine.by_reason
     assert any("correlations broke down" in reason for reason in reasons)
+    # Forced on for the whole window, it halts the agent throughout: no trade, so no survival.
+    broken = by_name["correlation_breakdown"]
+    assert broken.checks.unmet == ["agent_traded"] and not broken.survived

@@ -1,12 +1,29 @@
-"""Stress reshaping: bars stay bars, returns and volatility are what the scenario says."""
+"""Stress reshaping: bars stay bars, returns and volatility are what the scenario says. Survival:
+an agent that never traded in a scenario has not survived it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ijules.evaluation.stress import crisis_replay, reshape, volatility_scaled
+from ijules.artifacts import SurvivalChecks
+from ijules.config import Config, load_config
+from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
+from ijules.env.market_data import MarketData
+from ijules.evaluation.stress import (
+    breaker_violations,
+    crisis_replay,
+    reshape,
+    survival,
+    volatility_scaled,
+)
+from tests.conftest import write_params
+from tests.unit.env.conftest import market_of, norm_of
+
+PER_YEAR = 24 * 365.25
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +95,49 @@ def test_a_crisis_longer_than_the_window_is_cut_to_the_window(segment: pd.DataFr
     )
     assert out["timestamp"].dt.floor("D").nunique() == short["timestamp"].dt.floor("D").nunique()
     assert out["close"].iloc[-1] < short["close"].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return load_config(write_params(tmp_path_factory.mktemp("params")))
+
+
+@pytest.fixture(scope="module")
+def market(btc_1h: pd.DataFrame, config: Config) -> MarketData:
+    return market_of(btc_1h.iloc[:1500].reset_index(drop=True), config)
+
+
+def judged(config: Config, market: MarketData, weight: float) -> tuple[SurvivalChecks, Backtest]:
+    """Backtest a constant weight through the risk engine and judge its survival."""
+    env = baseline_env(config, market, norm_of(market), 5.0)
+    backtest = run_backtest(env, constant(weight))
+    violations = breaker_violations(backtest, env.engine.trading_states())
+    return survival(config, backtest, backtest.metrics(PER_YEAR), violations), backtest
+
+
+def test_an_agent_halted_for_the_whole_scenario_has_not_survived_it(
+    config: Config, market: MarketData
+) -> None:
+    # A correlation breakdown on every bar halts the risk engine from the first bar to the last.
+    halted = replace(market, correlation_break=np.ones(len(market), dtype=bool))
+    checks, backtest = judged(config, halted, 1.0)
+    # It asked for the full limit on every bar and the halt refused it every time.
+    assert set(backtest.risk_refusals) == {"HALTED: no new risk"}
+    assert not np.any(backtest.traded)
+    # Its drawdown, equity and breakers are all fine, because nothing happened.
+    assert checks.unmet == ["agent_traded"]
+    assert not checks.all_met
+
+
+def test_a_policy_that_never_trades_has_not_survived(config: Config, market: MarketData) -> None:
+    checks, _ = judged(config, market, 0.0)
+    assert checks.unmet == ["agent_traded"]
+    assert not checks.all_met
+
+
+def test_an_agent_that_traded_within_the_limits_has_survived(
+    config: Config, market: MarketData
+) -> None:
+    checks, backtest = judged(config, market, 0.5)
+    assert np.any(backtest.traded)
+    assert checks.agent_traded and checks.all_met and checks.unmet == []
