@@ -89,7 +89,7 @@ class RiskReportConfig(Frozen):
 class GateConfig(Frozen):
     """What a model must show out of sample to become challenger or champion."""
 
-    min_sharpe: float = 0.0
+    min_sharpe: float = 0.0  # the Sharpe ratio must be above it (a flat agent has exactly 0)
     max_drawdown: Fraction = 0.10
     max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
     min_trades: Annotated[int, Field(ge=0)] = 10

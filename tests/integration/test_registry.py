@@ -168,11 +168,11 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
     ws.evaluate("m4", "reports/m4.json")
     rejected = register(ws, "m4", "reports/m4.json", config=strict)
     assert (rejected.status, rejected.alias) == ("rejected", None)
-    assert rejected.reasons[0].startswith("sharpe ") and "is not >= 100" in rejected.reasons[0]
+    assert rejected.reasons[0].startswith("sharpe ") and "is not > 100" in rejected.reasons[0]
     version = client.get_model_version(NAME, rejected.version)
     assert (
         version.tags["ijules.status"] == "rejected"
-        and "is not >= 100" in version.tags["ijules.reasons"]
+        and "is not > 100" in version.tags["ijules.reasons"]
     )
     assert alias(client, "champion") == "3"  # untouched by a rejected model
 
@@ -202,7 +202,7 @@ def test_gate_and_aliases_champion_challenger_rejected_and_rollback(workspace) -
         ("force_promote", rejected.version, "head-of-desk"),
     ]
     assert [e.action for e in entries[:4]] == ["register"] * 4  # a rerun records nothing new
-    assert any("is not >= 100" in check for check in entries[-1].checks)
+    assert any("is not > 100" in check for check in entries[-1].checks)
     model = client.get_registered_model(NAME)
     assert model.tags["ijules.audit.head"] == f"{entries[-1].seq}:{entries[-1].hash}"
     tags = client.get_model_version(NAME, rejected.version).tags
