@@ -771,21 +771,25 @@ class WalkForwardSummary(Artifact):
 
 
 class SurvivalChecks(Record):
-    """The survival criteria of one scenario."""
+    """The survival criteria of one scenario: the agent traded in it (an agent the risk engine
+    halted for the whole scenario, or one that never trades, shows a flat line, not survival),
+    its drawdown stayed within the limit, its equity stayed positive, and no position grew while
+    the risk engine was REDUCING or HALTED."""
 
+    agent_traded: bool
     max_drawdown_within_limit: bool
     equity_positive: bool
     no_growth_while_restricted: bool
 
     @property
+    def unmet(self) -> list[str]:
+        """The criteria the scenario failed, by name."""
+        return [name for name, met in self.model_dump().items() if not met]
+
+    @property
     def all_met(self) -> bool:
-        """Whether the scenario was survived."""
-        checks = (
-            self.max_drawdown_within_limit,
-            self.equity_positive,
-            self.no_growth_while_restricted,
-        )
-        return all(checks)
+        """Whether the scenario was survived: every criterion met."""
+        return not self.unmet
 
 
 class StressedAgent(Record):

@@ -157,7 +157,8 @@ def _stress_lines(path: Path) -> list[str]:
     if stress is None:
         return ["stress:   not run yet"]
     cells = ", ".join(
-        f"{s.scenario} {'ok' if s.survived else 'FAILED'} (DD {s.max_drawdown:.1%})"
+        f"{s.scenario} {'ok' if s.survived else 'FAILED ' + '/'.join(s.checks.unmet)} "
+        f"(DD {s.max_drawdown:.1%})"
         for s in stress.scenarios
     )
     return [f"stress:   survived {stress.survived} of {stress.scenarios_run}: {cells}"]

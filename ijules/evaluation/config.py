@@ -56,7 +56,19 @@ class StressConfig(Frozen):
     calm_reference: tuple[str, str] = ("2012-01-01", "2019-12-31")
     volatility_multiple: Annotated[float, Field(gt=1)] = 3.0
     liquidity_multiple: Annotated[float, Field(gt=1)] = 5.0
+    # The correlation breakdown's stretch, as fractions of the window (start, end): the signal is
+    # forced on only there, so the agent trades before it, is halted through it and trades again
+    # once the halt lifts after it (a breakdown forced on throughout halts every agent throughout).
+    correlation_breakdown_span: tuple[Fraction, Fraction] = (1 / 3, 2 / 3)
     max_drawdown: Fraction = 0.25
+
+    @field_validator("correlation_breakdown_span")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        start, end = value
+        if not start < end:
+            raise ValueError(f"correlation_breakdown_span must start before it ends, got {value}")
+        return value
 
 
 class RiskReportConfig(Frozen):
@@ -89,7 +101,7 @@ class RiskReportConfig(Frozen):
 class GateConfig(Frozen):
     """What a model must show out of sample to become challenger or champion."""
 
-    min_sharpe: float = 0.0
+    min_sharpe: float = 0.0  # the Sharpe ratio must be above it (a flat agent has exactly 0)
     max_drawdown: Fraction = 0.10
     max_daily_turnover: Annotated[float, Field(ge=0)] = 2.5
     min_trades: Annotated[int, Field(ge=0)] = 10

@@ -18,16 +18,22 @@ highs stay highs. Prices are rebuilt from the last real close before the window.
   window's first K days.
 - **volatility_x3**: every bar's deviation from the window's mean return times
   ``stress.volatility_multiple``.
-- **correlation_breakdown**: the correlation-breakdown signal forced on for the whole window and
-  the correlation gap at its worst, so the risk engine's response is tested. (With one
-  instrument there is no cross-asset correlation in prices to break; the signal is what the
+- **correlation_breakdown**: the correlation-breakdown signal forced on, and the correlation gap
+  at its worst, for a stretch of the window (``stress.correlation_breakdown_span``, the middle
+  third); outside it both stay what the bars say. The breakdown arrives mid-window, the risk
+  engine halts new risk while it lasts and lifts the halt after it clears, so the test is what
+  the agent does before, through and after it. (Forced on for the whole window, it would halt
+  every agent from the first bar to the last, and no agent could trade, let alone survive. With
+  one instrument there is no cross-asset correlation in prices to break; the signal is what the
   engine acts on.)
 - **liquidity_crisis**: spread (proportional costs) x k and the depth of every bar (from volume or
   its fallback) / k, k = ``stress.liquidity_multiple``; impact and capacity costs grow accordingly.
 
-Survival, per scenario: the agent's maximum drawdown stays within ``stress.max_drawdown``,
-equity stays positive, and the breakers behaved: no exposure grew while the risk engine was
-REDUCING or HALTED.
+Survival, per scenario: the agent traded (its traded notional is above 0: an agent the risk
+engine halted for the whole scenario, or one that never trades, has a drawdown of 0 and has shown
+nothing), its maximum drawdown stays within ``stress.max_drawdown``, equity stays positive, and
+the breakers behaved: no exposure grew while the risk engine was REDUCING or HALTED (in
+``correlation_breakdown``, through the forced stretch the engine halts on).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from ijules.artifacts import (
     POLICY_SPEC,
     FeatureSet,
     ModelRef,
+    PerformanceMetrics,
     PolicyRecord,
     ScenarioResult,
     StressedAgent,
@@ -173,18 +180,34 @@ def scenario_market(
         segment = volatility_scaled(segment, previous_close, stress.volatility_multiple)
     market = _market(config, meta, history, segment)
     if scenario == "correlation_breakdown":
-        market = replace(
-            market,
-            correlation_break=np.ones(len(market), dtype=bool),
-            correlation=np.full_like(
-                market.correlation, float(np.max(np.abs(market.correlation)) + 1.0)
-            ),
-        )
+        market = correlation_broken(market, stress.correlation_breakdown_span)
     elif scenario == "liquidity_crisis":
         k = stress.liquidity_multiple
         market = replace(market, liquidity=market.liquidity / k)
         config = _illiquid(config, k)
     return market, config
+
+
+def breakdown_stretch(bars: int, span: tuple[float, float]) -> npt.NDArray[np.bool_]:
+    """The bars of a ``bars``-long window within ``span`` (fractions of it); at least one bar."""
+    start, end = span
+    first = min(int(np.floor(start * bars)), bars - 1)
+    last = max(int(np.floor(end * bars)), first + 1)
+    stretch = np.zeros(bars, dtype=bool)
+    stretch[first:last] = True
+    return stretch
+
+
+def correlation_broken(market: MarketData, span: tuple[float, float]) -> MarketData:
+    """``market`` with the correlation-breakdown signal on and the correlation gap at its worst
+    within ``span`` of it (fractions of its bars); elsewhere both stay as they were."""
+    stretch = breakdown_stretch(len(market), span)
+    worst = float(np.max(np.abs(market.correlation)) + 1.0)
+    return replace(
+        market,
+        correlation_break=market.correlation_break | stretch,
+        correlation=np.where(stretch, worst, market.correlation),
+    )
 
 
 def daily_returns(config: Config) -> pd.Series | None:
@@ -231,11 +254,13 @@ def breaker_violations(backtest: Backtest, states: npt.NDArray[np.int64]) -> int
 
 
 def survival(
-    config: Config, agent: Backtest, violations: int, max_drawdown: float
+    config: Config, agent: Backtest, metrics: PerformanceMetrics, violations: int
 ) -> SurvivalChecks:
-    """The survival criteria of one scenario, given its breaker violations and drawdown."""
+    """The survival criteria of one scenario, given the agent's backtest, its metrics and its
+    breaker violations."""
     return SurvivalChecks(
-        max_drawdown_within_limit=max_drawdown <= config.stress.max_drawdown,
+        agent_traded=metrics.traded_notional > 0,
+        max_drawdown_within_limit=metrics.max_drawdown <= config.stress.max_drawdown,
         equity_positive=bool(np.all(agent.equity > 0)),
         no_growth_while_restricted=violations == 0,
     )
@@ -264,7 +289,7 @@ def stress_policy(
     agent_metrics = agent.metrics(bars_per_year, agent.asset_returns)
     long_metrics = long.metrics(bars_per_year)
     violations = breaker_violations(agent, env.engine.trading_states())
-    checks = survival(config, agent, violations, agent_metrics.max_drawdown)
+    checks = survival(config, agent, agent_metrics, violations)
     return ScenarioResult(
         scenario=scenario,
         bars=len(market),
@@ -314,7 +339,7 @@ def run_stress(
         log.info(
             "stress %s: %s (agent max drawdown %.2f%%, risk-managed long %.2f%%)",
             scenario,
-            "survived" if result.survived else "FAILED",
+            "survived" if result.survived else f"FAILED {', '.join(result.checks.unmet)}",
             100 * result.max_drawdown,
             100 * result.risk_managed_long.max_drawdown,
         )

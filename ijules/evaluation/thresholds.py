@@ -1,10 +1,13 @@
 """Thresholds on one window's out-of-sample metrics, each check with its number and rule.
 
 A walk-forward fold passes when the agent meets them on its test stretch; the promotion gate
-(:mod:`ijules.registry.gate`) adds the walk-forward pass rate and stress survival. Beside the
-absolute thresholds, the agent's Sharpe ratio must reach passive buy-and-hold's and the best
-simple rule's on the same bars (``beat_passive_buy_and_hold``, ``beat_best_rule``), and one fill
-of the whole capital must cost less than ``max_full_capital_fill_cost_bps``.
+(:mod:`ijules.registry.gate`) adds the walk-forward pass rate and stress survival. The Sharpe
+ratio must be above ``min_sharpe``, not merely reach it: an agent that never trades has a Sharpe
+ratio of exactly 0, and a floor of 0 must not let it through. The other thresholds are
+inclusive. Beside the absolute thresholds, the agent's Sharpe ratio must reach passive
+buy-and-hold's and the best simple rule's on the same bars (``beat_passive_buy_and_hold``,
+``beat_best_rule``), and one fill of the whole capital must cost less than
+``max_full_capital_fill_cost_bps``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def threshold_checks(
     """The thresholds on one window's metrics (what a walk-forward fold must meet), and the
     cost model's sanity on that window (what one fill of the whole capital costs)."""
     checks = [
-        at_least("sharpe", float(agent.sharpe), gate.min_sharpe),
+        above("sharpe", float(agent.sharpe), gate.min_sharpe),
         at_most("max_drawdown", float(agent.max_drawdown), gate.max_drawdown),
         at_most("daily_turnover", float(agent.daily_turnover), gate.max_daily_turnover),
         at_least("num_trades", float(agent.num_trades), float(gate.min_trades)),
@@ -75,6 +78,12 @@ def threshold_checks(
         for name, value in full_capital_fill_bps.items()
     ]
     return GateDecision.of(checks)
+
+
+def above(metric: str, value: float, threshold: float) -> GateCheck:
+    return GateCheck(
+        metric=metric, value=value, threshold=threshold, rule=">", passed=value > threshold
+    )
 
 
 def at_least(metric: str, value: float, threshold: float) -> GateCheck:

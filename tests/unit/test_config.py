@@ -58,6 +58,14 @@ def test_yes_is_not_a_boolean(make_config) -> None:
         ({"data": {"timezone": "Mars/Olympus"}}, "data.timezone"),
         ({"data": {"frequency": "often"}}, "data.frequency"),
         ({"notify": {"risk_team": ["not-an-address"]}}, "notify.risk_team"),
+        (
+            {"stress": {"correlation_breakdown_span": [0.6, 0.4]}},
+            "stress.correlation_breakdown_span",
+        ),
+        (
+            {"stress": {"correlation_breakdown_span": [0.5, 1.5]}},
+            "stress.correlation_breakdown_span",
+        ),
     ],
 )
 def test_out_of_range_values_name_their_key(make_config, overrides, key) -> None:

@@ -45,17 +45,36 @@ def test_each_breach_is_a_reason() -> None:
     decision = threshold_checks(replace(GOOD, sharpe=0.2, daily_turnover=5.9), GATE, BEATEN, FILL)
     assert not decision.passed
     assert decision.reasons == [
-        "sharpe 0.2 is not >= 0.5",
+        "sharpe 0.2 is not > 0.5",
         "daily_turnover 5.9 is not <= 2",
         "sharpe_vs_passive_buy_and_hold 0.2 is not >= 0.9",
         "sharpe_vs_best_rule_tsmom 0.2 is not >= 1.1",
     ]
 
 
-def test_thresholds_are_inclusive() -> None:
-    edge = Window(sharpe=0.5, max_drawdown=0.1, daily_turnover=2.0, num_trades=10)
-    level = replace(BEATEN, passive_sharpe=0.5, best_rule_sharpe=0.5)
+def test_thresholds_are_inclusive_except_the_sharpe_floor() -> None:
+    edge = Window(sharpe=0.5 + 1e-9, max_drawdown=0.1, daily_turnover=2.0, num_trades=10)
+    level = replace(BEATEN, passive_sharpe=edge.sharpe, best_rule_sharpe=edge.sharpe)
     assert threshold_checks(edge, GATE, level, {"BTCUSD": 100.0}).passed
+
+
+def test_a_sharpe_ratio_equal_to_the_floor_fails_and_just_above_it_passes() -> None:
+    at_floor = threshold_checks(replace(GOOD, sharpe=0.5), GATE, BEATEN, FILL)
+    (sharpe,) = [check for check in at_floor.checks if check.metric == "sharpe"]
+    assert (sharpe.rule, sharpe.passed) == (">", False)
+    assert "sharpe 0.5 is not > 0.5" in at_floor.reasons
+    above = threshold_checks(replace(GOOD, sharpe=0.5 + 1e-9), GATE, BEATEN, FILL)
+    assert "sharpe" not in {check.metric for check in above.checks if not check.passed}
+
+
+def test_a_flat_agent_with_a_sharpe_of_zero_fails_a_floor_of_zero() -> None:
+    flat = Window(sharpe=0.0, max_drawdown=0.0, daily_turnover=0.0, num_trades=0)
+    lenient = GATE.model_copy(
+        update={"min_sharpe": 0.0, "min_trades": 0, "beat_passive_buy_and_hold": False}
+    )
+    level = replace(BEATEN, best_rule_sharpe=0.0)
+    decision = threshold_checks(flat, lenient, level, FILL)
+    assert decision.reasons == ["sharpe 0 is not > 0"]
 
 
 def test_no_stress_scenario_run_or_fewer_than_configured_is_no_evidence() -> None:
@@ -136,7 +155,7 @@ def test_over_seeds_the_gate_judges_the_conservative_figures() -> None:
         GOOD, GATE, BEATEN, FILL, seeds=seeds, required_seeds=5, walk_forward=FOLDS, stress=STRESS
     )
     assert decision.reasons == [
-        "sharpe 0.3 is not >= 0.5",
+        "sharpe 0.3 is not > 0.5",
         "max_drawdown 0.12 is not <= 0.1",
         "sharpe_vs_passive_buy_and_hold 0.3 is not >= 0.9",
         "sharpe_vs_best_rule_tsmom 0.3 is not >= 1.1",
