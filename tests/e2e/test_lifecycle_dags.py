@@ -6,8 +6,13 @@ Great Expectations, Evidently, and Airflow's SMTP connection to a real SMTP serv
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +27,89 @@ from tests.conftest import REPO, SAMPLES, MailSink, make_project, run, stub_regi
 pytestmark = pytest.mark.slow
 
 
+APPROVER = "test_risk_officer"
+# What a version must show to pass a test configuration's review: the thresholds no model of a
+# few hundred training steps meets are opened; the integrity rows (weights, recomputed figures,
+# compatibility, NaN incidents) and the VaR zone stay as they are.
+OPEN_REVIEW = {
+    "gate": {
+        "min_sharpe": -100.0,
+        "max_drawdown": 1.0,
+        "max_daily_turnover": 100.0,
+        "min_trades": 0,
+        "min_walk_forward_pass_rate": 0.0,
+        "require_stress_survival": False,
+        "beat_passive_buy_and_hold": False,
+        "beat_best_rule": False,
+        "min_psr": 0.0,
+        "min_dsr": 0.0,
+        "max_full_capital_fill_cost_bps": 1e6,  # a few weeks of 2017 volume: thin
+    }
+}
+
+
 @pytest.fixture(scope="module")
 def airflow_db() -> None:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
     )
+
+
+@pytest.fixture(scope="module")
+def approvals_api(airflow_db, tmp_path_factory) -> Iterator[str]:
+    """An api-server on the tests' metadata database, with one named user who may answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{APPROVER}:admin",
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
+    }
+    log = (tmp_path_factory.mktemp("api") / "api-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(120):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, f"the api-server exited; see {log.name}"
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def answered(approver: subprocess.Popen[str], project: Path) -> str:
+    """What the approver said; it must have answered by the time the DAG run ended."""
+    try:
+        said, _ = approver.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        approver.kill()
+        review = Registration.read(project / "reports" / "registry.json")
+        raise AssertionError(f"no approval was asked: {review.status} {review.reasons}") from None
+    assert approver.returncode == 0, said
+    return said
+
+
+def answer(api: str, choice: str, reason: str) -> subprocess.Popen[str]:
+    """The approver, in the background: waits for the pending approval and answers over HTTP."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "answer_approval.py"), "--api", api,
+         "--user", APPROVER, "--choice", choice, "--reason", reason, "--timeout", "1200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
 
 
 def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
@@ -70,15 +153,20 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     report = yaml.safe_load((project / "reports" / "performance_report.yaml").read_text())
     assert set(report["baseline_performance"]) >= {"returns", "risk_metrics", "red_flags"}
     registration = Registration.read(project / "reports" / "registry.json")
-    assert registration.status in {"champion", "challenger", "rejected"}
-    # The decision is on the audit trail, by the DAG run that made it.
+    # A few hundred training steps earn no approval: the review rejects it, and the approval
+    # and what follows it are skipped, not failed.
+    assert registration.status == "rejected" and registration.alias is None
+    task_states = states(weekly)
+    assert (task_states["review"], task_states["review_passed"]) == ("success", "success")
+    assert {task_states[t] for t in ("approval", "promote", "record_rejection")} == {"skipped"}
+    # The review is on the audit trail, by the DAG run that made it.
     (decided,) = verify(project / "var" / "audit" / "trail.jsonl")
     assert (decided.action, decided.version) == ("register", registration.version)
     assert decided.actor.startswith("airflow:ijules_weekly:")
-    # The gate decided on the walk-forward and stress results, not on one split alone.
+    # The review read the walk-forward and stress results, not one split alone.
     assert registration.gate is not None
     gated = {check.metric for check in registration.gate.checks}
-    assert {"walk_forward_pass_rate", "stress_scenarios_survived", "seeds"} <= gated
+    assert {"walk_forward_pass_rate", "stress_scenarios_survived", "seeds", "dsr"} <= gated
     version = MlflowClient(tracking_uri=tracking).get_model_version(
         "ijules-policy", registration.version
     )
@@ -153,3 +241,55 @@ def test_the_rollback_dag_reinstates_the_replaced_champion_with_its_reason(
     assert (last.action, last.version, last.reason) == ("rollback", "1", reason)
     assert last.actor == f"airflow:ijules_rollback:{run.run_id}"
     assert not (project / "hacked").exists()
+
+
+def test_a_person_approves_then_rejects_through_the_rest_api(
+    airflow_db, approvals_api, tmp_path, monkeypatch
+) -> None:
+    """Week one: the review passes and the approver approves over the HITL REST API: the alias
+    moves, under the approver's name. Week two, a new model: the approver rejects it with a
+    reason: nothing moves, and the rejection is on the record."""
+    project = make_project(tmp_path / "project", OPEN_REVIEW)
+    tracking = f"sqlite:///{project / 'var' / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    dags = load_dags(project, monkeypatch)
+    client = MlflowClient(tracking_uri=tracking)
+    trail = project / "var" / "audit" / "trail.jsonl"
+
+    approver = answer(approvals_api, "Approve", "review passed; desk agrees")
+    week_one = dags["ijules_weekly"].test()
+    said = answered(approver, project)
+    assert str(week_one.state) == "success", states(week_one)
+    assert f"Approve (Promote the reviewed ijules policy?) by {APPROVER}" in said
+    task_states = states(week_one)
+    assert (task_states["approval"], task_states["promote"]) == ("success", "success")
+    assert task_states["record_rejection"] == "skipped"
+    approved = Registration.read(project / "reports" / "registry.json")
+    assert (approved.status, approved.alias, approved.decided_by) == (
+        "champion",
+        "champion",
+        APPROVER,
+    )
+    assert approved.decision_reason == "review passed; desk agrees"
+    assert str(client.get_model_version_by_alias("ijules-policy", "champion").version) == "1"
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seed"] += 1  # next week's model
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    approver = answer(approvals_api, "Reject", "wait for the quarterly model audit")
+    week_two = dags["ijules_weekly"].test()
+    answered(approver, project)
+    assert str(week_two.state) == "success", states(week_two)
+    task_states = states(week_two)
+    assert (task_states["promote"], task_states["record_rejection"]) == ("skipped", "success")
+    declined = Registration.read(project / "reports" / "registry.json")
+    assert (declined.version, declined.status, declined.alias) == ("2", "declined", None)
+    assert str(client.get_model_version_by_alias("ijules-policy", "champion").version) == "1"
+    with pytest.raises(Exception, match="alias"):
+        client.get_model_version_by_alias("ijules-policy", "challenger")
+    entries = verify(trail)
+    assert [(e.action, e.version) for e in entries] == [
+        ("register", "1"), ("approve", "1"), ("register", "2"), ("reject", "2"),
+    ]  # fmt: skip
+    assert [e.actor for e in entries if e.action in ("approve", "reject")] == [APPROVER] * 2
+    assert entries[-1].reason == "wait for the quarterly model audit"
