@@ -760,6 +760,9 @@ class WalkForwardSummary(Artifact):
     confidence: float
     folds_significant: int
     trials: int
+    # The variance of per-fold per-bar Sharpe ratios over the trials (None: too few measured;
+    # the Sharpe estimator's own variance stood in).
+    trial_sharpe_variance: float | None
     mean_agent_sharpe: float
     mean_passive_sharpe: float
     mean_best_rule_sharpe: float

@@ -228,8 +228,8 @@ def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) 
 def trials(config: Config, research: Path | None = None) -> tuple[int, float | None]:
     """Configurations tried (distinct parameter digests of train, walk-forward and tuning runs
     in the experiment, plus the trials of the research study at ``research``, whose best
-    configuration params.yaml holds), and the variance of their walk-forward per-bar Sharpe
-    ratios (None below 2)."""
+    configuration params.yaml holds), and the variance of their per-fold walk-forward per-bar
+    Sharpe ratios (None below 2)."""
     import mlflow
 
     experiment_id = configure(config.registry.experiment)
@@ -244,8 +244,10 @@ def trials(config: Config, research: Path | None = None) -> tuple[int, float | N
                 sharpe = run.get("metrics.wf_sharpe_per_bar")
                 if sharpe is not None and np.isfinite(sharpe):
                     values.append(float(sharpe))
-    means = [float(np.mean(v)) for v in digests.values() if v]
-    variance = float(np.var(means, ddof=1)) if len(means) >= 2 else None
+    # Over every fold of every configuration, not over configurations' means: a DSR is applied
+    # to one fold's Sharpe, whose luck the spread of single folds measures.
+    folds = [value for values in digests.values() for value in values]
+    variance = float(np.var(folds, ddof=1)) if len(folds) >= 2 else None
     studied = 0
     if research is not None and research.is_file():
         study = ResearchSummary.read(research)
@@ -320,6 +322,7 @@ def run_summary(
         confidence=confidence,
         folds_significant=sum(row.significant for row in table),
         trials=n_trials,
+        trial_sharpe_variance=variance,
         mean_agent_sharpe=_mean(list(sharpes)),
         mean_passive_sharpe=_mean([row.passive_sharpe for row in table]),
         mean_best_rule_sharpe=_mean([row.best_rule_sharpe for row in table]),
