@@ -28,6 +28,7 @@ File (default path)                         Model                   Written by
 ``reports/walk_forward/summary.json``       ``WalkForwardSummary``  ``ijules walk-forward``
 ``reports/stress.json``                     ``StressReport``        ``ijules stress``
 ``reports/registry.json``                   ``Registration``        ``ijules register``
+``review/card_facts.json`` (run artifact)   ``ModelCardFacts``      ``ijules register``
 ``reports/drift/drift_metrics.json``        ``DriftSummary``        ``ijules drift``
 ``reports/risk/var_backtest.json``          ``VarBacktestReport``   ``ijules risk-report``
 ``reports/risk/breakers.json``              ``BreakersReport``      ``ijules risk-report``
@@ -61,6 +62,7 @@ POLICY_ZIP = "policy.zip"
 POLICY_SPEC = "policy.json"
 RESEARCH_SUMMARY = "summary.json"  # in paths.research, beside RESEARCH_REPORT
 RESEARCH_REPORT = "report.html"
+CARD_FACTS = "card_facts.json"  # the model card's facts, in the run's review artifacts
 
 
 def fold_file(fold: int) -> str:
@@ -948,6 +950,109 @@ class Registration(Artifact):
         self, value: GateDecision | None, handler: SerializerFunctionWrapHandler
     ) -> object:
         return {} if value is None else handler(value)
+
+
+# --- the model card ---------------------------------------------------------------------------
+
+
+class LockedOutput(Record):
+    """One data output as ``dvc.lock`` records it."""
+
+    stage: str
+    path: str
+    md5: str
+
+
+class CardData(Record):
+    """What the policy was trained and tested on."""
+
+    symbols: tuple[str, ...]
+    frequency: str
+    windows: dict[Window, WindowSpan]
+    dvc_outputs: list[LockedOutput]  # the ingest, validate and features outputs (none: no lock)
+    trained_on: dict[str, str]  # the training run's ``dvc.md5.*`` tags: what it actually read
+
+
+class CardParameters(Record):
+    """The digests that name the configuration (see :class:`ijules.config.Config`)."""
+
+    phase: str
+    policy_md5: str  # Config.policy_digest(): what the policy is
+    walk_forward_md5: str  # Config.walk_forward_digest(): what its folds were judged by
+    config_md5: str  # Config.digest(): every section but the paths
+    trained_policy_md5: str | None  # the training run's ``params.md5`` tag
+
+
+class CardCode(Record):
+    """The code revision at registration, and the one the training run recorded."""
+
+    revision: str  # ``git rev-parse HEAD``, or "unknown" outside git
+    dirty: bool | None  # tracked files changed (None: unknown)
+    trained_revision: str | None  # the training run's ``git.revision`` tag
+
+
+class CardSystem(Record):
+    """Where the registration ran: the interpreter, the platform and the packages that matter."""
+
+    python: str
+    platform: str
+    packages: dict[str, str]  # distribution name: version ("not installed" when absent)
+
+
+class CardTestWindow(Record):
+    """The held-out test window and the Sharpe ratios the intended-use limits are read from."""
+
+    start: str
+    end: str
+    bars: int
+    agent_sharpe: float
+    passive_sharpe: float
+    best_rule: str
+    best_rule_sharpe: float
+
+
+class CardFold(Record):
+    """One walk-forward fold, as the card shows it."""
+
+    fold: int
+    test_first: str
+    test_last: str
+    agent_sharpe: float
+    passive_sharpe: float
+    best_rule: str
+    best_rule_sharpe: float
+    psr: float
+    dsr: float
+    passed: bool
+
+
+class CardScenario(Record):
+    """One stress scenario, as the card shows it."""
+
+    scenario: str
+    survived: bool
+    agent_total_return: float
+    max_drawdown: float
+
+
+class ModelCardFacts(Artifact):
+    """The facts of a version's model card, gathered when it is reviewed (logged to the run as
+    ``review/card_facts.json``); the card renders them with the registry's current decision."""
+
+    written_by = "ijules register"
+
+    model_name: str
+    version: str
+    run_id: str
+    registered_at: str  # the version's creation time, UTC
+    weights_sha256: str
+    data: CardData
+    parameters: CardParameters
+    code: CardCode
+    system: CardSystem
+    test_window: CardTestWindow
+    walk_forward: list[CardFold] | None  # None: no walk-forward summary given to the review
+    stress: list[CardScenario] | None  # None: no stress report given to the review
 
 
 # --- drift ------------------------------------------------------------------------------------

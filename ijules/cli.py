@@ -248,6 +248,7 @@ def register(
     stress: PathOption = None,
     seeds: PathOption = None,
     audit: PathOption = None,
+    cards: PathOption = None,
 ) -> None:
     """Register the model in MLflow and review it: rejected, or awaiting a person's approval.
 
@@ -270,6 +271,7 @@ def register(
         stress=_path(stress, cfg.paths.stress),
         seeds=_path(seeds, cfg.paths.seeds),
         audit=_path(audit, cfg.paths.audit),
+        cards=_path(cards, cfg.paths.cards),
     )
     typer.echo(
         f"{result.model_name} v{result.version}: {result.status} ({'; '.join(result.reasons)})"
@@ -539,6 +541,7 @@ def approve(
     actor: ActorOption = None,
     audit: PathOption = None,
     output: PathOption = None,
+    cards: PathOption = None,
 ) -> None:
     """Approve a version whose automatic review passed: it takes the alias the review proposed."""
     from ijules.registry.approval import approve as give_alias
@@ -551,6 +554,7 @@ def approve(
         audit=_path(audit, cfg.paths.audit),
         output=_path(output, cfg.paths.registration),
         actor=actor,
+        cards=_path(cards, cfg.paths.cards),
     )
     typer.echo(f"{result.model_name} v{result.version}: {result.status} (by {result.decided_by})")
 
@@ -563,6 +567,7 @@ def reject(
     actor: ActorOption = None,
     audit: PathOption = None,
     output: PathOption = None,
+    cards: PathOption = None,
 ) -> None:
     """Reject a version awaiting approval, with a reason: no alias moves."""
     from ijules.registry.approval import reject as decline
@@ -575,8 +580,26 @@ def reject(
         audit=_path(audit, cfg.paths.audit),
         output=_path(output, cfg.paths.registration),
         actor=actor,
+        cards=_path(cards, cfg.paths.cards),
     )
     typer.echo(f"{result.model_name} v{result.version}: {result.status} (by {result.decided_by})")
+
+
+@app.command()
+def card(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The reviewed version.")],
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the card (default: paths.cards).")
+    ] = None,
+) -> None:
+    """Write a version's model card (use, limits, data, review, decision) as Markdown and HTML."""
+    from ijules.registry.card import run_card
+
+    cfg = _config(ctx)
+    files = run_card(cfg, version, output_dir=_path(output_dir, cfg.paths.cards))
+    typer.echo(str(files.markdown))
+    typer.echo(str(files.html))
 
 
 @app.command()

@@ -104,6 +104,7 @@ class PathsConfig(Frozen):
     equity_plot: str = "reports/equity.png"
     registration: str = "reports/registry.json"
     audit: str = "var/audit/trail.jsonl"  # the registry's append-only, hash-chained audit trail
+    cards: str = "reports/cards"  # a model card per reviewed version (<model>-v<N>.md, .html)
     drift_html: str = "reports/drift/drift.html"
     drift_snapshot: str = "reports/drift/snapshot.json"
     drift_metrics: str = "reports/drift/drift_metrics.json"

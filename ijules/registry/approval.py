@@ -4,7 +4,8 @@ Only a version whose automatic review passed (``awaiting_approval``) can be answ
 it gives it the alias the review proposed, after two last checks: the served weights are still
 the ones reviewed, and the champion is still the one the review compared it with (a champion
 that changed since invalidates the comparison). The answer, with who gave it and why, is written
-to the audit trail before any alias moves, and ``reports/registry.json`` is rewritten with it.
+to the audit trail before any alias moves, and ``reports/registry.json`` is rewritten with it,
+as is the version's model card (:mod:`ijules.registry.card`), which then names who decided.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ijules.artifacts import Registration
 from ijules.config import Config
 from ijules.errors import RegistryError
 from ijules.registry.audit import append, default_actor, mirror
+from ijules.registry.card import publish
 from ijules.registry.register import (
     AWAITING,
     CHALLENGER,
@@ -47,6 +49,7 @@ def approve(
     audit: Path,
     output: Path | None = None,
     actor: str | None = None,
+    cards: Path | None = None,
 ) -> Registration:
     """Give ``version`` the alias its review proposed; return what the registry now says."""
     client, name, target = _awaiting(config, version)
@@ -87,7 +90,7 @@ def approve(
     mirror(client, entry)
     client.set_model_version_tag(name, version, STATUS_TAG, proposed)
     log.info("%s v%s approved by %s: @%s (%s)", name, version, who, proposed, reason)
-    return _record(client, name, version, output)
+    return _record(client, name, version, output, cards)
 
 
 def reject(
@@ -98,6 +101,7 @@ def reject(
     audit: Path,
     output: Path | None = None,
     actor: str | None = None,
+    cards: Path | None = None,
 ) -> Registration:
     """Decline ``version``: audited with the reason; no alias moves."""
     if not reason.strip():
@@ -120,7 +124,7 @@ def reject(
     mirror(client, entry)
     client.set_model_version_tag(name, version, STATUS_TAG, DECLINED)
     log.info("%s v%s rejected by %s: %s", name, version, who, reason)
-    return _record(client, name, version, output)
+    return _record(client, name, version, output, cards)
 
 
 def _awaiting(config: Config, version: str) -> tuple[Any, str, Any]:
@@ -143,8 +147,12 @@ def _awaiting(config: Config, version: str) -> tuple[Any, str, Any]:
     return client, name, target
 
 
-def _record(client: Any, name: str, version: str, output: Path | None) -> Registration:
+def _record(
+    client: Any, name: str, version: str, output: Path | None, cards: Path | None
+) -> Registration:
     result = recorded(client, name, client.get_model_version(name, version))
     if output is not None:
         result.write(output)
+    if cards is not None:
+        publish(client, result, cards)
     return result

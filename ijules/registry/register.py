@@ -11,7 +11,9 @@ what the registry serves) and writes the table to ``reports/registry.json`` and 
 
 No alias moves here: a person answers the approval (:mod:`ijules.registry.approval`). A version
 already reviewed is not reviewed again: a rerun returns the recorded outcome. Every review is
-written to the audit trail (:mod:`ijules.registry.audit`).
+written to the audit trail (:mod:`ijules.registry.audit`), and every reviewed version, rejected
+ones included, gets the facts of its model card logged beside the review, and its card
+(:mod:`ijules.registry.card`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ijules.artifacts import (
+    CARD_FACTS,
     POLICY_SPEC,
     POLICY_ZIP,
     ChampionChallenge,
@@ -53,7 +56,7 @@ from ijules.registry.review import (
     table_markdown,
     var_zone_check,
 )
-from ijules.tracking import configure
+from ijules.tracking import configure, project_root
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +96,19 @@ def run_register(
     stress: Path | None = None,
     seeds: Path | None = None,
     audit: Path,
+    cards: Path | None = None,
 ) -> Registration:
     """Register ``model_dir``'s policy, review it, and write ``output`` (and its Markdown table).
 
     The review reads the test-window metrics, their spread over training seeds, the walk-forward
     summary (which must describe this configuration) and the stress results (which, like the
-    seeds, must describe this model), and recomputes the rest from the served model.
+    seeds, must describe this model), and recomputes the rest from the served model. With
+    ``cards``, the version's model card is written there too.
     """
     from mlflow import MlflowClient
+
+    # Imported here: the card module reads this one's recorded().
+    from ijules.registry.card import DVC_LOCK, collect_facts, log_facts, publish
 
     spec_path = model_dir / POLICY_SPEC
     policy_record = PolicyRecord.read(spec_path)
@@ -140,6 +148,8 @@ def run_register(
         result = recorded(client, name, version)
         _write(result, output)
         log.info("%s v%s was already reviewed: %s", name, version.version, decided)
+        if cards is not None:
+            publish(client, result, cards)
         return result
 
     number = str(version.version)
@@ -250,6 +260,18 @@ def run_register(
     _write(result, output)
     for path in (output, output.with_suffix(".md")):
         client.log_artifact(run_id, str(path), REVIEW_ARTIFACTS)
+    facts = collect_facts(
+        config,
+        registration=result,
+        registered_at_ms=int(version.creation_timestamp),
+        feature_set=FeatureSet.read(meta),
+        evaluation=evaluation,
+        walk_forward=folds,
+        stress=scenarios,
+        run_tags=client.get_run(run_id).data.tags,
+        lock=project_root() / DVC_LOCK,
+    )
+    log_facts(client, facts)
     client.set_model_version_tag(name, number, REASONS_TAG, "; ".join(result.reasons))
     if verdict.alias is not None:
         client.set_model_version_tag(name, number, PROPOSED_TAG, verdict.alias)
@@ -259,6 +281,8 @@ def run_register(
     # The status tag goes last: it marks the review as complete.
     client.set_model_version_tag(name, number, STATUS_TAG, result.status)
     log.info("%s v%s: %s (%s)", name, number, result.status, "; ".join(result.reasons))
+    if cards is not None:
+        publish(client, recorded(client, name, client.get_model_version(name, number)), cards)
     return result
 
 
@@ -401,7 +425,8 @@ def recorded(client: Any, name: str, version: Any) -> Registration:
         folder = mlflow.artifacts.download_artifacts(
             run_id=str(version.run_id), artifact_path=REVIEW_ARTIFACTS
         )
-        files = sorted(Path(folder).glob("*.json"))
+        # The review's JSON, not the card facts logged beside it.
+        files = sorted(p for p in Path(folder).glob("*.json") if p.name != CARD_FACTS)
         if files:
             base = json.loads(files[0].read_text())
     except Exception:  # noqa: BLE001 - a version reviewed before reviews were logged

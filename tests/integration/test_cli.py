@@ -28,6 +28,7 @@ COMMANDS = (
     "register",
     "drift",
     "promote",
+    "card",
     "rollback",
     "audit",
     "summary",

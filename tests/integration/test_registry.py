@@ -1,5 +1,5 @@
-"""The MLflow flow on a real SQLite store: lineage, the pyfunc model, the review, the approval
-and the aliases."""
+"""The MLflow flow on a real SQLite store: lineage, the pyfunc model, the review, the approval,
+the aliases and the model card."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from ijules.artifacts import FeatureSet, MetricsReport
+from ijules.cli import app
 from ijules.env.market_data import load_window
 from ijules.env.trading_env import TradingEnv
 from ijules.errors import RegistryError
@@ -48,7 +50,7 @@ NAME = "ijules-policy"
 TRAIL = "var/audit/trail.jsonl"
 
 
-def register(ws, model_dir: str, metrics: str, config=None):
+def register(ws, model_dir: str, metrics: str, config=None, cards: Path | None = None):
     return run_register(
         config or ws.config,
         model_dir=ws.root / model_dir,
@@ -57,6 +59,7 @@ def register(ws, model_dir: str, metrics: str, config=None):
         meta=ws.path("feature_meta"),
         output=ws.root / "reports" / "registry.json",
         audit=ws.root / TRAIL,
+        cards=cards,
     )
 
 
@@ -253,6 +256,40 @@ def test_review_then_approval_moves_aliases_and_nothing_else_does(workspace) -> 
     assert model.tags["ijules.audit.head"] == f"{entries[-1].seq}:{entries[-1].hash}"
     tags = client.get_model_version(NAME, "3").tags
     assert tags[f"ijules.audit.{entries[-1].seq:06d}.reason"] == "desk override 42"
+
+
+def test_model_card_documents_the_version_and_who_approved_it(workspace, tmp_path) -> None:
+    """Registering writes the version's card; approving rewrites it with the approver;
+    `ijules card` renders it again, and every card is an artifact of the training run."""
+    ws = workspace(LENIENT)
+    ws.prepare_data()
+    ws.train()
+    ws.evaluate()
+    cards = ws.path("cards")
+    registered = register(ws, "models", "reports/metrics.json", cards=cards)
+    reviewed = (cards / f"{NAME}-v1.md").read_text()
+    assert "| status | awaiting_approval |" in reviewed
+    assert "| decided by | nobody yet |" in reviewed
+    trail = ws.root / TRAIL
+    approve(ws.config, "1", reason="risk committee 12", audit=trail, actor="ro", cards=cards)
+    assert "| decided by | ro |" in (cards / f"{NAME}-v1.md").read_text()
+
+    elsewhere = tmp_path / "printed"
+    params = tmp_path / "params" / "params.yaml"
+    command = ["--params", str(params), "card", "1", "--output-dir", str(elsewhere)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    markdown, page = (Path(line) for line in result.output.splitlines())
+    assert (markdown, page) == (elsewhere / f"{NAME}-v1.md", elsewhere / f"{NAME}-v1.html")
+    for text in (markdown.read_text(), page.read_text()):
+        assert registered.weights_sha256 is not None and registered.weights_sha256 in text
+        assert "git revision at review" in text and "risk committee 12" in text
+    assert "| decided by | ro |" in markdown.read_text()
+    assert "<td>decided by</td><td>ro</td>" in page.read_text()
+    logged = MlflowClient().list_artifacts(registered.run_id, "card")
+    assert sorted(item.path for item in logged) == [f"card/{NAME}-v1.html", f"card/{NAME}-v1.md"]
+    review = {item.path for item in MlflowClient().list_artifacts(registered.run_id, "review")}
+    assert {"review/registry.json", "review/card_facts.json"} <= review
 
 
 def test_stale_metrics_are_not_registered(workspace) -> None:
