@@ -71,6 +71,7 @@ up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail s
 down:  ## Stop what `make up` started
 	bash scripts/services.sh down
 
-clean:  ## Remove local state (Airflow, MLflow, DVC remote, mail) but keep .venv
+clean:  ## Remove local state (Airflow, MLflow, DVC remote and run-cache, mail) but keep .venv
 	bash scripts/services.sh down
-	rm -rf var
+	# DVC's run-cache would restore models whose MLflow runs go with var/: they go together.
+	rm -rf var .dvc/cache/runs

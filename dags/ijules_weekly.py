@@ -31,6 +31,7 @@ from wiring import (
     answer_env,
     approval,
     dvc_stage,
+    fail_run_if_any_task_failed,
     ijules_command,
     review_passed,
 )
@@ -82,6 +83,10 @@ def ijules_weekly() -> None:
     ingest >> validate >> features >> train >> evaluate >> seeds >> tune >> walk_forward
     walk_forward >> stress >> risk >> report >> review >> passed >> ask >> promote
     promote >> record_rejection
+    fail_run_if_any_task_failed(
+        ingest, validate, features, train, evaluate, seeds, tune, walk_forward, stress, risk,
+        report, review, passed, ask, promote, record_rejection,
+    )  # fmt: skip
 
 
 ijules_weekly()

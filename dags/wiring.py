@@ -20,8 +20,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import Param
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+from airflow.sdk import Param, TriggerRule
 
 PROJECT_ENV = "IJULES_PROJECT_DIR"
 _MISSING_PROJECT = f"{PROJECT_ENV} must name the project folder on this worker"
@@ -158,3 +158,25 @@ def answer_env() -> dict[str, str]:
         "IJULES_ACTOR": f"{{{{ {answer}['by'] }}}}",
         "IJULES_REASON": f"{{{{ {answer}['reason'] }}}}",
     }
+
+
+def _a_task_failed() -> None:
+    raise RuntimeError("a task of this run failed; see that task's log")
+
+
+def fail_run_if_any_task_failed(*tasks: Any) -> PythonOperator:
+    """A last task that fails the run when any of ``tasks`` failed.
+
+    A run's state comes from its last tasks: when one of them may be skipped by its trigger rule
+    (the rejection that runs only after a person rejects), an earlier failure would end as a run
+    marked successful. This watcher fails instead, so the failure is seen.
+    """
+    watcher = PythonOperator(
+        task_id="watcher",
+        python_callable=_a_task_failed,
+        trigger_rule=TriggerRule.ONE_FAILED,
+        retries=0,
+    )
+    for task in tasks:
+        task >> watcher
+    return watcher

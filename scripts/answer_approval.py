@@ -5,7 +5,8 @@ A risk officer answers in the UI (Required Actions); this is the same answer sen
 manager: the user's password from its generated passwords file), waits for an approval of the
 DAG that nobody answered yet, and sends the choice with a reason. While it waits it also watches
 the process that runs the DAG (``--watch-pid``): when that ends first, no approval was pending
-(the automatic review rejected the version and the approval was skipped), and it says so.
+(the automatic review rejected the version and the approval was skipped, or a task failed), and
+it says so.
 
 Standard library only: it runs from the scheduler's or anyone's Python.
 """
@@ -79,7 +80,7 @@ def main() -> int:
             token = call(args.api, "POST", "/auth/token", None, login)["access_token"]
             break
         except (urllib.error.URLError, ConnectionError, FileNotFoundError):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not alive(args.watch_pid):
                 raise SystemExit(f"no api-server answered at {args.api}") from None
             time.sleep(2)
     query = f"/api/v2/dags/{args.dag}/dagRuns/~/hitlDetails?response_received=false"
@@ -88,7 +89,10 @@ def main() -> int:
         if pending:
             break
         if not alive(args.watch_pid):
-            print(f"no approval was pending in {args.dag}: the automatic review rejected it")
+            print(
+                f"no approval was pending when the {args.dag} run ended: the automatic review "
+                "rejected the version, or a task before it failed"
+            )
             return 0
         if time.monotonic() > deadline:
             print(f"no approval became pending in {args.dag} within {args.timeout:.0f} s")

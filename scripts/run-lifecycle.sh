@@ -27,7 +27,9 @@ airflow db migrate >var/log/airflow-migrate.log 2>&1
 airflow pools set ijules_dvc_workspace 1 "DVC workspace: one writer at a time" >/dev/null
 
 echo "== api-server for approvals (log: var/log/airflow-api.log)"
-bash scripts/services.sh approvals-up | grep -q "already running" || started_api=1
+api=$(bash scripts/services.sh approvals-up)  # fails (and so does this script) if the port is taken
+echo "$api"
+[[ $api == *"already running"* ]] || started_api=1
 
 for dag in ijules_weekly ijules_nightly; do
   echo "== airflow dags test $dag (log: var/log/$dag.log)"
@@ -41,7 +43,8 @@ for dag in ijules_weekly ijules_nightly; do
       --reason "make run demo: the automatic review passed" --watch-pid "$pid" \
       | sed 's/^/   approval: /' || { kill "$pid"; exit 1; }
   fi
-  if ! wait "$pid"; then
+  # `airflow dags test` can exit 0 for a failed run: the run's final state decides.
+  if ! wait "$pid" || ! grep -q "DagRun Finished: .*state=success" "var/log/$dag.log"; then
     grep -E "ERROR|error:|Error" "var/log/$dag.log" | tail -15 >&2 || true
     echo "$dag failed; full log: var/log/$dag.log" >&2
     exit 1

@@ -397,6 +397,15 @@ def _version_for_run(client: Any, name: str, run_id: str, model_uri: str) -> Any
     existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
     if existing:
         return client.get_model_version(name, existing[0].version)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        # The model was trained against another store (DVC restored models/ from its run-cache
+        # after the MLflow store was removed): there is nothing to register it from.
+        raise RegistryError(
+            f"the model's training run {run_id} is not in this MLflow store "
+            f"({mlflow.get_tracking_uri()}); retrain it: dvc repro --force train"
+        ) from None
     created = mlflow.register_model(model_uri, name, tags={"ijules.run_id": run_id})
     return client.get_model_version(name, created.version)
 

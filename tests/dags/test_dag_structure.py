@@ -104,7 +104,11 @@ def test_weekly_retrains_reviews_then_waits_for_a_person(dagbag) -> None:
         "promote",
         "record_rejection",
     ]
-    assert edges(dag) == set(itertools.pairwise(chain))
+    watcher = "watcher"
+    assert edges(dag) - {(task, watcher) for task in chain} == set(itertools.pairwise(chain))
+    # Any failure fails the run, though its last task may be skipped by its trigger rule.
+    assert dag.get_task(watcher).upstream_task_ids == set(chain)
+    assert dag.get_task(watcher).trigger_rule == "one_failed"
     approval = dag.get_task("approval")
     assert isinstance(approval, ApprovalOperator)
     assert approval.response_timeout is not None  # unanswered, nothing is promoted
