@@ -71,7 +71,8 @@ up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail s
 down:  ## Stop what `make up` started
 	bash scripts/services.sh down
 
-clean:  ## Remove local state (Airflow, MLflow, DVC remote and run-cache, mail) but keep .venv
+clean:  ## Remove local state (Airflow, MLflow, DVC remote and run-cache, mail), so `make run` rebuilds it all; keep .venv
 	bash scripts/services.sh down
-	# DVC's run-cache would restore models whose MLflow runs go with var/: they go together.
-	rm -rf var .dvc/cache/runs
+	# What DVC recorded (dvc.lock, its run-cache) names MLflow runs in var/: without them the next
+	# run would restore a model whose training run is gone. dvc.lock is rewritten by `make run`.
+	rm -rf var .dvc/cache/runs dvc.lock
