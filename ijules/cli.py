@@ -167,6 +167,7 @@ def train(
         meta=_path(meta, cfg.paths.feature_meta),
         model_dir=_path(model_dir, cfg.paths.model_dir),
         checkpoints=_path(checkpoints, cfg.paths.checkpoints),
+        params=ctx.obj.params,
     )
     typer.echo(
         f"trained {result.timesteps} steps on {result.device} in {result.seconds:.0f} s; "
