@@ -16,23 +16,24 @@ Models are frozen, strict (no ``"1"`` for 1) and refuse unknown keys, like the c
 they derive from :class:`Record` rather than :class:`ijules.frozen.Frozen`, which stays the mark
 of a configuration section.
 
-==========================================  ======================  ===========================
-File (default path)                         Model                   Written by
-==========================================  ======================  ===========================
-``reports/ingest.json``                     ``IngestReport``        ``ijules ingest``
-``reports/validation/result.json``          ``ValidationResult``    ``ijules validate``
-``data/features/meta.json``                 ``FeatureSet``          ``ijules features``
-``models/policy.json``                      ``PolicyRecord``        ``ijules train``
-``reports/metrics.json``                    ``MetricsReport``       ``ijules evaluate``
-``reports/walk_forward/folds/fold_k.json``  ``FoldResult``          ``ijules walk-forward-fold``
-``reports/walk_forward/summary.json``       ``WalkForwardSummary``  ``ijules walk-forward``
-``reports/stress.json``                     ``StressReport``        ``ijules stress``
-``reports/registry.json``                   ``Registration``        ``ijules register``
-``review/card_facts.json`` (run artifact)   ``ModelCardFacts``      ``ijules register``
-``reports/drift/drift_metrics.json``        ``DriftSummary``        ``ijules drift``
-``reports/risk/var_backtest.json``          ``VarBacktestReport``   ``ijules risk-report``
-``reports/risk/breakers.json``              ``BreakersReport``      ``ijules risk-report``
-==========================================  ======================  ===========================
+==========================================  ========================  =============================
+File (default path)                         Model                     Written by
+==========================================  ========================  =============================
+``reports/ingest.json``                     ``IngestReport``          ``ijules ingest``
+``reports/validation/result.json``          ``ValidationResult``      ``ijules validate``
+``data/features/meta.json``                 ``FeatureSet``            ``ijules features``
+``models/policy.json``                      ``PolicyRecord``          ``ijules train``
+``reports/metrics.json``                    ``MetricsReport``         ``ijules evaluate``
+``reports/walk_forward/folds/fold_k.json``  ``FoldResult``            ``ijules walk-forward-fold``
+``reports/walk_forward/summary.json``       ``WalkForwardSummary``    ``ijules walk-forward``
+``reports/stress.json``                     ``StressReport``          ``ijules stress``
+``reports/registry.json``                   ``Registration``          ``ijules register``
+``review/card_facts.json`` (run artifact)   ``ModelCardFacts``        ``ijules register``
+``reports/baseline/v<N>.json``              ``BaselineReproduction``  ``ijules baseline reproduce``
+``reports/drift/drift_metrics.json``        ``DriftSummary``          ``ijules drift``
+``reports/risk/var_backtest.json``          ``VarBacktestReport``     ``ijules risk-report``
+``reports/risk/breakers.json``              ``BreakersReport``        ``ijules risk-report``
+==========================================  ========================  =============================
 """
 
 from __future__ import annotations
@@ -1053,6 +1054,39 @@ class ModelCardFacts(Artifact):
     test_window: CardTestWindow
     walk_forward: list[CardFold] | None  # None: no walk-forward summary given to the review
     stress: list[CardScenario] | None  # None: no stress report given to the review
+
+
+# --- the baseline, reproduced -----------------------------------------------------------------
+
+
+class ReproducedMetric(Record):
+    """One registered test metric beside its reproduction (``difference``: reproduced minus
+    registered)."""
+
+    metric: str
+    registered: float
+    reproduced: float
+    difference: float
+    within_tolerance: bool
+
+
+class BaselineReproduction(Artifact):
+    """A registered version's pipeline rerun at its commit and parameters
+    (``reports/baseline/v<N>.json``): its test metrics beside the registered ones, equal within
+    ``tolerance`` (relative; 0: equal) or not, and the features' MD5 both times (when they
+    differ, so did the data)."""
+
+    written_by = "ijules baseline reproduce"
+
+    model_name: str
+    version: str
+    run_id: str
+    revision: str
+    tolerance: float
+    reproduced: bool
+    metrics: list[ReproducedMetric]
+    features_md5_registered: str | None
+    features_md5_reproduced: str | None
 
 
 # --- drift ------------------------------------------------------------------------------------

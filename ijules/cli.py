@@ -167,6 +167,7 @@ def train(
         meta=_path(meta, cfg.paths.feature_meta),
         model_dir=_path(model_dir, cfg.paths.model_dir),
         checkpoints=_path(checkpoints, cfg.paths.checkpoints),
+        params=ctx.obj.params,
     )
     typer.echo(
         f"trained {result.timesteps} steps on {result.device} in {result.seconds:.0f} s; "
@@ -677,3 +678,47 @@ def main() -> None:
     except click.exceptions.Abort:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
+
+
+# A registered model's baseline: `ijules baseline reproduce VERSION`.
+baseline_app = typer.Typer(
+    help="A registered version's baseline: reproduce it from its commit and parameters.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command(name="reproduce")
+def baseline_reproduce(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The registered version to reproduce.")],
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Largest relative difference allowed: 0 (equal) on the machine that trained "
+            "it; more on another, whose torch and BLAS kernels round differently."
+        ),
+    ] = 0.0,
+    output: Annotated[
+        Path | None, typer.Option(help="Result JSON (default: reports/baseline/v<N>.json).")
+    ] = None,
+) -> None:
+    """Rerun a registered version's pipeline; compare its test metrics with the registered ones.
+
+    The pipeline runs up to the evaluation at the version's commit and parameters, in a
+    throw-away git worktree and MLflow store; exits 1 naming any metric that differs beyond the
+    tolerance.
+    """
+    from ijules.registry.baseline import outcome, reproduce, table
+
+    cfg = _config(ctx)
+    result = reproduce(
+        cfg,
+        version,
+        tolerance=tolerance,
+        output=_path(output, f"reports/baseline/v{version}.json"),
+    )
+    typer.echo(table(result))
+    if not result.reproduced:
+        raise IjulesError(outcome(result))
+    typer.echo(outcome(result))

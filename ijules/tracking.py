@@ -14,6 +14,11 @@ from urllib.parse import urlparse
 from ijules.config import Config
 from ijules.io import md5_file
 
+# What a training run records so that `ijules baseline reproduce` can rerun it.
+REVISION_TAG = "ijules.git_revision"  # the commit the code ran from ("unknown": no git checkout)
+DIRTY_TAG = "ijules.git_dirty"  # "true": tracked files a checkout of it would not restore changed
+PARAMS_ARTIFACT = "params"  # the run's artifact folder holding the params.yaml it ran with
+
 
 def project_root() -> Path:
     """The project folder: ``IJULES_PROJECT_DIR`` or the working directory."""
@@ -64,23 +69,57 @@ def run_exists(run_id: str) -> bool:
     return True
 
 
+def git_output(where: Path, *args: str) -> str:
+    """Run ``git args`` in ``where`` and return its output (raises CalledProcessError)."""
+    return subprocess.run(
+        ["git", *args], cwd=where, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def git_revision(cwd: Path | None = None) -> str:
     """Return ``HEAD``'s hash, suffixed ``-dirty`` when tracked files have uncommitted changes."""
     where = cwd or project_root()
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git_output(where, "rev-parse", "HEAD")
+        status = git_output(where, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if status else head
+
+
+def source_tags(config: Config, params: Path | None) -> dict[str, str]:
+    """The commit a training runs from, and whether a checkout of it would run other code or data.
+
+    Changes to ``params`` (logged with the run), to ``dvc.lock`` and to the pipeline's outputs
+    (``paths``) do not count: ``dvc repro`` rewrites those before the train stage starts, so
+    counting them would mark nearly every pipeline run dirty.
+    """
+    root = project_root()
+    spared = [Path("dvc.lock"), *(Path(p) for p in config.paths.model_dump().values())]
+    if params is not None:
+        spared.append(params)
+    excluded = [
+        f":(exclude,literal){relative}"
+        for path in spared
+        if (relative := _inside(path, root)) not in (None, ".")
+    ]
+    try:
+        head = git_output(root, "rev-parse", "HEAD")
+        changed = git_output(
+            root, "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return {REVISION_TAG: "unknown", DIRTY_TAG: "true"}
+    return {REVISION_TAG: head, DIRTY_TAG: "true" if changed else "false"}
+
+
+def _inside(path: Path, root: Path) -> str | None:
+    """``path`` (relative: to the working directory, like every path given) relative to
+    ``root``, or None when it lies outside."""
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
 
 
 def lineage_tags(config: Config, inputs: dict[str, Path]) -> dict[str, str]:

@@ -32,7 +32,14 @@ from ijules.env.engine import EngineSettings
 from ijules.env.market_data import load_window, load_windows
 from ijules.env.pooled_env import Member
 from ijules.io import atomic_path, md5_file
-from ijules.tracking import configure, lineage_tags, run_exists, tracking_uri
+from ijules.tracking import (
+    PARAMS_ARTIFACT,
+    configure,
+    lineage_tags,
+    run_exists,
+    source_tags,
+    tracking_uri,
+)
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
 from ijules.training.fit import fit
 from ijules.training.policy import input_columns
@@ -64,11 +71,14 @@ def run_train(
     meta: Path,
     model_dir: Path,
     checkpoints: Path | None = None,
+    params: Path | None = None,
 ) -> TrainResult:
     """Train on the train window and write ``policy.zip`` and ``policy.json`` to ``model_dir``.
 
     An interrupted run resumes from its last checkpoint in ``checkpoints`` (default
     ``paths.checkpoints``; same parameters, same data) and continues the same MLflow run.
+    ``params``, the parameter file ``config`` was read from, is logged with the run, beside the
+    commit the code came from: what `ijules baseline reproduce` reruns it from.
     """
     import mlflow
 
@@ -93,7 +103,10 @@ def run_train(
         if run_id is None:
             mlflow.log_params(flatten(config.model_dump(mode="json", exclude={"paths"})))
             mlflow.set_tags(lineage_tags(config, {"features": features, "feature_meta": meta}))
+            mlflow.set_tags(source_tags(config, params))
             mlflow.set_tags({"ijules.stage": "train"})
+            if params is not None:
+                mlflow.log_artifact(str(params), PARAMS_ARTIFACT)
         result = fit(
             config,
             [Member(market, settings)],

@@ -33,6 +33,7 @@ COMMANDS = (
     "audit",
     "summary",
     "config",
+    "baseline",
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 from ijules.artifacts import (
     Artifact,
     Attribution,
+    BaselineReproduction,
     Baselines,
     BreakersReport,
     DriftSummary,
@@ -30,6 +31,7 @@ from ijules.artifacts import (
     PolicySpec,
     RegimeFitCounts,
     Registration,
+    ReproducedMetric,
     SeedSpread,
     Significance,
     StressReport,
@@ -195,6 +197,25 @@ def built() -> dict[str, Artifact]:
             alias="champion",
             reasons=["passed the gate; no champion yet"],
             champion_before="1",
+        ),
+        "baseline reproduction": BaselineReproduction(
+            model_name="ijules-policy",
+            version="2",
+            run_id="r4",
+            revision="73478e0a6f5d" * 3 + "abcd",
+            tolerance=0.0,
+            reproduced=False,
+            metrics=[
+                ReproducedMetric(
+                    metric="sharpe",
+                    registered=4.6752945318647265,
+                    reproduced=4.675293531864726,
+                    difference=-1e-06,
+                    within_tolerance=False,
+                )
+            ],
+            features_md5_registered="e3b0c442",
+            features_md5_reproduced=None,
         ),
     }
 
