@@ -45,7 +45,7 @@ def render_summary(config: Config) -> str:
     lines += _walk_forward_lines(Path(paths.walk_forward))
     lines += _stress_lines(Path(paths.stress))
     lines += _report_lines(Path(paths.performance_report), Path(paths.performance_html))
-    lines += _registry_lines(Path(paths.registration))
+    lines += _registry_lines(Path(paths.registration), Path(paths.cards))
     lines += _drift_lines(Path(paths.drift_metrics), Path(paths.drift_html))
     lines += _mail_lines(Path(paths.mailbox))
     return "\n".join(lines)
@@ -176,14 +176,24 @@ def _report_lines(path: Path, page: Path) -> list[str]:
     return lines
 
 
-def _registry_lines(path: Path) -> list[str]:
+def _registry_lines(path: Path, cards: Path) -> list[str]:
     entry = Registration.read_if_present(path)
     if entry is None:
         return ["model:    not registered yet"]
     alias = f"alias @{entry.alias}" if entry.alias else "no alias"
     reasons = "; ".join(entry.reasons)
     name = f"{entry.model_name} v{entry.version}"
-    return [f"model:    {name}: {entry.status}, {alias} ({reasons})"]
+    lines = [f"model:    {name}: {entry.status}, {alias} ({reasons})"]
+    if entry.gate is not None:
+        failed = sum(not check.passed for check in entry.gate.checks)
+        lines.append(
+            f"          review: {len(entry.gate.checks)} checks, {failed} failed "
+            f"({path.with_suffix('.md')})"
+        )
+    card = cards / f"{entry.model_name}-v{entry.version}.html"
+    if card.is_file():
+        lines.append(f"          model card: {card} (and .md)")
+    return lines
 
 
 def _drift_lines(path: Path, report: Path) -> list[str]:

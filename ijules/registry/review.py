@@ -231,7 +231,9 @@ def significance_checks(
         )
     else:
         row = at_least("dsr", psr(moments, sharpe_benchmark_per_bar), min_dsr)
-        rows.append(row.model_copy(update={"note": row.note or f"deflated by {trials} trials"}))
+        deflated = f"deflated by {trials} trials"
+        note = deflated if row.passed else f"{row.reason}, {deflated}"
+        rows.append(row.model_copy(update={"note": note}))
     return rows
 
 
@@ -251,8 +253,8 @@ def var_zone_check(
         threshold=float(ZONES.index(max_zone)),
         rule="<=",
         passed=zone <= ZONES.index(max_zone),
-        note=f"{scored.zone}: {scored.exceptions} exceptions in {scored.observations} bars "
-        f"at {confidence:.0%}",
+        note=f"{scored.zone} zone: {scored.exceptions} VaR exceptions in {scored.observations} "
+        f"bars at {confidence:.0%}",
     )
 
 

@@ -150,7 +150,7 @@ def test_var_zone_of_the_agents_own_returns() -> None:
     # A VaR fitted on calm bars, then 60 bars of losses ten times larger: the Basel red zone.
     blown = np.concatenate([calm[:700], rng.normal(-0.02, 0.1, 60)])
     red = var_zone_check(blown, confidence=0.99, window=250, max_zone="yellow")
-    assert not red.passed and red.note.startswith("red")
+    assert not red.passed and red.note.startswith("red zone")
     short = var_zone_check(calm[:100], confidence=0.99, window=250, max_zone="yellow")
     assert not short.passed and short.rule == "present"
 
