@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint type bench research up down clean
+.PHONY: help setup run test test-fast lint type bench research phases up down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ type: setup  ## mypy, strict
 
 research: setup  ## The research study behind reports/research (about 25 min on 2 cores; resumes)
 	$(BIN)/ijules research
+
+phases: setup  ## Run each phase overlay that loads as a DVC experiment, report in reports/phases (5 pipeline runs)
+	bash scripts/phases.sh
 
 bench: setup  ## Run the benchmarks (installs their reference environments first)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt

@@ -30,6 +30,7 @@ File (default path)                         Model                     Written by
 ``reports/registry.json``                   ``Registration``          ``ijules register``
 ``review/card_facts.json`` (run artifact)   ``ModelCardFacts``        ``ijules register``
 ``reports/baseline/v<N>.json``              ``BaselineReproduction``  ``ijules baseline reproduce``
+``reports/phases/summary.json``             ``PhasesSummary``         ``ijules phases``
 ``reports/drift/drift_metrics.json``        ``DriftSummary``          ``ijules drift``
 ``reports/risk/var_backtest.json``          ``VarBacktestReport``     ``ijules risk-report``
 ``reports/risk/breakers.json``              ``BreakersReport``        ``ijules risk-report``
@@ -1087,6 +1088,78 @@ class BaselineReproduction(Artifact):
     metrics: list[ReproducedMetric]
     features_md5_registered: str | None
     features_md5_reproduced: str | None
+
+
+# --- the phases of the master plan -----------------------------------------------------------
+
+Outcome = Literal["met", "not met", "not measured"]
+PhaseStatus = Literal["run", "refused", "not run"]
+
+
+class PhaseFigures(Record):
+    """A phase experiment's figures: the agent's on the test window after costs, its training's,
+    and the passive benchmark's and best rule's Sharpe ratios for scale."""
+
+    sharpe: float
+    max_drawdown: float
+    daily_turnover: float
+    win_rate: float
+    information_ratio: float
+    calmar: float
+    episode_reward_mean: float | None  # the last update's mean episode reward (None: none ended)
+    curriculum_stage: str | None  # the stage training ended in (None: no curriculum)
+    passive_buy_and_hold_sharpe: float
+    best_rule: str
+    best_rule_sharpe: float
+
+
+class CriterionResult(Record):
+    """One of the plan's success criteria for a phase, judged on the phase's experiment."""
+
+    criterion: str  # the plan's words
+    measure: str | None  # the figure judged (a PhaseFigures field); None: the pipeline has none
+    threshold: str
+    value: float | str | None
+    outcome: Outcome
+    note: str  # why it is not measured; empty otherwise
+
+
+class PhaseResult(Record):
+    """A phase overlay: the experiment that ran it (if any), its figures and the plan's criteria.
+
+    ``gate``: met when every criterion is met, not met when one is not, not measured otherwise.
+    """
+
+    phase: str  # config/<phase>.yaml
+    plan_phase: int | None  # the master plan's number; None: the plan has no such phase
+    goal: str
+    status: PhaseStatus
+    reason: str  # why it was refused or not run; empty when it ran
+    experiment: str | None
+    rev: str | None
+    timestamp: str | None
+    figures: PhaseFigures | None
+    criteria: list[CriterionResult]
+    gate: Outcome
+
+
+class LeftOutExperiment(Record):
+    """An experiment on the commit that is not a phase's baseline, and why."""
+
+    name: str
+    rev: str
+    reason: str
+
+
+class PhasesSummary(Artifact):
+    """Each phase overlay's DVC experiment beside the master plan's success criteria for the
+    phase (``reports/phases/summary.json``)."""
+
+    written_by = "ijules phases"
+
+    baseline_rev: str  # the commit the experiments ran from
+    phases: list[PhaseResult]
+    left_out: list[LeftOutExperiment]
 
 
 # --- drift ------------------------------------------------------------------------------------

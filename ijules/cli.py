@@ -722,3 +722,30 @@ def baseline_reproduce(
     if not result.reproduced:
         raise IjulesError(outcome(result))
     typer.echo(outcome(result))
+
+
+@app.command()
+def phases(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder for summary.json and summary.md (default: reports/phases)."),
+    ] = None,
+) -> None:
+    """Set each phase overlay's DVC experiment beside the master plan's success criteria.
+
+    Reads the checked-out commit's experiments (`dvc exp show`): a phase's is the newest that
+    set only `phase` (`make phases` runs them). Overlays refused by name are listed, not run.
+    """
+    from ijules.evaluation.phases import SUMMARY_MD, run_phases
+
+    cfg = _config(ctx)
+    folder = _path(output, "reports/phases")
+    summary = run_phases(cfg, params=ctx.obj.params, output=folder)
+    for row in summary.phases:
+        judged = "; ".join(
+            f"{c.criterion}: {c.outcome}" for c in row.criteria if c.outcome != "not measured"
+        )
+        where = f"experiment {row.experiment}" if row.experiment else row.status
+        typer.echo(f"{row.phase} ({where}): {row.gate}" + (f" ({judged})" if judged else ""))
+    typer.echo(str(folder / SUMMARY_MD))

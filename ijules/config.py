@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ijules.data.config import DataConfig, FeaturesConfig, QualityConfig, SplitConfig
 from ijules.env.config import EnvironmentConfig, ObservationConfig, RewardConfig, SafeguardsConfig
-from ijules.errors import ConfigError
+from ijules.errors import ConfigError, RefusedKeyError
 from ijules.evaluation.config import (
     BaselinesConfig,
     GateConfig,
@@ -277,7 +277,7 @@ def _refuse_unbuilt(mapping: Mapping[str, Any], source: Path) -> None:
     for dotted in _flatten(mapping):
         for prefix, reason in REFUSED_KEYS.items():
             if dotted == prefix or dotted.startswith(prefix + "."):
-                raise ConfigError(
+                raise RefusedKeyError(
                     f"{source}: '{prefix}' {reason}; remove it or select another phase"
                 )
 

@@ -11,6 +11,10 @@ class ConfigError(IjulesError):
     """params.yaml or a phase overlay is unknown, ill-typed or asks for unimplemented work."""
 
 
+class RefusedKeyError(ConfigError):
+    """A parameter file sets a key of the master plan that is not built (REFUSED_KEYS)."""
+
+
 class IngestError(IjulesError):
     """The bar source cannot be read into the canonical schema."""
 

@@ -83,6 +83,7 @@ PROJECT_FILES = (
     "ijules", "dags", "config", "great_expectations/gx", "data/samples", "params.yaml", "dvc.yaml",
     ".dvc/config", ".dvcignore", "pyproject.toml",
     "reports/research/summary.json",  # the research study whose trials the DSR counts
+    "scripts/phases.sh",  # `make phases`
 )  # fmt: skip
 
 # A small budget: the pipeline's plumbing, not the agent's skill, is under test.

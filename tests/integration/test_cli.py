@@ -34,6 +34,7 @@ COMMANDS = (
     "summary",
     "config",
     "baseline",
+    "phases",
 )
 
 
