@@ -114,6 +114,23 @@ TINY = {
 }
 
 
+# The review opened for tests: the thresholds no model of a few hundred training steps meets; the
+# integrity rows (weights, recomputed figures, compatibility, NaN incidents) and the VaR zone stay.
+OPEN_GATE = {
+    "min_sharpe": -100.0,
+    "max_drawdown": 1.0,
+    "max_daily_turnover": 100.0,
+    "min_trades": 0,
+    "min_walk_forward_pass_rate": 0.0,
+    "require_stress_survival": False,
+    "beat_passive_buy_and_hold": False,
+    "beat_best_rule": False,
+    "max_full_capital_fill_cost_bps": 1e6,  # a few weeks of 2017 volume: thin
+    "min_psr": 0.0,
+    "min_dsr": 0.0,
+}
+
+
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in overlay.items():

@@ -19,6 +19,7 @@ from ijules.registry.register import (
     STATUS_TAG,
     WEIGHTS_TAG,
     alias_version,
+    registered_version,
 )
 from ijules.registry.review import verify_weights
 from ijules.tracking import configure
@@ -50,18 +51,9 @@ def promote(
     override is written to the audit trail with the actor, the time and the checks it overrides,
     before the alias moves.
     """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     if alias not in (CHAMPION, CHALLENGER):
         raise RegistryError(f"alias must be {CHAMPION} or {CHALLENGER}, got {alias!r}")
-    configure(config.registry.experiment)
-    client = MlflowClient()
-    name = config.registry.model_name
-    try:
-        target = client.get_model_version(name, version)
-    except MlflowException:
-        raise RegistryError(f"{name} has no version {version}") from None
+    client, name, target = registered_version(config, version)
     status = target.tags.get(STATUS_TAG)
     overridden = [r for r in target.tags.get(REASONS_TAG, "").split("; ") if r]
     if status not in PASSED:

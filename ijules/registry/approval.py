@@ -34,9 +34,9 @@ from ijules.registry.register import (
     WEIGHTS_TAG,
     alias_version,
     recorded,
+    registered_version,
 )
 from ijules.registry.review import verify_weights
-from ijules.tracking import configure
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +128,7 @@ def reject(
 
 
 def _awaiting(config: Config, version: str) -> tuple[Any, str, Any]:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    configure(config.registry.experiment)
-    client = MlflowClient()
-    name = config.registry.model_name
-    try:
-        target = client.get_model_version(name, version)
-    except MlflowException:
-        raise RegistryError(f"{name} has no version {version}") from None
+    client, name, target = registered_version(config, version)
     status = target.tags.get(STATUS_TAG)
     if status != AWAITING:
         raise RegistryError(

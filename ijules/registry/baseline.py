@@ -30,11 +30,11 @@ from ijules.artifacts import BaselineReproduction, ReproducedMetric
 from ijules.config import BASE_PHASE, Config, PathsConfig
 from ijules.errors import IjulesError, RegistryError
 from ijules.io import md5_file, read_json
+from ijules.registry.register import registered_version
 from ijules.tracking import (
     DIRTY_TAG,
     PARAMS_ARTIFACT,
     REVISION_TAG,
-    configure,
     git_output,
     project_root,
 )
@@ -107,16 +107,7 @@ def reproduce(
 
 def recorded(config: Config, version: str) -> Recorded:
     """Read ``version``'s commit, parameters and registered test metrics from the registry."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    configure(config.registry.experiment)
-    client = MlflowClient()
-    name = config.registry.model_name
-    try:
-        model_version = client.get_model_version(name, version)
-    except MlflowException:
-        raise RegistryError(f"{name} has no version {version!r}") from None
+    client, name, model_version = registered_version(config, version)
     missing = [f"test.{m}" for m in METRICS if f"test.{m}" not in model_version.tags]
     if missing:
         raise RegistryError(

@@ -50,8 +50,8 @@ from ijules.artifacts import (
 from ijules.config import Config
 from ijules.errors import RegistryError
 from ijules.io import write_text
-from ijules.registry.register import REVIEW_ARTIFACTS, recorded
-from ijules.tracking import configure, git_revision
+from ijules.registry.register import REVIEW_ARTIFACTS, recorded, registered_version
+from ijules.tracking import git_revision
 
 log = logging.getLogger(__name__)
 
@@ -592,16 +592,7 @@ def publish(client: Any, registration: Registration, output_dir: Path) -> CardFi
 def run_card(config: Config, version: str, *, output_dir: Path) -> CardFiles:
     """Write ``version``'s model card (with the registry's current decision) to ``output_dir``
     and log it to the version's run."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    configure(config.registry.experiment)
-    client = MlflowClient()
-    name = config.registry.model_name
-    try:
-        target = client.get_model_version(name, version)
-    except MlflowException:
-        raise RegistryError(f"{name} has no version {version}") from None
+    client, name, target = registered_version(config, version)
     files = publish(client, recorded(client, name, target), output_dir)
     if files is None:
         raise RegistryError(

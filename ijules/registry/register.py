@@ -410,6 +410,21 @@ def _version_for_run(client: Any, name: str, run_id: str, model_uri: str) -> Any
     return client.get_model_version(name, created.version)
 
 
+def registered_version(config: Config, version: str) -> tuple[Any, str, Any]:
+    """The MLflow client, the registered model's name and its ``version``; a clear error when
+    the registry holds no such version."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(config.registry.experiment)
+    client = MlflowClient()
+    name = config.registry.model_name
+    try:
+        return client, name, client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"{name} has no version {version}") from None
+
+
 def alias_version(client: Any, name: str, alias: str) -> Any | None:
     """Return the version ``alias`` points at, or None."""
     from mlflow.exceptions import MlflowException

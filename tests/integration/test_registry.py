@@ -23,25 +23,13 @@ from ijules.registry.approval import approve, reject
 from ijules.registry.audit import verify
 from ijules.registry.register import run_register
 from ijules.training.policy import RecurrentPolicy, input_columns
+from tests.conftest import OPEN_GATE
 
 pytestmark = pytest.mark.slow
 
 LENIENT = {
-    "gate": {
-        "min_sharpe": -100.0,
-        "max_drawdown": 1.0,
-        "max_daily_turnover": 100.0,
-        "min_trades": 0,
-        "min_walk_forward_pass_rate": 0.0,
-        "require_stress_survival": False,
-        "beat_passive_buy_and_hold": False,
-        "beat_best_rule": False,
-        "max_full_capital_fill_cost_bps": 1e6,
-        "min_psr": 0.0,
-        "min_dsr": 0.0,
-        "champion_margin": 0.0,
-        "champion_max_p_value": 1.0,
-    },
+    # Any better Sharpe ratio replaces the champion here: the challenge's rule is tested in units.
+    "gate": OPEN_GATE | {"champion_margin": 0.0, "champion_max_p_value": 1.0},
     "seeds": {"count": 1},  # one policy per registration here: the spread is tested elsewhere
 }
 NAME = "ijules-policy"
