@@ -132,6 +132,16 @@ class Backtest:
 def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
     """Step ``env`` (built with ``episode_bars=None``) through its window with ``policy``, and
     pay the exit at the last mark."""
+    return run_session(env, policy).liquidated()
+
+
+def run_session(env: TradingEnv, policy: Policy) -> Backtest:
+    """Step ``env`` (built with ``episode_bars=None``) through its window with ``policy``; what
+    it holds at the end stays open (its ``exit_costs`` say what closing it would cost).
+
+    A session that continues a carried state (:meth:`ijules.env.engine.Engine.continue_from`)
+    starts at the bar the state stands at, with its positions.
+    """
     observation, info = env.reset()
     equity = [float(info["equity"])]
     done = False
@@ -141,22 +151,24 @@ def run_backtest(env: TradingEnv, policy: Policy) -> Backtest:
         done = terminated or truncated
     engine = env.engine
     steps = len(equity) - 1
+    first = engine.first_bar(0)
+    row = engine.first_observation()
     engine.safeguards.check_observations(
-        engine.observations[: steps + 1], env.observation_space, env.observation_names
+        engine.observations[row : row + steps + 1], env.observation_space, env.observation_names
     )
     traded = engine.traded_units(0)
     return Backtest(
-        timestamps=env.market.timestamps[: steps + 1],
-        close=env.market.close[: steps + 1],
+        timestamps=env.market.timestamps[first : first + steps + 1],
+        close=env.market.close[first : first + steps + 1],
         equity=np.asarray(equity),
-        units=np.cumsum(traded, axis=0),
+        units=engine.opening_units(0) + np.cumsum(traded, axis=0),
         traded=traded,
-        fills=engine.fill_prices()[:steps],
+        fills=engine.fill_prices()[first : first + steps],
         costs=engine.traded_costs(0),
         exit_costs=engine.exit_costs(0),
         risk_events=engine.risk_events(),
         risk_refusals=engine.risk_refusals(),
-    ).liquidated()
+    )
 
 
 def baseline_env(config: Config, market: MarketData, norm: NormStats, clip: float) -> TradingEnv:

@@ -20,8 +20,10 @@ import pandas as pd
 
 from ijules.artifacts import CostComponent, NormStats
 from ijules.config import Config
+from ijules.env.carry import CarriedState, carried_state, check_window
 from ijules.env.config import FillAt
-from ijules.env.market_data import MarketData, bars_per_day
+from ijules.env.market_data import MarketData
+from ijules.env.market_data import bars_per_day as measured_bars_per_day
 from ijules.env.parts import (
     ActionInterpreter,
     DiscreteWeights,
@@ -161,6 +163,9 @@ class Engine:
         per episode, so a step hands back a view that later steps never overwrite.
     risk_log_level
         The level the risk engine's changes of state are logged at (always recorded).
+    bars_per_day
+        Bars per calendar day for the daily figures (VaR heat); ``None``: measured on
+        ``market``. A session continued over another window of bars passes the first one's.
     """
 
     def __init__(
@@ -174,6 +179,7 @@ class Engine:
         seed: int | None = None,
         observations_by_step: bool = False,
         risk_log_level: int = logging.INFO,
+        bars_per_day: float | None = None,
     ) -> None:
         if len(market) < 2:
             raise ValueError("an environment needs at least two bars")
@@ -186,7 +192,10 @@ class Engine:
         self.episode_steps = n_bars - 1 if episode_bars is None else min(episode_bars, n_bars - 1)
         self.random_starts = episode_bars is not None
         self.rng = np.random.default_rng(seed)
-        self.bars_per_day = bars_per_day(market.timestamps)
+        self.bars_per_day = (
+            measured_bars_per_day(market.timestamps) if bars_per_day is None else bars_per_day
+        )
+        self.carried: CarriedState | None = None
         _require_market_state(market, safeguards)
         features = settings.observation.scaled_features(market.features)
         if not np.isfinite(features).all():
@@ -250,11 +259,30 @@ class Engine:
             raise ValueError("no bar of the start pool leaves room for a whole episode")
         self.start_pool = pool
 
+    def continue_from(self, state: CarriedState) -> None:
+        """Continue a carried state from now on: every reset resumes it rather than starting a
+        new episode. The market must begin with the carried steps' bars and the bar the state
+        stands at (:func:`ijules.env.carry.check_window`); the episode runs to its last bar."""
+        if self.random_starts:
+            raise ValueError("a carried state continues over the whole market, not random starts")
+        check_window(state, self.market.timestamps)
+        self.carried = state
+        self.reset()
+
+    def carry(self, b: int = 0) -> CarriedState:
+        """Environment ``b``'s state now, for :meth:`continue_from` in a later session."""
+        return carried_state(self.sim.carry(b), self.market.timestamps)
+
     def reset(self, which: Sequence[int] | None = None) -> None:
-        """Start new episodes for the environments in ``which`` (all by default)."""
+        """Start new episodes for the environments in ``which`` (all by default), or resume the
+        carried state (:meth:`continue_from`)."""
         chosen = range(self.n_envs) if which is None else which
         last_start = len(self.market) - 1 - self.episode_steps
         for b in chosen:
+            if self.carried is not None:
+                carried = self.carried.carried(self.market.n_instruments)
+                self.sim.resume(b, carried, len(self.market) - 1)
+                continue
             if not self.random_starts:
                 begin = 0
             elif self.start_pool is not None:
@@ -393,9 +421,19 @@ class Engine:
         return dict(zip(layout.COST_COMPONENTS, map(float, costs), strict=True))
 
     def episode_equity(self, b: int = 0) -> FloatArray:
-        """Equity at the start of the episode and after each step so far."""
+        """Equity at the start of the episode (this session) and after each step so far."""
         marks = self.sim.log(b)["equity"]
-        return np.concatenate([[self.settings.initial_capital], marks])
+        return np.concatenate([[self.sim.opening_marks[b]], marks])
+
+    def opening_units(self, b: int = 0) -> FloatArray:
+        """Units held when this session began (none for a new episode)."""
+        if self.carried is None:
+            return np.zeros(self.market.n_instruments)
+        return self.carried.units
+
+    def first_observation(self) -> int:
+        """The row of the by-step observation buffer that holds the session's first one."""
+        return int(self.sim.carried_steps[0])
 
     def fill_prices(self) -> FloatArray:
         """The price a trade decided at each bar fills at (bars x instruments)."""

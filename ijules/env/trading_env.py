@@ -39,6 +39,8 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
     episode_bars
         Training: episodes of this length from random starts. ``None`` (evaluation): one
         episode over the whole window from its first bar.
+    bars_per_day
+        See :class:`Engine`; ``None``: measured on the window.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - gymnasium's own attribute
@@ -50,10 +52,16 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
         safeguards: Safeguards,
         *,
         episode_bars: int | None = None,
+        bars_per_day: float | None = None,
     ) -> None:
         super().__init__()
         self.engine = Engine(
-            market, settings, safeguards, episode_bars=episode_bars, observations_by_step=True
+            market,
+            settings,
+            safeguards,
+            episode_bars=episode_bars,
+            observations_by_step=True,
+            bars_per_day=bars_per_day,
         )
         self.engine.set_reward_bounds(*safeguards.reward_window())
         self.observation_space: spaces.Box = settings.observation.space(
@@ -73,12 +81,14 @@ class TradingEnv(gym.Env[npt.NDArray[Any], Action]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Observation, dict[str, Any]]:
-        """Start an episode: a random stretch in training, the whole window in evaluation."""
+        """Start an episode: a random stretch in training, the whole window in evaluation, or
+        the carried state's continuation (:meth:`Engine.continue_from`)."""
         super().reset(seed=seed)
         if seed is not None:
             self.engine.rng = np.random.default_rng(seed)
         self.engine.reset()
-        return self.engine.observations[0], {"equity": float(self.engine.equity()[0])}
+        first = self.engine.observations[self.engine.first_observation()]
+        return first, {"equity": float(self.engine.equity()[0])}
 
     def step(self, action: Action) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Trade towards the action's target weights at this bar, mark at the next.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -148,6 +148,20 @@ def account_dtype(n_assets: int) -> np.dtype:
     )
 
 
+# The account's work space: rewritten by every step before it is read, so nothing carries it.
+ACCOUNT_SCRATCH = ("weight", "wanted", "cap", "moving", "trade", "cost_work")
+# What one step reports and the next overwrites: a session continued later starts them clear.
+ACCOUNT_STEP_FLAGS = (
+    "reward",
+    "terminated",
+    "truncated",
+    "nonfinite",
+    "out_of_bounds",
+    "after_end",
+    "changed",
+)
+
+
 @functools.cache
 def fill_dtype(n_assets: int) -> np.dtype:
     """One step of an episode: each instrument's fill (``n_assets`` each), the risk engine's
@@ -245,5 +259,29 @@ def params_record(values: Mapping[str, object]) -> np.ndarray:
         raise ValueError(f"simulation parameters: missing {missing}, unknown {unknown}")
     record = np.zeros(1, dtype=PARAMS)
     for name, value in values.items():
+        record[name] = value
+    return record
+
+
+def to_plain(record: np.void, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One record's fields by name, as Python numbers and lists (exact: a float64 survives JSON's
+    shortest round-trip representation), less the fields in ``skip``."""
+    names = record.dtype.names or ()
+    return {name: record[name].tolist() for name in names if name not in skip}
+
+
+def from_plain(dtype: np.dtype, values: Mapping[str, Any]) -> np.ndarray:
+    """A one-element array of ``dtype`` filled from :func:`to_plain`'s output; fields it left out
+    stay zero. A name the layout does not have, or a value of the wrong shape, is refused."""
+    names = dtype.names or ()
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"record fields {unknown} are not in the layout")
+    record = np.zeros(1, dtype=dtype)
+    for name, value in values.items():
+        shape = dtype[name].shape
+        array = np.asarray(value)
+        if array.shape != shape:
+            raise ValueError(f"record field {name!r}: shape {array.shape}, the layout's {shape}")
         record[name] = value
     return record

@@ -56,6 +56,20 @@ class Market:
         return len(self.bars)
 
 
+@dataclass(frozen=True)
+class Carried:
+    """An environment's state at the bar it stands at, to continue from in a later session.
+
+    ``account`` is its account record (one ``account_dtype`` record); ``history`` the fill
+    records of its last steps, oldest first: as many as the observation and the step look back
+    (the drawdown velocity's span, and one more for the drawdown before it), fewer when the
+    environment has not taken that many.
+    """
+
+    account: Record
+    history: Record
+
+
 _ENTRY_POINTS: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
 
@@ -111,6 +125,10 @@ class Simulator:
         self.accounts: Record = np.zeros(n_envs, dtype=layout.account_dtype(n_assets))
         self.fills: Record = np.zeros((n_envs, episode_steps), dtype=layout.fill_dtype(n_assets))
         self.params: Record = np.zeros(1, dtype=layout.PARAMS)
+        # Fill records a continued session starts with (see :meth:`resume`): the compiled step
+        # counts an episode's steps from ``start``, so they sit at the head of its records.
+        self.carried_steps = np.zeros(n_envs, dtype=np.int64)
+        self.opening_marks = np.zeros(n_envs)  # equity when each session began
         self.width = observation_width
         self.observations = self._observation_buffer()
         self.set_params(params)
@@ -153,6 +171,55 @@ class Simulator:
     def start(self, b: int, begin: int, end: int, capital: float) -> None:
         """Start environment ``b``'s episode at bar ``begin`` (last ``end``) with ``capital``."""
         self._start(self.accounts, self.fills, b, begin, end, float(capital))
+        self.carried_steps[b] = 0
+        self.opening_marks[b] = float(capital)
+
+    def history_depth(self) -> int:
+        """How many past steps' records a step and an observation read: the drawdown velocity's
+        span and the drawdown before it."""
+        return int(self.param("velocity_bars")) + 1
+
+    def carry(self, b: int) -> Carried:
+        """Environment ``b``'s state now, for :meth:`resume` in a later session."""
+        taken = int(self.accounts[b]["t"] - self.accounts[b]["start"])
+        kept = min(taken, self.history_depth())
+        return Carried(
+            account=self.accounts[b : b + 1].copy(),
+            history=self.fills[b, taken - kept : taken].copy(),
+        )
+
+    def resume(self, b: int, carried: Carried, end: int) -> None:
+        """Continue environment ``b`` from ``carried``: at bar ``len(carried.history)`` of this
+        market, which must be the bar it stood at, with the carried steps' bars before it.
+
+        Every step from here is the one the environment would have taken had its first session
+        gone on: the account (cash, positions, peak, the risk engine's state and calendar) is
+        restored, its bar clock moved to this market's numbering, and the carried steps' records
+        put where the step and the observation look back for them.
+        """
+        history = carried.history
+        begin = len(history)
+        if carried.account.dtype != self.accounts.dtype or history.dtype != self.fills.dtype:
+            raise ValueError("the carried state has another number of instruments")
+        if not begin < end <= self.episode_steps:
+            # The records hold the carried steps and this session's from the market's first bar.
+            raise ValueError(
+                f"cannot continue at bar {begin} up to bar {end}: the records hold "
+                f"{self.episode_steps} steps"
+            )
+        self._start(self.accounts, self.fills, b, begin, end, 0.0)
+        self.accounts[b : b + 1] = carried.account
+        account = self.accounts[b : b + 1]
+        shift = begin - int(account["t"][0])
+        account["state_since"] += shift  # how long a state has held counts across sessions
+        account["t"] = begin
+        account["start"] = 0
+        account["end"] = end
+        for name in layout.ACCOUNT_STEP_FLAGS:
+            account[name] = 0
+        self.fills[b, :begin] = history
+        self.carried_steps[b] = begin
+        self.opening_marks[b] = float(account["mark"][0])
 
     def new_observation_buffer(self) -> None:
         """A fresh buffer for a new episode's observations (by step only)."""
@@ -187,13 +254,18 @@ class Simulator:
         return np.asarray(self.accounts["t"], dtype=np.int64)
 
     def steps_taken(self, b: int) -> int:
-        """Steps of environment ``b``'s episode so far."""
+        """Steps of environment ``b``'s episode (this session's) so far."""
         account = self.accounts[b]
-        return int(account["t"] - account["start"])
+        return int(account["t"] - account["start"] - self.carried_steps[b])
 
     def first_bar(self, b: int) -> int:
-        """The first bar of environment ``b``'s episode."""
-        return int(self.accounts[b]["start"])
+        """The first bar of environment ``b``'s episode (the bar this session began at)."""
+        return int(self.accounts[b]["start"] + self.carried_steps[b])
+
+    def observation_row(self, b: int = 0) -> int:
+        """The row of the by-step observation buffer that holds the current observation."""
+        account = self.accounts[b]
+        return int(account["t"] - account["start"])
 
     def account(self, name: str) -> npt.NDArray[Any]:
         """One field of every environment's account (``account_dtype``), e.g. ``"cash"``, or
@@ -201,8 +273,10 @@ class Simulator:
         return np.asarray(self.accounts[name])
 
     def log(self, b: int) -> Record:
-        """Environment ``b``'s fill records so far (one per step, ``fill_dtype``)."""
-        return self.fills[b, : self.steps_taken(b)]
+        """Environment ``b``'s fill records of this session so far (one per step,
+        ``fill_dtype``); carried steps are not this session's."""
+        first = int(self.carried_steps[b])
+        return self.fills[b, first : first + self.steps_taken(b)]
 
     def request_release(self, b: int) -> None:
         """Ask the risk engine to lift environment ``b``'s halt at its next step."""
