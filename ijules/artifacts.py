@@ -32,6 +32,7 @@ File (default path)                         Model                     Written by
 ``reports/baseline/v<N>.json``              ``BaselineReproduction``  ``ijules baseline reproduce``
 ``reports/phases/summary.json``             ``PhasesSummary``         ``ijules phases``
 ``reports/drift/drift_metrics.json``        ``DriftSummary``          ``ijules drift``
+``reports/paper/night.json``                ``PaperReport``           ``ijules paper``
 ``reports/risk/var_backtest.json``          ``VarBacktestReport``     ``ijules risk-report``
 ``reports/risk/breakers.json``              ``BreakersReport``        ``ijules risk-report``
 ==========================================  ========================  =============================
@@ -1195,6 +1196,64 @@ class DriftSummary(Artifact):
     per_feature: dict[str, FeatureDrift]
     reference: DriftSpan
     current: DriftSpan
+
+
+# --- paper trading ----------------------------------------------------------------------------
+
+# Who trades in paper: the champion and the challenger (the registry's aliases), and, while no
+# version is champion, the latest registered version in shadow (no capital, P&L on notional).
+PaperSlot = Literal["champion", "challenger", "shadow"]
+PAPER_SLOTS: tuple[PaperSlot, ...] = get_args(PaperSlot)
+PaperOutcome = Literal["traded", "no new bars", "refused", "stopped", "retired"]
+
+
+class PaperModelNight(Record):
+    """One model's paper-trading night: what it traded tonight and where its book stands.
+
+    ``outcome``: ``traded`` (``bars`` > 0), ``no new bars`` (its state stands at the data's last
+    bar), ``refused`` (not traded, ``error`` says why, its state untouched), ``stopped`` (its
+    book was ruined and trades no more) or ``retired`` (the version left its slot tonight and
+    no version took it; its book was closed). ``started`` when the version began under its slot
+    tonight (fresh: flat, new LSTM state); ``retired`` the version it replaced there, if any.
+    P&L is after costs; ``pnl_cumulative_usd`` counts from the version's start under the slot.
+    """
+
+    slot: PaperSlot
+    version: str
+    alias: str | None  # None: in shadow
+    status: str | None  # the version's registry status
+    approved: bool  # its review passed and a person approved it
+    allocation: float  # share of the paper capital (0 in shadow)
+    capital_usd: float  # the book it trades (in shadow: notional, the champion's share)
+    outcome: PaperOutcome
+    started: bool
+    retired: str | None
+    first_bar: str | None  # tonight's first and last decision bars
+    last_bar: str | None
+    standing_at: str | None  # the bar its book is marked at now
+    bars: int
+    fills: int
+    pnl_usd: float
+    costs_usd: float
+    pnl_cumulative_usd: float
+    equity_usd: float
+    drawdown: float  # below the book's equity peak, now
+    breaker_events: list[str]
+    error: str | None
+    ledger: str
+
+
+class PaperReport(Artifact):
+    """The paper-trading night (``reports/paper/night.json``): each model's book."""
+
+    written_by = "ijules paper"
+
+    model_name: str
+    data_end: str | None  # the last published bar (None: no bars)
+    capital_usd: float
+    challenger_allocation: float
+    models: list[PaperModelNight]
+    note: str | None  # why nothing traded, when nothing could
 
 
 # --- the risk report --------------------------------------------------------------------------

@@ -309,6 +309,42 @@ def drift(
     )
 
 
+@app.command()
+def paper(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    ledgers: PathOption = None,
+    state: PathOption = None,
+    report: PathOption = None,
+) -> None:
+    """Paper-trade the bars published since the last night: champion, challenger (or shadow).
+
+    Each book continues from its carried state; its ledger gets a row per bar. A model whose
+    served weights fail their checksum is refused (the others trade) and the command fails.
+    """
+    from ijules.paper.night import run_paper
+
+    cfg = _config(ctx)
+    result = run_paper(
+        cfg,
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        ledgers=_path(ledgers, cfg.paths.paper_ledgers),
+        state=_path(state, cfg.paths.paper_state),
+        report=_path(report, cfg.paths.paper_report),
+    )
+    if result.note:
+        typer.echo(result.note)
+    for book in result.models:
+        role = book.alias or "shadow"
+        typer.echo(
+            f"paper {book.slot}: v{book.version} ({role}) {book.outcome}, {book.bars} bar(s); "
+            f"P&L tonight {book.pnl_usd:+,.2f} USD, cumulative {book.pnl_cumulative_usd:+,.2f} "
+            f"USD, drawdown {book.drawdown:.2%}"
+        )
+
+
 @app.command(name="risk-report")
 def risk_report(
     ctx: typer.Context,

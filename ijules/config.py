@@ -38,6 +38,7 @@ from ijules.execution.config import MicrostructureConfig
 from ijules.frozen import Frozen
 from ijules.market.config import RegimesConfig
 from ijules.monitoring.config import DriftConfig, NotifyConfig
+from ijules.paper.config import PaperConfig
 from ijules.registry.config import RegistryConfig
 from ijules.risk.config import RiskManagementConfig, RiskModelsConfig
 from ijules.training.config import CurriculumConfig, TrainingConfig
@@ -118,6 +119,9 @@ class PathsConfig(Frozen):
     performance_report: str = "reports/performance_report.yaml"
     performance_html: str = "reports/performance_report.html"
     performance_rolling: str = "reports/performance_rolling.csv"
+    paper_ledgers: str = "data/paper/ledgers"  # <slot>.jsonl, append-only
+    paper_state: str = "data/paper/state"  # <slot>.json: each book, carried to the next night
+    paper_report: str = "reports/paper/night.json"
 
 
 class Config(Frozen):
@@ -151,6 +155,7 @@ class Config(Frozen):
     registry: RegistryConfig = RegistryConfig()
     drift: DriftConfig = DriftConfig()
     notify: NotifyConfig = NotifyConfig()
+    paper: PaperConfig = PaperConfig()
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")

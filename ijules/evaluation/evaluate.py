@@ -8,7 +8,7 @@ and attribution) and against the best simple rule (:mod:`ijules.evaluation.basel
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -136,10 +136,23 @@ def backtest_policy(policy: RecurrentPolicy, market: MarketData, config: Config)
     return run_backtest(env, policy.act)
 
 
-def policy_env(policy: RecurrentPolicy, market: MarketData, config: Config) -> TradingEnv:
-    """An evaluation environment for ``policy`` over ``market``, after checking they match."""
+def policy_env(
+    policy: RecurrentPolicy,
+    market: MarketData,
+    config: Config,
+    *,
+    capital: float | None = None,
+    bars_per_day: float | None = None,
+) -> TradingEnv:
+    """An evaluation environment for ``policy`` over ``market``, after checking they match.
+
+    ``capital`` replaces ``environment.initial_capital`` (a paper book's share); ``bars_per_day``
+    pins the daily figures' bar count (see :class:`ijules.env.engine.Engine`).
+    """
     settings = policy_settings(config, policy.spec)
-    env = TradingEnv(market, settings, Safeguards(config.safeguards))
+    if capital is not None:
+        settings = replace(settings, initial_capital=capital)
+    env = TradingEnv(market, settings, Safeguards(config.safeguards), bars_per_day=bars_per_day)
     policy.check_compatible(
         tuple(env.observation_space.shape or ()),
         tuple(env.action_space.shape or ()),

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, PolicyRecord, PolicySpec
+from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, PolicyRecord, PolicySpec, Record
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
 from ijules.env.parts import ContinuousWeights, DiscreteWeights, ObservationBuilder, PortfolioLimits
@@ -47,6 +47,16 @@ def policy_spec(
     )
 
 
+class RecurrentMemory(Record):
+    """What a recurrent policy remembers between calls: its LSTM arrays (flat, with their
+    shapes; None before its first observation) and whether the next observation starts an
+    episode. float32 values are exact in JSON's float64."""
+
+    arrays: tuple[tuple[float, ...], ...] | None
+    shapes: tuple[tuple[int, ...], ...] | None
+    episode_start: bool
+
+
 class RecurrentPolicy:
     """A RecurrentPPO policy that carries its LSTM state from one call to the next.
 
@@ -80,6 +90,28 @@ class RecurrentPolicy:
         """Forget the LSTM state: the next observation starts a new episode."""
         self._state = None
         self._episode_start = True
+
+    def memory(self) -> RecurrentMemory:
+        """The LSTM state now, for :meth:`remember` in a later session."""
+        if self._state is None:
+            return RecurrentMemory(arrays=None, shapes=None, episode_start=self._episode_start)
+        arrays = [np.asarray(array, dtype=np.float32) for array in self._state]
+        return RecurrentMemory(
+            arrays=tuple(tuple(float(x) for x in array.ravel()) for array in arrays),
+            shapes=tuple(tuple(int(n) for n in array.shape) for array in arrays),
+            episode_start=self._episode_start,
+        )
+
+    def remember(self, memory: RecurrentMemory) -> None:
+        """Continue from ``memory``: the next observation is acted on as if no session ended."""
+        if memory.arrays is None or memory.shapes is None:
+            self._state = None
+        else:
+            self._state = tuple(
+                np.asarray(values, dtype=np.float32).reshape(shape)
+                for values, shape in zip(memory.arrays, memory.shapes, strict=True)
+            )
+        self._episode_start = memory.episode_start
 
     def act(self, observation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Return the deterministic action for one observation, advancing the LSTM state."""
