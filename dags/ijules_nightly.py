@@ -1,9 +1,14 @@
-"""Nightly monitoring: ingest, validate, features, drift, then e-mail the risk team.
+"""Nightly monitoring and paper trading: ingest, validate, features, then drift and paper
+trading, then e-mail the risk team.
 
 A failed data check stops the run before anything downstream reads the bars; the last good data
-stays in place. The e-mail goes through Airflow's SMTP connection (`smtp_default`) to the
-addresses in params.yaml (`notify.risk_team`), with the Evidently report attached. Like the
-stages, it reads the project from the worker's IJULES_PROJECT_DIR when it runs.
+stays in place. Paper trading (`ijules paper`, the `paper` stage) trades the bars published since
+each book's last night: the champion and the challenger (or, with no champion, the latest version
+in shadow). It runs every night, forced: the registry decides who trades and DVC does not see it;
+a night without new bars trades nothing. The e-mail goes through Airflow's SMTP connection
+(`smtp_default`) to the addresses in params.yaml (`notify.risk_team`), with each book's night and
+the Evidently report attached. Like the stages, it reads the project from the worker's
+IJULES_PROJECT_DIR when it runs.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def email_risk_team() -> str:
         validation=root / paths.validation,
         metrics=root / paths.metrics,
         registration=root / paths.registration,
+        paper=root / paths.paper_report,
         interval=None if interval_end is None else interval_end.date().isoformat(),
     )
     with SmtpHook(smtp_conn_id="smtp_default") as hook:
@@ -53,7 +59,7 @@ def email_risk_team() -> str:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    tags=["ijules", "monitoring"],
+    tags=["ijules", "monitoring", "paper"],
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
 )
@@ -62,7 +68,8 @@ def ijules_nightly() -> None:
     validate = dvc_stage("validate", retries=0)
     features = dvc_stage("features")
     drift = dvc_stage("drift")
-    ingest >> validate >> features >> drift >> email_risk_team()
+    paper = dvc_stage("paper", force=True)
+    ingest >> validate >> features >> [drift, paper] >> email_risk_team()
 
 
 ijules_nightly()

@@ -52,14 +52,18 @@ def project_dir() -> Path:
     return Path(folder)
 
 
-def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOperator:
+def dvc_stage(
+    *stages: str, task_id: str | None = None, force: bool = False, **kwargs: Any
+) -> BashOperator:
     """A task that brings DVC stages up to date (a no-op when nothing they depend on changed).
 
-    A ``foreach`` stage's name stands for all of its items.
+    A ``foreach`` stage's name stands for all of its items. ``force`` runs them every time: for
+    a stage that depends on something DVC does not track (the registry), and is idempotent.
     """
+    flags = "--force --single-item" if force else "--single-item"
     return BashOperator(
         task_id=task_id or stages[0],
-        bash_command=f"{_IN_PROJECT}dvc repro --single-item {shlex.join(stages)}",
+        bash_command=f"{_IN_PROJECT}dvc repro {flags} {shlex.join(stages)}",
         pool=WORKSPACE_POOL,
         do_xcom_push=False,
         **kwargs,

@@ -1,4 +1,5 @@
-"""The nightly e-mail to the risk team: drift headline, data and model health, reports attached.
+"""The nightly e-mail to the risk team: drift headline, data and model health, paper trading,
+reports attached.
 
 This module only composes the message; the Airflow task sends it through Airflow's SMTP
 connection, so delivery, retries and credentials stay with the orchestrator.
@@ -10,7 +11,14 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from ijules.artifacts import DriftSummary, MetricsReport, Registration, ValidationResult
+from ijules.artifacts import (
+    DriftSummary,
+    MetricsReport,
+    PaperModelNight,
+    PaperReport,
+    Registration,
+    ValidationResult,
+)
 from ijules.config import Config
 from ijules.errors import IngestError
 
@@ -34,12 +42,14 @@ def build_drift_email(
     validation: Path | None = None,
     metrics: Path | None = None,
     registration: Path | None = None,
+    paper: Path | None = None,
     interval: str | None = None,
 ) -> Email:
     """Compose the drift and health e-mail from the reports on disk.
 
     ``drift_metrics`` and ``drift_html`` must exist; the health sections for validation, the
-    latest evaluation and the registry are included when their files exist.
+    latest evaluation, the registry and the paper-trading night are included when their files
+    exist.
     """
     for required in (drift_metrics, drift_html):
         if not required.is_file():
@@ -57,6 +67,7 @@ def build_drift_email(
         _drift_section(drift),
         _validation_section(validation),
         _model_section(metrics, registration),
+        _paper_section(paper),
         "<p>Attached: the Evidently drift report (HTML) and its summary (JSON).</p>",
     ]
     body = "<html><body>" + "\n".join(s for s in sections if s) + "</body></html>"
@@ -137,3 +148,47 @@ def _model_section(metrics: Path | None, registration: Path | None) -> str:
             f"<b>{html.escape(entry.status)}</b> ({reasons}).</p>"
         )
     return "".join(parts)
+
+
+def _paper_section(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return ""
+    night = PaperReport.read(path)
+    champion = 1.0 - night.challenger_allocation
+    intro = (
+        f"<h3>Paper trading</h3><p>Bars published up to {html.escape(str(night.data_end))}. "
+        f"Paper book {night.capital_usd:,.0f} USD: the champion trades {champion:.0%}, the "
+        f"challenger {night.challenger_allocation:.0%}; while no version is champion, the latest "
+        "trades in shadow on the champion's share as notional capital (unapproved, nothing "
+        "allocated). P&amp;L in USD after costs; cumulative since the version started in its "
+        "slot.</p>"
+    )
+    if not night.models:
+        return intro + f"<p>{html.escape(night.note or 'Nothing traded.')}</p>"
+    rows = "".join(_paper_row(book) for book in night.models)
+    return (
+        intro + "<table border='1' cellpadding='4'><tr><th>version</th><th>alias</th>"
+        "<th>bars tonight</th><th>P&amp;L tonight</th><th>P&amp;L cumulative</th>"
+        "<th>drawdown</th><th>breaker events</th><th>tonight</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _paper_row(book: PaperModelNight) -> str:
+    role = book.alias if book.alias is not None else "shadow (unapproved)"
+    if book.alias is not None and not book.approved:
+        role += " (not approved)"
+    events = "<br>".join(html.escape(event) for event in book.breaker_events) or "none"
+    notes = [book.outcome]
+    if book.started:
+        notes.append(f"started fresh at {book.first_bar or book.standing_at}")
+    if book.retired is not None:
+        notes.append(f"replaced v{book.retired}")
+    if book.error:
+        notes.append(book.error)
+    return (
+        f"<tr><td>v{html.escape(book.version)}</td><td>{html.escape(role)}</td>"
+        f"<td>{book.bars}</td><td>{book.pnl_usd:+,.2f}</td>"
+        f"<td>{book.pnl_cumulative_usd:+,.2f}</td><td>{book.drawdown:.2%}</td>"
+        f"<td>{events}</td><td>{html.escape('; '.join(notes))}</td></tr>"
+    )

@@ -32,6 +32,7 @@ WRITERS = {
     "stress",
     "report",
     "drift",
+    "paper",
     "risk_report",
     "review",
     "promote",
@@ -125,10 +126,19 @@ def test_weekly_retrains_reviews_then_waits_for_a_person(dagbag) -> None:
         assert "key='answer'" in task.env["IJULES_REASON"]
 
 
-def test_nightly_monitors_then_mails(dagbag) -> None:
+def test_nightly_monitors_and_paper_trades_then_mails(dagbag) -> None:
     dag = dagbag.dags["ijules_nightly"]
-    chain = ["ingest", "validate", "features", "drift", "email_risk_team"]
-    assert edges(dag) == set(itertools.pairwise(chain))
+    chain = ["ingest", "validate", "features"]
+    after_features = {
+        ("features", "drift"),
+        ("features", "paper"),
+        ("drift", "email_risk_team"),
+        ("paper", "email_risk_team"),
+    }
+    assert edges(dag) == set(itertools.pairwise(chain)) | after_features
+    # The registry decides who trades, which DVC does not see: the stage runs every night.
+    assert dag.get_task("paper").bash_command.endswith("dvc repro --force --single-item paper")
+    assert "--force" not in dag.get_task("drift").bash_command
 
 
 def test_training_goes_to_the_gpu_queue_and_only_training(dagbag) -> None:
