@@ -179,7 +179,7 @@ def _paper_row(book: PaperModelNight) -> str:
     if book.alias is not None and not book.approved:
         role += " (not approved)"
     events = "<br>".join(html.escape(event) for event in book.breaker_events) or "none"
-    notes = [book.outcome]
+    notes: list[str] = [book.outcome]
     if book.started:
         notes.append(f"started fresh at {book.first_bar or book.standing_at}")
     if book.retired is not None:
