@@ -23,6 +23,7 @@ File (default path)                         Model                     Written by
 ``reports/validation/result.json``          ``ValidationResult``      ``ijules validate``
 ``data/features/meta.json``                 ``FeatureSet``            ``ijules features``
 ``models/policy.json``                      ``PolicyRecord``          ``ijules train``
+``risk_engine.json`` (served model)         ``RiskEngineParameters``  ``ijules train``
 ``reports/metrics.json``                    ``MetricsReport``         ``ijules evaluate``
 ``reports/walk_forward/folds/fold_k.json``  ``FoldResult``            ``ijules walk-forward-fold``
 ``reports/walk_forward/summary.json``       ``WalkForwardSummary``    ``ijules walk-forward``
@@ -347,6 +348,16 @@ class PolicyRecord(Artifact):
     spec: PolicySpec
     mlflow: MlflowRecord
     training: TrainingRecord
+
+
+class RiskEngineParameters(Artifact):
+    """The limits' and the risk engine's parameters of the environment a policy was trained in
+    (``risk_engine.json``, beside the served model's weights): the served policy passes every
+    action through the risk engine with them."""
+
+    written_by = "ijules train"
+
+    params: dict[str, JsonValue]
 
 
 # --- the test-window evaluation ---------------------------------------------------------------

@@ -27,7 +27,9 @@ for phase in "${phases[@]}"; do
   fi
   name="phase-$phase"
   if grep -qxF "$name" <<<"$existing"; then dvc exp remove "$name" >/dev/null; fi
-  echo "== $phase: dvc exp run --temp --name $name --set-param phase=$phase"
-  dvc exp run --temp --name "$name" --set-param "phase=$phase"
+  # Every stage but paper trading: a phase experiment is research, and the paper books (and
+  # their MLflow runs) are the live record of the registry's models, not of an experiment.
+  echo "== $phase: dvc exp run --temp --name $name --set-param phase=$phase report drift risk"
+  dvc exp run --temp --name "$name" --set-param "phase=$phase" report drift risk
 done
 ijules phases

@@ -110,3 +110,28 @@ def start_episode(
     account.mark = capital
     account.day = -1  # the first bar starts a day and a month
     account.month = -1
+
+
+@njit(cache=True)
+def gate_batch(
+    accounts: np.ndarray,
+    market: np.ndarray,
+    params: np.ndarray,
+    fills: np.ndarray,
+    actions: np.ndarray,
+    now: int,
+    step: int,
+) -> None:
+    """Read every environment's action as targets and pass them through the risk gate at bar
+    ``now``, without trading: each account's ``wanted`` then holds the weights the engine
+    allows, ``fills[b, step]`` its refusals, trading state and change of state (a served policy
+    whose orders execute elsewhere)."""
+    n_assets = market[0].close.shape[0]
+    p = params[0]
+    if actions.shape[0] != accounts.shape[0] * n_assets:
+        raise ValueError("one action per environment and instrument is needed")
+    for b in range(accounts.shape[0]):
+        equity = equity_at(accounts, market, b, now)
+        targets(accounts, market, params, actions, b, now, equity)
+        if p.risk_on:
+            risk_gate(accounts, market, params, fills, b, now, step, equity)

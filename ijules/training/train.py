@@ -25,11 +25,12 @@ from ijules.artifacts import (
     MlflowRecord,
     PolicyRecord,
     PolicySpec,
+    RiskEngineParameters,
     TrainingRecord,
 )
 from ijules.config import Config
 from ijules.env.engine import EngineSettings
-from ijules.env.market_data import load_window, load_windows
+from ijules.env.market_data import bars_per_day, load_window, load_windows
 from ijules.env.pooled_env import Member
 from ijules.io import atomic_path, md5_file
 from ijules.tracking import (
@@ -47,6 +48,7 @@ from ijules.training.policy import input_columns
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "policy"
+RISK_ENGINE_FILE = "risk_engine.json"
 _SERVING_PACKAGES = (
     "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "pandas", "pydantic",
     "PyYAML", "mlflow",
@@ -130,7 +132,12 @@ def run_train(
             )
             # The model logged to MLflow carries the record without its own URI.
             PolicyRecord(spec=result.spec, mlflow=lineage, training=training).write(spec_path)
-            info = _log_policy(zip_path, spec_path, result.spec)
+            risk_path = Path(scratch) / RISK_ENGINE_FILE
+            # The served model checks every action with the limits and the risk engine of
+            # the environment it was trained in.
+            risk = settings.sim_params(bars_per_day(market.timestamps), market.bars_per_year)
+            RiskEngineParameters(params=_plain(risk)).write(risk_path)
+            info = _log_policy(zip_path, spec_path, risk_path, result.spec)
             logged = MlflowRecord(
                 run_id=lineage.run_id, tracking_uri=lineage.tracking_uri, model_uri=info.model_uri
             )
@@ -150,31 +157,55 @@ def run_train(
     )
 
 
-def _log_policy(zip_path: Path, spec_path: Path, spec: PolicySpec) -> Any:
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON values (numpy numbers and arrays as Python's)."""
+    return {
+        name: value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+        for name, value in params.items()
+    }
+
+
+def _log_policy(zip_path: Path, spec_path: Path, risk_path: Path, spec: PolicySpec) -> Any:
     import mlflow
     from mlflow.models import infer_signature
 
     import ijules
     from ijules.training import pyfunc
-    from ijules.training.pyfunc import ACTION_COLUMN, SPEC_ARTIFACT, ZIP_ARTIFACT
+    from ijules.training.pyfunc import (
+        FLAGS,
+        REASON_COLUMN,
+        RISK_ARTIFACT,
+        SPEC_ARTIFACT,
+        STATE_COLUMN,
+        ZIP_ARTIFACT,
+        market_columns,
+        output_columns,
+    )
 
     columns = input_columns(spec)
     example = pd.DataFrame(np.zeros((1, len(columns))), columns=columns)
-    outputs = (
-        [ACTION_COLUMN]
-        if len(spec.instruments) == 1
-        else [f"{ACTION_COLUMN}:{name}" for name in spec.instruments]
+    for column in market_columns(spec):
+        example[column] = 0.0
+    example["timestamp"] = "2026-01-01T00:00:00Z"
+    for flag in FLAGS:
+        example[flag] = False
+    outputs = pd.DataFrame(
+        {column: [0.0] for column in output_columns(spec)}, columns=output_columns(spec)
     )
-    signature = infer_signature(
-        example, pd.DataFrame(np.zeros((1, len(outputs))), columns=outputs), params={"reset": False}
-    )
+    outputs[REASON_COLUMN] = [""]
+    outputs[STATE_COLUMN] = ["ACTIVE"]
+    signature = infer_signature(example, outputs, params={"reset": False})
     with warnings.catch_warnings():
         # The signature is given explicitly; an input example would only re-run the model here.
         warnings.filterwarnings("ignore", ".*input example was not provided", UserWarning)
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(Path(pyfunc.__file__).with_name("pyfunc_model.py")),
-            artifacts={ZIP_ARTIFACT: str(zip_path), SPEC_ARTIFACT: str(spec_path)},
+            artifacts={
+                ZIP_ARTIFACT: str(zip_path),
+                SPEC_ARTIFACT: str(spec_path),
+                RISK_ARTIFACT: str(risk_path),
+            },
             code_paths=[str(Path(ijules.__file__).parent)],
             pip_requirements=[f"{name}=={version(name)}" for name in _SERVING_PACKAGES],
             signature=signature,

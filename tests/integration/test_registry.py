@@ -101,21 +101,35 @@ def test_pyfunc_model_acts_like_the_policy_and_keeps_its_lstm_state(workspace) -
         market, policy_settings(ws.config, policy.spec), Safeguards(ws.config.safeguards)
     )
     observation, _ = env.reset()
-    seen, actions = [], []
+    seen, actions, equity, allowed = [], [], [], []
     for _ in range(60):
         seen.append(observation)
+        equity.append(float(env.engine.equity()[0]))
         action = policy.act(observation)
         actions.append(float(action[0]))
         observation, *_ = env.step(action)
-    # The served model takes raw features plus the portfolio's entries, by name.
+        allowed.append(float(env.engine.sim.account("wanted")[0, 0]))
+    # The served model takes raw features plus the portfolio's entries, by name, and what the
+    # risk engine reads of each bar.
     n_features = len(meta.feature_names)
     portfolio = np.asarray(seen)[:, n_features:]
     rows = pd.DataFrame(
         np.column_stack([market.features[:60], portfolio]), columns=input_columns(policy.spec)
     )
+    rows["timestamp"] = pd.to_datetime(market.timestamps[:60]).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows["equity"] = equity
+    rows["sigma:BTCUSD"] = market.sigma[:60, 0]
+    rows["daily_var:BTCUSD"] = market.daily_var[:60, 0]
+    rows["volatility_ratio"] = market.volatility_ratio[:60]
+    for flag in ("crisis", "recovery", "high_volatility", "correlation_break"):
+        rows[flag] = getattr(market, flag)[:60]
 
-    whole = served.predict(rows, params={"reset": True})["action"].to_numpy()
+    out = served.predict(rows, params={"reset": True})
+    whole = out["action"].to_numpy()
     np.testing.assert_allclose(whole, actions, atol=1e-5)  # same observations, same actions
+    # ...and what leaves it is what the environment's risk engine allowed.
+    np.testing.assert_allclose(out["target"].to_numpy(), allowed, atol=1e-5)
+    assert set(out["trading_state"]) <= {"ACTIVE", "REDUCING", "HALTED"}
     first = served.predict(rows.iloc[:30], params={"reset": True})["action"].to_numpy()
     second = served.predict(rows.iloc[30:])["action"].to_numpy()  # state carried over
     np.testing.assert_allclose(np.concatenate([first, second]), whole, atol=1e-6)

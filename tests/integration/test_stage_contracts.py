@@ -169,6 +169,7 @@ def _email(project: Path) -> None:
         validation=project / paths.validation,
         metrics=project / paths.metrics,
         registration=project / paths.registration,
+        paper=project / paths.paper_report,
         interval="2026-11-26",
     )
 
