@@ -12,6 +12,7 @@ from ijules.artifacts import (
     DriftSummary,
     IngestReport,
     MetricsReport,
+    PaperReport,
     Registration,
     SeedSpread,
     StressReport,
@@ -35,7 +36,8 @@ _ROWS: tuple[tuple[str, Callable[[BacktestMetrics], float], str], ...] = (
 
 
 def render_summary(config: Config) -> str:
-    """Describe rows, out-of-sample metrics, the registry decision, drift and the e-mail."""
+    """Describe rows, out-of-sample metrics, the registry decision, drift, paper trading and
+    the e-mail."""
     paths = config.paths
     lines = ["IntradayJules: last run", ""]
     lines += _data_lines(Path(paths.ingest_report), Path(paths.validation))
@@ -47,6 +49,7 @@ def render_summary(config: Config) -> str:
     lines += _report_lines(Path(paths.performance_report), Path(paths.performance_html))
     lines += _registry_lines(Path(paths.registration), Path(paths.cards))
     lines += _drift_lines(Path(paths.drift_metrics), Path(paths.drift_html))
+    lines += _paper_lines(Path(paths.paper_report))
     lines += _mail_lines(Path(paths.mailbox))
     return "\n".join(lines)
 
@@ -205,6 +208,24 @@ def _drift_lines(path: Path, report: Path) -> list[str]:
         f"drift:    {drift.drifted_features} of {drift.features} features drifted "
         f"(share {drift.drift_share:.2f}, {flag}); report {report}"
     ]
+
+
+def _paper_lines(path: Path) -> list[str]:
+    night = PaperReport.read_if_present(path)
+    if night is None:
+        return []
+    if not night.models:
+        return [f"paper:    {night.note}"]
+    lines: list[str] = []
+    for book in night.models:
+        role = book.alias or "shadow, unapproved"
+        lines.append(
+            f"{'paper:' if not lines else '':10}{book.slot} v{book.version} ({role}): "
+            f"{book.outcome}, {book.bars} bar(s) to {night.data_end}; P&L "
+            f"{book.pnl_usd:+,.2f} USD tonight, {book.pnl_cumulative_usd:+,.2f} since it "
+            f"started; drawdown {book.drawdown:.2%}"
+        )
+    return lines
 
 
 def _mail_lines(folder: Path) -> list[str]:
