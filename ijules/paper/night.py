@@ -75,6 +75,8 @@ def run_paper(
     """
     history = published_bars(features, FeatureSet.read(meta), config)
     tonight = {assignment.slot: assignment for assignment in assignments(config)}
+    for folder in (ledgers, state):
+        folder.mkdir(parents=True, exist_ok=True)  # DVC's outputs, even before a book opens
     nights: list[PaperModelNight] = []
     refused: list[str] = []
     for slot in PAPER_SLOTS:
@@ -140,6 +142,10 @@ def _book_night(
     if book is None:
         book = _fresh_book(history, assignment, committed)
         rows.append(_start_row(book))
+    else:  # the registry's word on the version now (a forced promotion approved later, ...)
+        book = book.model_copy(
+            update={"status": assignment.status, "approved": assignment.approved}
+        )
     if book.account is not None and book.account.terminated:
         entry = _entry(book, "stopped", started=started, retired=retired, night=None)
         return _commit(config, book, rows, committed, entry, ledger, path)

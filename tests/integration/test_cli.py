@@ -27,6 +27,7 @@ COMMANDS = (
     "report",
     "register",
     "drift",
+    "paper",
     "promote",
     "card",
     "rollback",
