@@ -6,9 +6,9 @@ stays in place. Paper trading (`ijules paper`, the `paper` stage) trades the bar
 each book's last night: the champion and the challenger (or, with no champion, the latest version
 in shadow). It runs every night, forced: the registry decides who trades and DVC does not see it;
 a night without new bars trades nothing. The e-mail goes through Airflow's SMTP connection
-(`smtp_default`) to the addresses in params.yaml (`notify.risk_team`), with each book's night and
-the Evidently report attached. Like the stages, it reads the project from the worker's
-IJULES_PROJECT_DIR when it runs.
+(`smtp_default`) to the addresses in params.yaml (`notify.risk_team`); it shows each paper book's
+night and has the Evidently report attached. Like the stages, it reads the project from the
+worker's IJULES_PROJECT_DIR when it runs.
 """
 
 from __future__ import annotations

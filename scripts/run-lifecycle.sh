@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: run the weekly DAG (retrain, evaluate, review; a pending approval is answered by the
-# demo risk officer through the HITL REST API of a local api-server) and then the nightly DAG (drift
-# and the risk team's e-mail) once through Airflow, against the project-local stores, then push the
-# DVC outputs to the local remote and print a summary.
+# demo risk officer through the HITL REST API of a local api-server) and then the nightly DAG (drift,
+# paper trading and the risk team's e-mail) once through Airflow, against the project-local stores,
+# then push the DVC outputs to the local remote and print a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log

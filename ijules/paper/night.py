@@ -125,14 +125,16 @@ def _book_night(
     committed = before.ledger_rows if before is not None else 0
     rows: list[LedgerEntry] = []
     retired = None
-    book = before
-    moved = assignment is None or before is None or assignment.version != before.version
-    if before is not None and before.version is not None and moved:
-        rows.append(_retire_row(before, assignment))
-        retired = before.version
+    held = before if before is not None and before.version is not None else None
+    book = held if held is not None and assignment is not None else None
+    if book is not None and assignment is not None and assignment.version != book.version:
         book = None
+    if held is not None and book is None:
+        rows.append(_retire_row(held, assignment))
+        retired = held.version
     if assignment is None or policy is None:
-        assert before is not None  # an empty slot that held nothing was skipped
+        if before is None:
+            raise PaperError(f"the {slot} slot holds no version and none to retire")
         emptied = before.model_copy(
             update={"version": None, "alias": None, "account": None, "memory": None}
         )

@@ -93,7 +93,8 @@ def test_a_nightly_run_writes_both_ledgers_and_the_email_shows_them(
         "MLFLOW_TRACKING_URI", f"sqlite:///{project / 'var' / 'mlflow' / 'mlflow.db'}"
     )
     assert trained_and_approved(project, 7) == "1"  # no champion yet: champion
-    assert trained_and_approved(project, 8) == "2"  # no walk-forward to beat it on: challenger
+    set_params(project, gate__champion_margin=100.0)  # a margin no model beats: challenger
+    assert trained_and_approved(project, 8) == "2"
     set_params(project, data__end=LATER)  # a day and a half of bars arrives
     dags = load_dags(project, monkeypatch)
 
@@ -124,9 +125,10 @@ def test_a_nightly_run_writes_both_ledgers_and_the_email_shows_them(
         ) in body
     assert "<h3>Paper trading</h3>" in body and "Feature drift" in body
 
-    # What the DAG ran is in dvc.lock, ledgers and states included: `dvc repro` has nothing to do.
-    again = run(["dvc", "repro"], project)
+    # What the DAG ran is in dvc.lock, ledgers and states included: DVC finds nothing to redo.
+    again = run(["dvc", "repro", "--single-item", "paper"], project)
     assert "Running stage" not in again.stdout, again.stdout
+    assert "Stage 'paper' didn't change" in again.stdout
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["paper"]
     assert {out["path"] for out in lock["outs"]} >= {"data/paper/ledgers", "data/paper/state"}
 

@@ -109,8 +109,12 @@ def champion_and_challenger(desk: Desk, name: str) -> Config:
     config = desk.configured(name)
     desk.register(config, "m1")
     desk.approve(config, "1")  # no champion yet: v1 is proposed champion
-    desk.register(config, "m2")
-    desk.approve(config, "2")  # no walk-forward record to beat it on: challenger
+    # Against the champion, a margin no model reaches: v2 is proposed as challenger.
+    wide = config.model_copy(
+        update={"gate": config.gate.model_copy(update={"champion_margin": 100.0})}
+    )
+    desk.register(wide, "m2")
+    desk.approve(config, "2")
     client = MlflowClient()
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
@@ -243,6 +247,17 @@ def test_without_a_champion_the_latest_version_trades_in_shadow(desk, tmp_path) 
     started = read_ledger(tmp_path / "books" / "ledgers" / "champion.jsonl")
     assert started[0].kind == "start" and started[0].time == "2017-10-15T00:00:00+00:00"
     assert BookState.read(tmp_path / "books" / "state" / "shadow.json").version is None
+
+    # The champion alias is withdrawn: the champion's book retires and the emptied shadow slot
+    # opens again, with a fresh book for the latest version.
+    MlflowClient().delete_registered_model_alias("paper-shadow", "champion")
+    third = night(config, later, tmp_path / "books")
+    by_slot = {book.slot: book for book in third.models}
+    assert (by_slot["champion"].outcome, by_slot["champion"].retired) == ("retired", "1")
+    assert by_slot["shadow"].started and by_slot["shadow"].version == "2"
+    assert by_slot["shadow"].bars == 60
+    kinds = [row.kind for row in read_ledger(tmp_path / "books" / "ledgers" / "shadow.jsonl")]
+    assert kinds == ["start", *["bar"] * 24, "retire", "start", *["bar"] * 60]
 
 
 def test_a_model_whose_served_weights_fail_their_checksum_does_not_trade(desk, tmp_path) -> None:
