@@ -420,10 +420,12 @@ def walk_forward(
     ctx: typer.Context,
     folds: PathOption = None,
     output: PathOption = None,
+    ledger: PathOption = None,
+    tuning: PathOption = None,
     research: PathOption = None,
 ) -> None:
-    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold (the
-    trials counted include the research study's)."""
+    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold. The folds,
+    and the tuning and research studies' trials, enter the trial ledger the DSR counts."""
     from ijules.artifacts import RESEARCH_SUMMARY
     from ijules.evaluation.walk_forward import run_summary
 
@@ -432,6 +434,8 @@ def walk_forward(
         cfg,
         folds=_path(folds, cfg.paths.walk_forward_folds),
         output=_path(output, cfg.paths.walk_forward),
+        ledger=_path(ledger, cfg.paths.trials),
+        tuning=_path(tuning, cfg.paths.tuning),
         research=_path(research, cfg.paths.research) / RESEARCH_SUMMARY,
     )
     typer.echo(

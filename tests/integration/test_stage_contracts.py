@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ijules.artifacts import Registration
 from tests.config_audit import ConfigReads, schema_fields
 from tests.conftest import REPO, deep_merge, make_project
 
@@ -137,6 +138,10 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
                  "--seeds", "var/none.json", "--stress", "var/none.json",
                  "--output", "var/second_registry.json"],
             )  # fmt: skip
+            # Both models' walk-forward records reach the challenge (the champion's from its card).
+            challenged = Registration.read(project / "var/second_registry.json").challenge
+            assert challenged is not None and challenged.champion_walk_forward_sharpe is not None
+            assert challenged.candidate_walk_forward_sharpe is not None
             command("summary", ["summary"])
             recorder.reads, recorder.digested = set(), set()
             _email(project)
