@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
-from wiring import DEFAULT_ARGS, dvc_stage, project_dir
+from wiring import DEFAULT_ARGS, FailureMail, dvc_stage, project_dir
 
 
 @task
@@ -55,6 +55,7 @@ def email_risk_team() -> str:
     max_active_runs=1,
     tags=["ijules", "monitoring"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
 )
 def ijules_nightly() -> None:
