@@ -1,9 +1,11 @@
 """Nightly monitoring: ingest, validate, features, drift, then e-mail the risk team.
 
 A failed data check stops the run before anything downstream reads the bars; the last good data
-stays in place. The e-mail goes through Airflow's SMTP connection (`smtp_default`) to the
-addresses in params.yaml (`notify.risk_team`), with the Evidently report attached. Like the
-stages, it reads the project from the worker's IJULES_PROJECT_DIR when it runs.
+stays in place, and the risk team and on-call get one failure e-mail naming the task and the
+broken rules (wiring.FailureMail, as for any failed run). The nightly report goes through
+Airflow's SMTP connection (`smtp_default`) to the addresses in params.yaml (`notify.risk_team`),
+with the Evidently report attached. Like the stages, it reads the project from the worker's
+IJULES_PROJECT_DIR when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
-from wiring import DEFAULT_ARGS, dvc_stage, project_dir
+from wiring import DEFAULT_ARGS, FailureMail, dvc_stage, project_dir
 
 
 @task
@@ -55,6 +57,7 @@ def email_risk_team() -> str:
     max_active_runs=1,
     tags=["ijules", "monitoring"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
 )
 def ijules_nightly() -> None:

@@ -28,6 +28,7 @@ from airflow.sdk import TriggerRule, dag
 from wiring import (
     DEFAULT_ARGS,
     GPU_QUEUE,
+    FailureMail,
     answer_env,
     approval,
     dvc_stage,
@@ -45,6 +46,7 @@ from wiring import (
     max_active_runs=1,
     tags=["ijules", "training"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
 )
 def ijules_weekly() -> None:

@@ -3,6 +3,11 @@
 Parameters come from ``params.yaml`` (and the selected phase overlay), parsed once here. Paths
 default to ``params.yaml``'s ``paths`` section; ``dvc.yaml`` passes them explicitly. Stage modules
 are imported inside each command so that ``--help`` stays fast.
+
+A failing command prints its cause as one line (``error: ...``) and exits non-zero. When
+IJULES_ERROR_FILE names a file, the same line is written there too: an Airflow task runs a command
+under `dvc repro`, and the task's own exception only says that the shell exited 1, so the DAGs'
+failure e-mail reads the cause from this file (dags/wiring.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import typer
 
 from ijules.config import Config, load_config
 from ijules.errors import IjulesError
+from ijules.io import write_text
 
 app = typer.Typer(
     name="ijules",
@@ -663,6 +669,22 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+ERROR_FILE_ENV = "IJULES_ERROR_FILE"
+
+
+def _record_error(message: str) -> None:
+    """Write the failure's one line to the file IJULES_ERROR_FILE names, if it names one."""
+    target = os.environ.get(ERROR_FILE_ENV)
+    if not target:
+        return
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    try:
+        write_text(Path(target), line + "\n")
+    except OSError as err:
+        # The command's own failure is what matters; a lost record only costs the e-mail its cause.
+        typer.echo(f"warning: could not write the error to {target}: {err}", err=True)
+
+
 def main() -> None:
     """Run the CLI; an expected failure prints one line and exits 1."""
     # No usage telemetry (the network may be closed), and no progress bars in captured logs.
@@ -674,14 +696,21 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except IjulesError as err:
+        _record_error(str(err))
         typer.echo(f"error: {err}", err=True)
         raise SystemExit(1) from None
     except click.ClickException as err:
+        _record_error(err.format_message())
         err.show()
         raise SystemExit(err.exit_code) from None
     except click.exceptions.Abort:
+        _record_error("aborted")
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
+    except Exception as err:
+        # Unexpected: the traceback stays, and the record still gets the failure's one line.
+        _record_error(f"{type(err).__name__}: {err}")
+        raise
 
 
 # A registered model's baseline: `ijules baseline reproduce VERSION`.
