@@ -30,6 +30,9 @@ def test_ingest_as_of_t_never_publishes_a_bar_after_t(project: Path, as_of: str)
     assert bars["timestamp"].iloc[-1] == cut.floor("1h") - HOUR
     report = IngestReport.read(project / "reports" / "ingest.json")
     assert report.as_of == cut.isoformat() and report.rows_after_as_of > 0
+    summary = run(["ijules", "summary"], project).stdout
+    source = "data/samples/btcusd_1h.csv.gz"
+    assert f"{len(bars):,} rows ingested from {source} as of {cut.isoformat()}" in summary
 
 
 def test_a_future_dated_bar_is_refused_and_nothing_is_staged(project: Path, tmp_path) -> None:
