@@ -1,5 +1,7 @@
 """Nightly monitoring: ingest, validate, features, drift, then e-mail the risk team.
 
+Each run sees the market as of its data-interval end (the scheduled instant): ingest stages no
+bar that closes after it, so a backfill or a rerun of a date gives what a run on that date gave.
 A failed data check stops the run before anything downstream reads the bars; the last good data
 stays in place, and the risk team and on-call get one failure e-mail naming the task and the
 broken rules (wiring.FailureMail, as for any failed run). The nightly report goes through
@@ -13,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
-from wiring import DEFAULT_ARGS, FailureMail, dvc_stage, project_dir
+from wiring import DEFAULT_ARGS, FailureMail, dvc_stage, ingest_as_of_interval, project_dir
 
 
 @task
@@ -61,7 +63,7 @@ def email_risk_team() -> str:
     doc_md=__doc__,
 )
 def ijules_nightly() -> None:
-    ingest = dvc_stage("ingest")
+    ingest = ingest_as_of_interval()
     validate = dvc_stage("validate", retries=0)
     features = dvc_stage("features")
     drift = dvc_stage("drift")

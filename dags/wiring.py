@@ -209,6 +209,44 @@ def dvc_stage(*stages: str, task_id: str | None = None, **kwargs: Any) -> BashOp
     )
 
 
+# The run's as-of file and its key (ijules.config.AS_OF_FILE and AS_OF_KEY; a DAG file imports no
+# ijules, and tests/dags checks that the two agree).
+AS_OF_FILE = "as_of.yaml"
+AS_OF_KEY = "as_of"
+# The run's data-interval end as a YAML value: quoted ISO 8601 text, or null for a run that has no
+# data interval (triggered without a logical date), which then sees the source's whole history.
+AS_OF_VALUE = (
+    "{% if data_interval_end is defined and data_interval_end %}"
+    "'{{ data_interval_end.isoformat() }}'{% else %}null{% endif %}"
+)
+
+
+def ingest_as_of_interval(**kwargs: Any) -> BashOperator:
+    """The ingest stage as of the run's data-interval end, never the wall clock.
+
+    The task writes the run's data-interval end to the project's as_of.yaml (a temporary file
+    moved over it, so no reader sees half of one), then brings the ingest stage up to date.
+    dvc.yaml lists as_of.yaml under the stage's params: a new date reruns ingest, a rerun of a
+    date is a no-op or a restore from DVC's run-cache, the same bytes, and `dvc repro` by hand
+    afterwards reproduces the last run. Both happen in one task, in the workspace's slot, so no
+    other run's as-of can come between them.
+    """
+    temporary = f"{AS_OF_FILE}.$$"
+    write = (
+        f"printf '# Written by an Airflow run: its data-interval end (null: none).\\n"
+        f'{AS_OF_KEY}: %s\\n\' "$IJULES_AS_OF" > {temporary} && mv -f {temporary} {AS_OF_FILE}'
+    )
+    return BashOperator(
+        task_id="ingest",
+        bash_command=f"{_IN_PROJECT}{write} && dvc repro --single-item ingest",
+        env={"IJULES_AS_OF": AS_OF_VALUE, ERROR_FILE_ENV: _ERROR_FILE},
+        append_env=True,
+        pool=WORKSPACE_POOL,
+        do_xcom_push=False,
+        **kwargs,
+    )
+
+
 def ijules_command(
     command: str,
     task_id: str,

@@ -184,6 +184,12 @@ class IngestReport(Artifact):
     rows_other_symbols: int
     rows_outside_window: int
     rows_written: int
+    # The instant the history was staged as of (absent: the source's whole history), the rows not
+    # yet known then (a bar not closed by it, a trade after it) and, in a landing folder, the
+    # deliveries dated after it, which were not read.
+    as_of: str | None = _omitted_when_none()
+    rows_after_as_of: int | None = _omitted_when_none()
+    deliveries_after_as_of: int | None = _omitted_when_none()
     first_bar: str | None
     last_bar: str | None
     cleaning: CleaningCounts = CleaningCounts()

@@ -23,7 +23,7 @@ from typing import Annotated
 import click
 import typer
 
-from ijules.config import Config, load_config
+from ijules.config import AS_OF_FILE, AS_OF_KEY, Config, load_as_of, load_config, parse_as_of
 from ijules.errors import IjulesError
 from ijules.io import write_text
 
@@ -86,20 +86,44 @@ def ingest(
     source: Annotated[
         Path | None, typer.Option(help="Bar file or folder (default: data.source).")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Stage the history as of this instant (ISO 8601; naive: UTC): no bar that "
+            "closes after it, no delivery dated after it. Default: the source's whole history.",
+            show_default=False,
+        ),
+    ] = None,
+    as_of_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Read the as-of from this YAML file ({AS_OF_KEY}: INSTANT, or null for the "
+            f"whole history); dvc.yaml passes {AS_OF_FILE}, where the DAG runs write theirs.",
+            show_default=False,
+        ),
+    ] = None,
     output: PathOption = None,
     report: PathOption = None,
 ) -> None:
     """Read bars from the source into staging: canonical columns, UTC, cleaning policy applied."""
     from ijules.data.ingest import run_ingest
 
+    if as_of is not None and as_of_file is not None:
+        raise IjulesError("give the as-of once: --as-of or --as-of-file, not both")
     cfg = _config(ctx)
+    instant = load_as_of(as_of_file) if as_of_file is not None else parse_as_of(as_of, "--as-of")
     result = run_ingest(
         cfg,
         source=source,
         output=_path(output, cfg.paths.staged),
         report=_path(report, cfg.paths.ingest_report),
+        as_of=instant,
     )
-    typer.echo(f"ingested {result.rows_written} of {result.rows_read} rows from {result.source}")
+    known = "" if result.as_of is None else f" as of {result.as_of}"
+    typer.echo(
+        f"ingested {result.rows_written} of {result.rows_read} rows from {result.source}{known}"
+    )
 
 
 @app.command()
