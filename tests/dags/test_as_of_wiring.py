@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -35,6 +36,9 @@ def run_ingest_task(dagbag, dag_id: str, context: dict, tmp_path: Path) -> tuple
     dag = dagbag.dags[dag_id]
     task = dag.get_task("ingest")
     jinja = dag.get_template_env()
+    # What the failure record's path is rendered from (wiring's IJULES_ERROR_FILE).
+    ti = SimpleNamespace(task_id="ingest", try_number=1)
+    context = {"dag": dag, "run_id": "test_run", "ti": ti, **context}
     command = task.render_template(task.bash_command, context, jinja_env=jinja)
     env = task.render_template(task.env, context, jinja_env=jinja)
     project = tmp_path / "project"
