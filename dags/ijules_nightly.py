@@ -1,14 +1,17 @@
 """Nightly monitoring and paper trading: ingest, validate, features, then drift and paper
 trading, then e-mail the risk team.
 
+Each run sees the market as of its data-interval end (the scheduled instant): ingest stages no
+bar that closes after it, so a backfill or a rerun of a date gives what a run on that date gave.
 A failed data check stops the run before anything downstream reads the bars; the last good data
-stays in place. Paper trading (`ijules paper`, the `paper` stage) trades the bars published since
-each book's last night: the champion and the challenger (or, with no champion, the latest version
-in shadow). It runs every night, forced: the registry decides who trades and DVC does not see it;
-a night without new bars trades nothing. The e-mail goes through Airflow's SMTP connection
-(`smtp_default`) to the addresses in params.yaml (`notify.risk_team`); it shows each paper book's
-night and has the Evidently report attached. Like the stages, it reads the project from the
-worker's IJULES_PROJECT_DIR when it runs.
+stays in place, and the risk team and on-call get one failure e-mail naming the task and the
+broken rules (wiring.FailureMail, as for any failed run). Paper trading (`ijules paper`, the
+`paper` stage) trades the bars published since each book's last night: the champion and the
+challenger (or, with no champion, the latest version in shadow). It runs every night, forced: the
+registry decides who trades and DVC does not see it; a night without new bars trades nothing. The
+nightly report goes through Airflow's SMTP connection (`smtp_default`) to the addresses in
+params.yaml (`notify.risk_team`); it shows each paper book's night and has the Evidently report
+attached. Like the stages, it reads the project from the worker's IJULES_PROJECT_DIR when it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
-from wiring import DEFAULT_ARGS, dvc_stage, project_dir
+from wiring import DEFAULT_ARGS, FailureMail, dvc_stage, ingest_as_of_interval, project_dir
 
 
 @task
@@ -61,10 +64,11 @@ def email_risk_team() -> str:
     max_active_runs=1,
     tags=["ijules", "monitoring", "paper"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
 )
 def ijules_nightly() -> None:
-    ingest = dvc_stage("ingest")
+    ingest = ingest_as_of_interval()
     validate = dvc_stage("validate", retries=0)
     features = dvc_stage("features")
     drift = dvc_stage("drift")

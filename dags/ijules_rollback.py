@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag
-from wiring import DEFAULT_ARGS, ijules_command
+from wiring import DEFAULT_ARGS, FailureMail, ijules_command
 
 
 @dag(
@@ -23,6 +23,7 @@ from wiring import DEFAULT_ARGS, ijules_command
     max_active_runs=1,
     tags=["ijules", "governance"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
     params={
         "reason": Param(

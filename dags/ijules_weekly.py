@@ -18,6 +18,9 @@ version ends there and the approval shows as skipped. A passed one waits for a r
 Airflow's Required Actions (or the HITL REST API), with the review table: Approve moves the
 aliases (`ijules approve`), Reject records the reason (`ijules reject`) and moves nothing, no
 answer within the timeout promotes nothing.
+
+Ingest stages the history as of the run's data-interval end, never the wall clock, so a backfill or
+a rerun of a week trains on what that week knew.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from airflow.sdk import TriggerRule, dag
 from wiring import (
     DEFAULT_ARGS,
     GPU_QUEUE,
+    FailureMail,
     answer_env,
     approval,
     dvc_stage,
     fail_run_if_any_task_failed,
     ijules_command,
+    ingest_as_of_interval,
     review_passed,
 )
 
@@ -45,10 +50,11 @@ from wiring import (
     max_active_runs=1,
     tags=["ijules", "training"],
     default_args=DEFAULT_ARGS,
+    on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
 )
 def ijules_weekly() -> None:
-    ingest = dvc_stage("ingest")
+    ingest = ingest_as_of_interval()
     # A failed data check is deterministic: retrying it only delays the alert.
     validate = dvc_stage("validate", retries=0)
     features = dvc_stage("features")

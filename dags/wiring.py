@@ -7,11 +7,18 @@ Nothing about the machine that parses the DAGs is baked into a task. Each task r
 runs, the worker's own environment: `dvc` and `ijules` come from the worker's PATH, and the
 project (the DVC workspace the tasks operate on) from the worker's IJULES_PROJECT_DIR. A task on
 a worker without IJULES_PROJECT_DIR fails at once with an error that names it.
+
+A failed run e-mails the risk team and the on-call list once (FailureMail, each DAG's
+``on_failure_callback``) with the DAG, the failed task, the logical date, the error's one line and
+the task's log. The cause travels through the project folder: each task's command writes its
+one-line error to the file IJULES_ERROR_FILE names, and each failed task leaves a record beside it
+(record_failure), under var/failures/DAG/RUN/TASK/.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 from datetime import timedelta
@@ -21,7 +28,7 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
-from airflow.sdk import Param, TriggerRule
+from airflow.sdk import BaseNotifier, Param, TriggerRule
 
 PROJECT_ENV = "IJULES_PROJECT_DIR"
 _MISSING_PROJECT = f"{PROJECT_ENV} must name the project folder on this worker"
@@ -32,13 +39,17 @@ _IN_PROJECT = f'cd "${{{PROJECT_ENV}:?{_MISSING_PROJECT}}}" && '
 WORKSPACE_POOL = "ijules_dvc_workspace"
 GPU_QUEUE = "gpu"
 
-# IJULES_TASK_RETRIES=0 suits one-shot runs (`make run`), where a failure should surface at once.
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "ijules",
-    "retries": int(os.environ.get("IJULES_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=5),
-    "execution_timeout": timedelta(hours=2),
-}
+log = logging.getLogger(__name__)
+
+# Failures of a DAG run are recorded in the project, one folder per task, one file per try.
+FAILURES = Path("var") / "failures"
+# `ijules` writes a failing command's one-line error to the file this names (ijules/cli.py);
+# relative to the project, where every task runs its command (DVC runs stages there too).
+ERROR_FILE_ENV = "IJULES_ERROR_FILE"
+_ERROR_FILE = str(
+    FAILURES / "{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id }}/{{ ti.try_number }}.error"
+)
+WATCHER = "watcher"
 
 
 def project_dir() -> Path:
@@ -50,6 +61,136 @@ def project_dir() -> Path:
     if not folder:
         raise RuntimeError(_MISSING_PROJECT)
     return Path(folder)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def record_failure(context: Any) -> None:
+    """Record a task's final failure in the project: the error's one line and its log's page.
+
+    Every task's ``on_failure_callback`` (a retry does not call it). It runs on the task's worker,
+    the one place that knows the cause: a BashOperator's exception only says the shell exited 1,
+    so the command's own line (IJULES_ERROR_FILE) comes first, the exception when there is none.
+    """
+    ti = context["ti"]
+    folder = project_dir() / FAILURES / ti.dag_id / ti.run_id / ti.task_id
+    said = folder / f"{ti.try_number}.error"
+    exception = context.get("exception")
+    if said.is_file():
+        error: str | None = said.read_text(encoding="utf-8").strip()
+    elif exception is None:
+        error = None
+    else:
+        error = _one_line(f"{type(exception).__name__}: {exception}")
+        if isinstance(context.get("task"), BashOperator):
+            # The shell failed before (or without) an ijules command saying why: dvc, say.
+            error += " (no ijules error line: the command's output is in the log)"
+    record = {"task_id": ti.task_id, "try_number": ti.try_number, "error": error, "log": ti.log_url}
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written whole and renamed into place: the notifier never reads half a record.
+    partial = folder / f".{ti.try_number}.json.tmp"
+    partial.write_text(json.dumps(record), encoding="utf-8")
+    partial.replace(folder / f"{ti.try_number}.json")
+
+
+def recorded_failures(root: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The failed tasks of a run, from their records: each task's last try, first failure first."""
+    folder = root / FAILURES / dag_id / run_id
+    if not folder.is_dir():
+        return []
+    last_tries = []
+    for task in folder.iterdir():
+        tries = sorted(task.glob("*.json"), key=lambda path: int(path.stem))
+        if tries:
+            last_tries.append(tries[-1])
+    last_tries.sort(key=lambda path: path.stat().st_mtime)
+    return [json.loads(path.read_text(encoding="utf-8")) for path in last_tries]
+
+
+class FailureMail(BaseNotifier):
+    """E-mail the risk team and the on-call list (params.yaml ``notify``) that a DAG run failed.
+
+    A DAG's ``on_failure_callback``: Airflow calls it once per failed run, when the run is marked
+    failed, so a retried task alerts once, after its last try. It runs where Airflow runs DAG
+    callbacks (the DAG processor; in ``dag.test()``, the caller), which needs the project under
+    its IJULES_PROJECT_DIR as the workers have it: the addresses and the failure records are there.
+
+    The message names the DAG, the failed task(s), the logical date, each task's error line and
+    the task's page in the Airflow UI (its log). The run is already failed when this runs: an
+    e-mail that cannot be composed or sent is logged, and the run stays failed.
+    """
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render: this notifier has no template fields.
+
+        BaseNotifier asks the context's DAG for a template environment even then, and under
+        ``dag.test()`` that DAG is the scheduler's serialized copy, which has none: the callback
+        would fail before it sends (apache/airflow#64649; #64993 skips the call in the same way).
+        """
+        if self.template_fields:
+            super().render_template_fields(context, jinja_env)
+
+    def notify(self, context: Any) -> None:
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        try:
+            self._send(context, dag_id, run_id)
+        except Exception:
+            log.exception("the failure e-mail for %s run %s was not sent", dag_id, run_id)
+            raise  # Airflow logs it as a failed callback and counts it (dag.callback_exceptions)
+
+    def _send(self, context: Any, dag_id: str, run_id: str) -> None:
+        root = project_dir()
+
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        from ijules.config import load_config
+        from ijules.monitoring.failure_mail import TaskFailure, build_failure_email
+
+        recorded = recorded_failures(root, dag_id, run_id)
+        # The task Airflow names as the cause; one that died before it could record (its worker
+        # was lost) is in no record.
+        last = context.get("ti")
+        if last is not None and last.task_id not in {r["task_id"] for r in recorded}:
+            recorded.append(
+                {"task_id": last.task_id, "try_number": last.try_number, "error": None,
+                 "log": last.log_url}
+            )  # fmt: skip
+        # The watcher fails only because another task did: name that one.
+        failed = [r for r in recorded if r["task_id"] != WATCHER] or recorded
+        logical_date = context.get("logical_date")
+        email = build_failure_email(
+            load_config(root / "params.yaml"),
+            dag_id=dag_id,
+            run_id=run_id,
+            logical_date=None if logical_date is None else logical_date.isoformat(),
+            failures=[
+                TaskFailure(
+                    task_id=r["task_id"], error=r["error"], log=r["log"], try_number=r["try_number"]
+                )
+                for r in failed
+            ],
+            reason=context.get("reason"),
+        )
+        with SmtpHook(smtp_conn_id="smtp_default") as hook:
+            hook.send_email_smtp(
+                to=list(email.to),
+                from_email=email.sender,
+                subject=email.subject,
+                html_content=email.html,
+            )
+        log.info("failure e-mail for %s run %s sent to %s", dag_id, run_id, ", ".join(email.to))
+
+
+# IJULES_TASK_RETRIES=0 suits one-shot runs (`make run`), where a failure should surface at once.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "ijules",
+    "retries": int(os.environ.get("IJULES_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=5),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": record_failure,
+}
 
 
 def dvc_stage(
@@ -64,6 +205,46 @@ def dvc_stage(
     return BashOperator(
         task_id=task_id or stages[0],
         bash_command=f"{_IN_PROJECT}dvc repro {flags} {shlex.join(stages)}",
+        pool=WORKSPACE_POOL,
+        do_xcom_push=False,
+        env={ERROR_FILE_ENV: _ERROR_FILE},
+        append_env=True,
+        **kwargs,
+    )
+
+
+# The run's as-of file and its key (ijules.config.AS_OF_FILE and AS_OF_KEY; a DAG file imports no
+# ijules, and tests/dags checks that the two agree).
+AS_OF_FILE = "as_of.yaml"
+AS_OF_KEY = "as_of"
+# The run's data-interval end as a YAML value: quoted ISO 8601 text, or null for a run that has no
+# data interval (triggered without a logical date), which then sees the source's whole history.
+AS_OF_VALUE = (
+    "{% if data_interval_end is defined and data_interval_end %}"
+    "'{{ data_interval_end.isoformat() }}'{% else %}null{% endif %}"
+)
+
+
+def ingest_as_of_interval(**kwargs: Any) -> BashOperator:
+    """The ingest stage as of the run's data-interval end, never the wall clock.
+
+    The task writes the run's data-interval end to the project's as_of.yaml (a temporary file
+    moved over it, so no reader sees half of one), then brings the ingest stage up to date.
+    dvc.yaml lists as_of.yaml under the stage's params: a new date reruns ingest, a rerun of a
+    date is a no-op or a restore from DVC's run-cache, the same bytes, and `dvc repro` by hand
+    afterwards reproduces the last run. Both happen in one task, in the workspace's slot, so no
+    other run's as-of can come between them.
+    """
+    temporary = f"{AS_OF_FILE}.$$"
+    write = (
+        f"printf '# Written by an Airflow run: its data-interval end (null: none).\\n"
+        f'{AS_OF_KEY}: %s\\n\' "$IJULES_AS_OF" > {temporary} && mv -f {temporary} {AS_OF_FILE}'
+    )
+    return BashOperator(
+        task_id="ingest",
+        bash_command=f"{_IN_PROJECT}{write} && dvc repro --single-item ingest",
+        env={"IJULES_AS_OF": AS_OF_VALUE, ERROR_FILE_ENV: _ERROR_FILE},
+        append_env=True,
         pool=WORKSPACE_POOL,
         do_xcom_push=False,
         **kwargs,
@@ -88,7 +269,11 @@ def ijules_command(
         bash_command=f"{_IN_PROJECT}ijules {command}",
         pool=pool,
         # Who acts, in the registry's audit trail: this DAG run.
-        env={"IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}", **(env or {})},
+        env={
+            "IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}",
+            ERROR_FILE_ENV: _ERROR_FILE,
+            **(env or {}),
+        },
         append_env=True,
         **kwargs,
     )
@@ -176,7 +361,7 @@ def fail_run_if_any_task_failed(*tasks: Any) -> PythonOperator:
     marked successful. This watcher fails instead, so the failure is seen.
     """
     watcher = PythonOperator(
-        task_id="watcher",
+        task_id=WATCHER,
         python_callable=_a_task_failed,
         trigger_rule=TriggerRule.ONE_FAILED,
         retries=0,

@@ -95,6 +95,10 @@ def _absent(value: object) -> bool:
     return value is None
 
 
+def _empty(value: object) -> bool:
+    return not value
+
+
 def _omitted_when_none() -> Any:
     """A field that the file leaves out (rather than writing null) when it has no value."""
     return Field(default=None, exclude_if=_absent)
@@ -182,6 +186,12 @@ class IngestReport(Artifact):
     rows_other_symbols: int
     rows_outside_window: int
     rows_written: int
+    # The instant the history was staged as of (absent: the source's whole history), the rows not
+    # yet known then (a bar not closed by it, a trade after it) and, in a landing folder, the
+    # deliveries dated after it, which were not read.
+    as_of: str | None = _omitted_when_none()
+    rows_after_as_of: int | None = _omitted_when_none()
+    deliveries_after_as_of: int | None = _omitted_when_none()
     first_bar: str | None
     last_bar: str | None
     cleaning: CleaningCounts = CleaningCounts()
@@ -558,6 +568,9 @@ class TrialRow(Record):
     params: dict[str, str | float | int]
     value: float | None  # the mean fold Sharpe (None when pruned or failed)
     fold_sharpes: list[float]  # each fold's Sharpe, averaged over the seeds (the folds it ran)
+    # Per bar, for the trial ledger's spread (research: each instrument's fold in turn); left out
+    # of the file when empty (reports written before it was kept).
+    fold_sharpes_per_bar: list[float] = Field(default_factory=list, exclude_if=_empty)
     params_md5: str  # the trial's policy configuration (what the trial count counts)
     run_id: str
 
@@ -912,10 +925,10 @@ class ChampionComparison(Record):
 
 
 class ChampionChallenge(Record):
-    """The candidate against the champion on the same bars (the candidate's test window): the
-    Sharpe difference, against a margin, and a one-sided paired t-test of their per-bar returns.
-    Only a candidate better on both replaces the champion; otherwise it is proposed as challenger.
-    """
+    """The candidate against the champion on two kinds of evidence: each model's walk-forward
+    folds (mean Sharpe, against a margin) and the candidate's test window (the Sharpe difference,
+    against the margin, and a one-sided paired t-test of their per-bar returns). Only a candidate
+    better on both replaces the champion; otherwise it is proposed as challenger."""
 
     champion: str
     candidate_sharpe: float
@@ -925,6 +938,11 @@ class ChampionChallenge(Record):
     p_value: float
     max_p_value: float
     bars: int
+    test_window_better: bool
+    candidate_walk_forward_sharpe: float | None  # None: no walk-forward record
+    champion_walk_forward_sharpe: float | None
+    walk_forward_folds: tuple[int, int]  # (candidate's, champion's)
+    walk_forward_better: bool
     better: bool
 
 

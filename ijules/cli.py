@@ -3,6 +3,11 @@
 Parameters come from ``params.yaml`` (and the selected phase overlay), parsed once here. Paths
 default to ``params.yaml``'s ``paths`` section; ``dvc.yaml`` passes them explicitly. Stage modules
 are imported inside each command so that ``--help`` stays fast.
+
+A failing command prints its cause as one line (``error: ...``) and exits non-zero. When
+IJULES_ERROR_FILE names a file, the same line is written there too: an Airflow task runs a command
+under `dvc repro`, and the task's own exception only says that the shell exited 1, so the DAGs'
+failure e-mail reads the cause from this file (dags/wiring.py).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Annotated
 import click
 import typer
 
-from ijules.config import Config, load_config
+from ijules.config import AS_OF_FILE, AS_OF_KEY, Config, load_as_of, load_config, parse_as_of
 from ijules.errors import IjulesError
+from ijules.io import write_text
 
 app = typer.Typer(
     name="ijules",
@@ -80,20 +86,44 @@ def ingest(
     source: Annotated[
         Path | None, typer.Option(help="Bar file or folder (default: data.source).")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Stage the history as of this instant (ISO 8601; naive: UTC): no bar that "
+            "closes after it, no delivery dated after it. Default: the source's whole history.",
+            show_default=False,
+        ),
+    ] = None,
+    as_of_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Read the as-of from this YAML file ({AS_OF_KEY}: INSTANT, or null for the "
+            f"whole history); dvc.yaml passes {AS_OF_FILE}, where the DAG runs write theirs.",
+            show_default=False,
+        ),
+    ] = None,
     output: PathOption = None,
     report: PathOption = None,
 ) -> None:
     """Read bars from the source into staging: canonical columns, UTC, cleaning policy applied."""
     from ijules.data.ingest import run_ingest
 
+    if as_of is not None and as_of_file is not None:
+        raise IjulesError("give the as-of once: --as-of or --as-of-file, not both")
     cfg = _config(ctx)
+    instant = load_as_of(as_of_file) if as_of_file is not None else parse_as_of(as_of, "--as-of")
     result = run_ingest(
         cfg,
         source=source,
         output=_path(output, cfg.paths.staged),
         report=_path(report, cfg.paths.ingest_report),
+        as_of=instant,
     )
-    typer.echo(f"ingested {result.rows_written} of {result.rows_read} rows from {result.source}")
+    known = "" if result.as_of is None else f" as of {result.as_of}"
+    typer.echo(
+        f"ingested {result.rows_written} of {result.rows_read} rows from {result.source}{known}"
+    )
 
 
 @app.command()
@@ -456,10 +486,12 @@ def walk_forward(
     ctx: typer.Context,
     folds: PathOption = None,
     output: PathOption = None,
+    ledger: PathOption = None,
+    tuning: PathOption = None,
     research: PathOption = None,
 ) -> None:
-    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold (the
-    trials counted include the research study's)."""
+    """Gather the folds into the walk-forward table: pass rate, PSR and DSR per fold. The folds,
+    and the tuning and research studies' trials, enter the trial ledger the DSR counts."""
     from ijules.artifacts import RESEARCH_SUMMARY
     from ijules.evaluation.walk_forward import run_summary
 
@@ -468,6 +500,8 @@ def walk_forward(
         cfg,
         folds=_path(folds, cfg.paths.walk_forward_folds),
         output=_path(output, cfg.paths.walk_forward),
+        ledger=_path(ledger, cfg.paths.trials),
+        tuning=_path(tuning, cfg.paths.tuning),
         research=_path(research, cfg.paths.research) / RESEARCH_SUMMARY,
     )
     typer.echo(
@@ -695,6 +729,22 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+ERROR_FILE_ENV = "IJULES_ERROR_FILE"
+
+
+def _record_error(message: str) -> None:
+    """Write the failure's one line to the file IJULES_ERROR_FILE names, if it names one."""
+    target = os.environ.get(ERROR_FILE_ENV)
+    if not target:
+        return
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    try:
+        write_text(Path(target), line + "\n")
+    except OSError as err:
+        # The command's own failure is what matters; a lost record only costs the e-mail its cause.
+        typer.echo(f"warning: could not write the error to {target}: {err}", err=True)
+
+
 def main() -> None:
     """Run the CLI; an expected failure prints one line and exits 1."""
     # No usage telemetry (the network may be closed), and no progress bars in captured logs.
@@ -706,14 +756,21 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except IjulesError as err:
+        _record_error(str(err))
         typer.echo(f"error: {err}", err=True)
         raise SystemExit(1) from None
     except click.ClickException as err:
+        _record_error(err.format_message())
         err.show()
         raise SystemExit(err.exit_code) from None
     except click.exceptions.Abort:
+        _record_error("aborted")
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
+    except Exception as err:
+        # Unexpected: the traceback stays, and the record still gets the failure's one line.
+        _record_error(f"{type(err).__name__}: {err}")
+        raise
 
 
 # A registered model's baseline: `ijules baseline reproduce VERSION`.

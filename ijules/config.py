@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -44,6 +45,15 @@ from ijules.risk.config import RiskManagementConfig, RiskModelsConfig
 from ijules.training.config import CurriculumConfig, TrainingConfig
 
 BASE_PHASE = "base"
+
+# The run's as-of, beside params.yaml: the instant the data stages see the market as of. The DAG
+# runs write their data-interval end here before `dvc repro ingest`; dvc.yaml lists its one key
+# under the ingest stage's params, so a new as-of reruns ingest and a former one is a run-cache
+# restore. Committed as `as_of: null` (the source's whole history), so that `dvc repro` works on a
+# fresh clone. Not part of params.yaml: a run writing its own date there would rewrite the file a
+# person edits.
+AS_OF_FILE = "as_of.yaml"
+AS_OF_KEY = "as_of"
 
 # The sections that shape what a trained policy does (the data enters through its files).
 POLICY_SECTIONS = (
@@ -115,6 +125,7 @@ class PathsConfig(Frozen):
     checkpoints: str = "var/checkpoints"
     walk_forward_folds: str = "reports/walk_forward/folds"
     walk_forward: str = "reports/walk_forward/summary.json"
+    trials: str = "reports/trials/ledger.jsonl"  # every configuration tried (git, DVC: persist)
     stress: str = "reports/stress.json"
     performance_report: str = "reports/performance_report.yaml"
     performance_html: str = "reports/performance_report.html"
@@ -250,6 +261,54 @@ def load_config(params_path: Path = Path("params.yaml"), phase: str | None = Non
     except ValidationError as err:
         sources = str(params_path) if selected == BASE_PHASE else f"{params_path} + {overlay_path}"
         raise ConfigError(f"{sources}: {_describe(err)}") from None
+
+
+def parse_as_of(value: object, source: str) -> datetime | None:
+    """Return an as-of instant in UTC: ISO 8601 text or a YAML timestamp, naive ones read as
+    UTC; None (no as-of: the source's whole history) stays None.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` when the value is no instant (a bare date is refused: which instant
+        of the day would it mean?).
+    """
+    if value is None:
+        return None
+    stamp: datetime | None = None
+    if isinstance(value, datetime):
+        stamp = value
+    elif isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            stamp = datetime.fromisoformat(value.strip())
+        except ValueError:
+            stamp = None
+    if stamp is None:
+        shown = value.isoformat() if isinstance(value, date) else repr(value)
+        raise ConfigError(
+            f"{source}: as-of {shown} is not an ISO 8601 instant (e.g. 2026-03-01T01:00:00Z; "
+            "null: the source's whole history)"
+        )
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def load_as_of(path: Path) -> datetime | None:
+    """Read the as-of from ``path`` (:data:`AS_OF_FILE`): its one key ``as_of``, an instant in
+    UTC, or None for the source's whole history.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not a mapping of that one key, or holds no instant.
+    """
+    raw = _read_mapping(path)
+    if set(raw) != {AS_OF_KEY}:
+        found = ", ".join(map(str, raw)) or "nothing"
+        raise ConfigError(
+            f"{path}: expected one key, '{AS_OF_KEY}' (an ISO 8601 instant, or null for the "
+            f"source's whole history); found {found}"
+        )
+    return parse_as_of(raw[AS_OF_KEY], str(path))
 
 
 def _read_mapping(path: Path, *, allow_empty: bool = False) -> dict[str, Any]:

@@ -62,6 +62,8 @@ def _data_lines(ingest: Path, validation: Path) -> list[str]:
     if report is None:
         return ["data:     no ingest report yet"]
     line = f"data:     {report.rows_written:,} rows ingested from {report.source}"
+    if report.as_of is not None:
+        line += f" as of {report.as_of}"
     if result is not None:
         summary = result.summary
         state = "validated" if summary.success else "FAILED validation"

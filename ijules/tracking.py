@@ -11,13 +11,14 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ijules.config import Config
+from ijules.config import AS_OF_FILE, Config, load_as_of
 from ijules.io import md5_file
 
 # What a training run records so that `ijules baseline reproduce` can rerun it.
 REVISION_TAG = "ijules.git_revision"  # the commit the code ran from ("unknown": no git checkout)
 DIRTY_TAG = "ijules.git_dirty"  # "true": tracked files a checkout of it would not restore changed
 PARAMS_ARTIFACT = "params"  # the run's artifact folder holding the params.yaml it ran with
+AS_OF_TAG = "ijules.as_of"  # the as-of its data was staged as of (as_of.yaml); "null": none
 
 
 def project_root() -> Path:
@@ -90,12 +91,19 @@ def git_revision(cwd: Path | None = None) -> str:
 def source_tags(config: Config, params: Path | None) -> dict[str, str]:
     """The commit a training runs from, and whether a checkout of it would run other code or data.
 
-    Changes to ``params`` (logged with the run), to ``dvc.lock`` and to the pipeline's outputs
-    (``paths``) do not count: ``dvc repro`` rewrites those before the train stage starts, so
-    counting them would mark nearly every pipeline run dirty.
+    Changes to ``params`` (logged with the run), to ``dvc.lock``, to the pipeline's outputs
+    (``paths``) and to the as-of file do not count: ``dvc repro`` and the DAG runs rewrite those
+    before the train stage starts, so counting them would mark nearly every pipeline run dirty.
+    The as-of is recorded instead (:data:`AS_OF_TAG`, when the file is there), for a
+    reproduction to stage the same history.
     """
     root = project_root()
-    spared = [Path("dvc.lock"), *(Path(p) for p in config.paths.model_dump().values())]
+    as_of_file = Path(AS_OF_FILE)
+    spared = [
+        Path("dvc.lock"),
+        as_of_file,
+        *(Path(p) for p in config.paths.model_dump().values()),
+    ]
     if params is not None:
         spared.append(params)
     excluded = [
@@ -110,7 +118,11 @@ def source_tags(config: Config, params: Path | None) -> dict[str, str]:
         )
     except (OSError, subprocess.CalledProcessError):
         return {REVISION_TAG: "unknown", DIRTY_TAG: "true"}
-    return {REVISION_TAG: head, DIRTY_TAG: "true" if changed else "false"}
+    tags = {REVISION_TAG: head, DIRTY_TAG: "true" if changed else "false"}
+    if as_of_file.is_file():
+        as_of = load_as_of(as_of_file)
+        tags[AS_OF_TAG] = "null" if as_of is None else as_of.isoformat()
+    return tags
 
 
 def _inside(path: Path, root: Path) -> str | None:

@@ -2,7 +2,8 @@
 # The main job: run the weekly DAG (retrain, evaluate, review; a pending approval is answered by the
 # demo risk officer through the HITL REST API of a local api-server) and then the nightly DAG (drift,
 # paper trading and the risk team's e-mail) once through Airflow, against the project-local stores,
-# then push the DVC outputs to the local remote and print a summary.
+# then push the DVC outputs to the local remote, run the approval drill (scripts/approval_drill.py)
+# and print a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
@@ -53,7 +54,15 @@ done
 
 echo "== dvc push (remote: $(dvc remote list | head -1))"
 dvc push --quiet
+
+# The project's model is judged against the real gate and usually rejected on this budget, so the
+# approval path is shown on a copy with an opened review: approve one week, reject the next.
+echo "== approval drill: weekly DAG twice on var/drill/project (logs: var/drill/week*.log)"
+python scripts/approval_drill.py --api "http://127.0.0.1:${IJULES_API_PORT:-8793}" \
+  --user "${IJULES_APPROVER:-demo_risk_officer}" >var/log/approval-drill.txt
 echo
 ijules summary
+echo
+cat var/log/approval-drill.txt
 echo
 echo "lifecycle finished in $(( $(date +%s) - started )) s"

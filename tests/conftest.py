@@ -81,7 +81,7 @@ os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 # Files a project copy needs to run the pipeline on its own.
 PROJECT_FILES = (
     "ijules", "dags", "config", "great_expectations/gx", "data/samples", "params.yaml", "dvc.yaml",
-    ".dvc/config", ".dvcignore", "pyproject.toml",
+    "as_of.yaml", ".dvc/config", ".dvcignore", "pyproject.toml",
     "reports/research/summary.json",  # the research study whose trials the DSR counts
     "scripts/phases.sh",  # `make phases`
 )  # fmt: skip

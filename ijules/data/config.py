@@ -50,9 +50,17 @@ class CleaningPolicy(Frozen):
 
 
 class DataConfig(Frozen):
-    """Where the bars come from and how to read them."""
+    """Where the bars come from and how to read them.
+
+    ``layout`` says what the source is, so that ingest never has to guess it from the files:
+    ``history``, a file or a folder of files (one per symbol) that together hold the whole
+    history, or ``deliveries``, a landing folder that receives one delivery a day, each file
+    named after its date (``2026-03-01.csv.gz``, ``2026-03-01_BTCUSD.parquet``). Either way the
+    run's as-of decides what ingest publishes (:mod:`ijules.data.ingest`).
+    """
 
     source: str
+    layout: Literal["history", "deliveries"] = "history"
     format: Literal["auto", "csv", "parquet"] = "auto"
     symbol: str | tuple[str, ...]
     timezone: str = "UTC"
@@ -166,6 +174,11 @@ class DataConfig(Frozen):
             raise ValueError(
                 "bar_threshold sets the size of volume and dollar bars: give it for those, "
                 "and leave it null for time bars"
+            )
+        if self.layout == "deliveries" and len(self.symbols) > 1 and columns.symbol is None:
+            raise ValueError(
+                "deliveries are named after their date, not a symbol: several symbols in a "
+                "landing folder need a symbol column (map columns.symbol)"
             )
         if isinstance(self.calendar, dict) and set(self.calendar) != set(self.symbols):
             raise ValueError(

@@ -7,12 +7,42 @@ it; the bars of each configured symbol are kept, grouped by symbol in the config
 
 The result lands in a staging file; ``validate`` publishes it as the last good data only once every
 data-quality rule holds, so a bad delivery never replaces good bars.
+
+As of an instant
+----------------
+A run sees the market as it was known at its as-of (``ijules ingest --as-of``; ``dvc repro`` reads
+it from ``as_of.yaml``, where each DAG run writes its data-interval end), and ingest never stages a
+bar known only after it. So a run for a past date, a backfill or a rerun stages what a run on that
+date would have staged, byte for byte, however the source has grown since. Timestamps are UTC.
+
+- A time bar is stamped at its open and known once it has closed: it is kept when its stamp plus
+  the bar length is at or before the as-of (a bar still forming at the as-of is not). A trade is
+  known at its timestamp; time bars formed from trades take only the trades of the bars closed by
+  the as-of (no half-formed last bar), volume and dollar bars the trades at or before it (they
+  close on a trade, so each one formed is complete).
+- ``data.layout: history``: the source (a file, or a folder of files, one per symbol) holds the
+  whole history; it is read whole and cut at the as-of.
+- ``data.layout: deliveries``: the source is a landing folder of daily deliveries, each named after
+  its date (``YYYY-MM-DD`` first). The history is every delivery dated on or before the as-of (a
+  delivery dated D counts from D 00:00 UTC), read in date order; later ones are not read at all.
+  A bar that several deliveries hold is reconciled by the cleaning policy, like any duplicate
+  (``drop_duplicates: keep_last`` keeps the latest delivery's version, ``keep_first`` the first;
+  ``none`` lets validation refuse it).
+- No as-of (None; ``as_of: null`` in as_of.yaml, as committed) means the source's whole history:
+  explicit, and never the wall clock.
+
+The wall clock serves one purpose only: a row stamped after the time of ingest is a data error (a
+clock set wrong, a date typed decades ahead), so the delivery is refused with an error naming the
+file, the lines and the rule. An as-of after the wall clock is refused too: the history up to it
+is not known yet, so a rerun would see more.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -34,10 +64,19 @@ _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXAMPLES = 3
 _FILE, _LINE = "_file", "_line"  # where each trade came from
+# A delivery's name starts with its date: 2026-03-01.csv.gz, 2026-03-01_BTCUSD.parquet.
+_DELIVERY_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?![\d])")
 
 
-def run_ingest(config: Config, *, source: Path | None, output: Path, report: Path) -> IngestReport:
-    """Read the configured source, form bars, clean them per the policy and stage them as Parquet.
+def run_ingest(
+    config: Config,
+    *,
+    source: Path | None,
+    output: Path,
+    report: Path,
+    as_of: datetime | None = None,
+) -> IngestReport:
+    """Read the source as of ``as_of``, form bars, clean them per the policy and stage them.
 
     Parameters
     ----------
@@ -49,17 +88,33 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
         Staging Parquet file, written atomically.
     report
         JSON summary of rows read, dropped and written, and of how the bars were formed.
+    as_of
+        The instant the run sees the market as of: no bar closed after it is staged, and no
+        delivery dated after it is read. None: the source's whole history.
+
+    Raises
+    ------
+    IngestError
+        Among the source's other faults: a row stamped after the wall clock, or an as-of after it.
     """
     data = config.data
+    # The only reading of the wall clock: what lies after it cannot have happened yet.
+    now = pd.Timestamp.now(tz="UTC")
+    cutoff = _as_of_instant(as_of, now)
     path = Path(data.source) if source is None else source
-    files = source_files(path, data.format)
-    frames = [_read_file(file, data) for file in files]
+    if data.layout == "deliveries":
+        files, later = deliveries(path, cutoff)
+    else:
+        files, later = source_files(path, data.format), []
+    frames = [_read_file(file, data, now) for file in files]
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     rows_read = len(rows)
 
     rows, other_symbols = _select_symbols(rows, data, path)
     rows, outside = _select_window(rows, data)
-    _require_each_symbol(rows, data, f"{path}: no rows left after selecting symbol and window")
+    rows, after_as_of = _select_as_of(rows, data, cutoff)
+    where = "symbol and window" if cutoff is None else f"symbol, window and as-of {_iso(cutoff)}"
+    _require_each_symbol(rows, data, f"{path}: no rows left after selecting {where}")
     if data.kind == "trades":
         bars, counts, formation = _bars_from_trades(rows, data)
         short = f" (they hold less than bar_threshold {data.bar_threshold})"
@@ -81,6 +136,11 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
         rows_other_symbols=other_symbols,
         rows_outside_window=outside,
         rows_written=len(bars),
+        as_of=None if cutoff is None else _iso(cutoff),
+        rows_after_as_of=None if cutoff is None else after_as_of,
+        deliveries_after_as_of=None
+        if cutoff is None or data.layout != "deliveries"
+        else len(later),
         first_bar=_iso(bars[TIMESTAMP].min()),
         last_bar=_iso(bars[TIMESTAMP].max()),
         cleaning=counts,
@@ -88,7 +148,10 @@ def run_ingest(config: Config, *, source: Path | None, output: Path, report: Pat
         rows_by_symbol={symbol: int((bars[SYMBOL] == symbol).sum()) for symbol in data.symbols},
     )
     result.write(report)
-    log.info("ingested %d of %d rows from %s into %s", len(bars), rows_read, path, output)
+    log.info(
+        "ingested %d of %d rows from %s into %s (as of %s)",
+        len(bars), rows_read, path, output, "the whole history" if cutoff is None else cutoff,
+    )  # fmt: skip
     return result
 
 
@@ -106,6 +169,85 @@ def source_files(path: Path, fmt: str) -> list[Path]:
     return files
 
 
+def deliveries(path: Path, as_of: pd.Timestamp | None) -> tuple[list[Path], list[Path]]:
+    """Split a landing folder's deliveries into those dated on or before ``as_of`` (all of them
+    when None), in date order, and the later ones.
+
+    A delivery dated D counts from D 00:00 UTC; what it holds is still cut at the as-of bar by
+    bar. Every bar file must be named after its date: a file that is not cannot be placed in
+    time, so it is refused rather than read or skipped.
+    """
+    if not path.exists():
+        raise IngestError(f"source not found: {path}")
+    if not path.is_dir():
+        raise IngestError(
+            f"{path}: data.layout 'deliveries' reads a landing folder, and this is a file "
+            "(set data.layout: history to read it)"
+        )
+    suffixes = _CSV_SUFFIXES + _PARQUET_SUFFIXES
+    dated: list[tuple[pd.Timestamp, Path]] = []
+    undated: list[str] = []
+    for file in sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(suffixes)):
+        match = _DELIVERY_DATE.match(file.name)
+        day = pd.Timestamp(match.group(1), tz="UTC") if match and _is_date(match.group(1)) else None
+        if day is None:
+            undated.append(file.name)
+        else:
+            dated.append((day, file))
+    if undated:
+        raise IngestError(
+            f"{path}: {len(undated)} file(s) in the landing folder are not named after their "
+            f"delivery date, YYYY-MM-DD first ({', '.join(undated[:_EXAMPLES])})"
+        )
+    if not dated:
+        raise IngestError(f"{path}: landing folder holds no CSV or Parquet deliveries")
+    dated.sort(key=lambda item: (item[0], item[1].name))
+    taken = [file for day, file in dated if as_of is None or day <= as_of]
+    later = [file for day, file in dated if as_of is not None and day > as_of]
+    if not taken:
+        raise IngestError(
+            f"{path}: no delivery dated on or before the as-of {_iso(as_of)} (the first is "
+            f"{dated[0][1].name})"
+        )
+    if later:
+        log.info("left %d delivery(ies) dated after the as-of %s unread", len(later), as_of)
+    return taken, later
+
+
+def _is_date(text: str) -> bool:
+    try:
+        pd.Timestamp(text)
+    except ValueError:
+        return False
+    return True
+
+
+def known_at(rows: pd.DataFrame, data: DataConfig) -> pd.Series:
+    """When each row became known: a bar row once its bar closed (its stamp plus the bar
+    length), a trade at its timestamp, or, when trades form time bars, once its bar closed."""
+    stamps = rows[TIMESTAMP]
+    if data.bar_type != "time":
+        return stamps  # volume and dollar bars close on a trade, stamped at it
+    bar = data.bar_timedelta
+    if data.kind == "trades":
+        # The bar a trade falls in, on the same epoch grid that time_bars resamples on.
+        return cast(pd.Series, stamps.dt.floor(bar) + bar)
+    return cast(pd.Series, stamps + bar)
+
+
+def _as_of_instant(as_of: datetime | None, now: pd.Timestamp) -> pd.Timestamp | None:
+    if as_of is None:
+        return None
+    stamp = pd.Timestamp(as_of)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if stamp > now:
+        raise IngestError(
+            f"as-of {_iso(stamp)} is after the time of ingest ({_iso(now)}): the history up to "
+            "it is not known yet, and a rerun would see more (rule: as_of_not_after_now)"
+        )
+    return stamp
+
+
 def _format_of(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
@@ -116,7 +258,7 @@ def _format_of(path: Path, fmt: str) -> str:
     raise IngestError(f"{path}: cannot tell the format from the name; set data.format")
 
 
-def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
+def _read_file(path: Path, data: DataConfig, now: pd.Timestamp) -> pd.DataFrame:
     fmt = _format_of(path, data.format)
     try:
         raw = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path, dtype=str)
@@ -127,7 +269,31 @@ def _read_file(path: Path, data: DataConfig) -> pd.DataFrame:
         raise IngestError(f"{path}: cannot read as {fmt}: {first_line}") from None
     if raw.empty:
         raise IngestError(f"{path}: file has a header but no rows")
-    return _to_canonical(raw, path, data, first_line=2 if fmt == "csv" else 0)
+    start = 2 if fmt == "csv" else 0  # the line of the first row (0: rows are counted instead)
+    rows = _to_canonical(raw, path, data, first_line=start)
+    _refuse_future_rows(rows, path, now, "line" if start else "row", start)
+    return rows
+
+
+def _refuse_future_rows(
+    rows: pd.DataFrame, path: Path, now: pd.Timestamp, where: str, first_line: int
+) -> None:
+    """Refuse the file when a row is stamped after the wall clock ``now``: nothing can have
+    happened yet that late, so the delivery is wrong (a clock, a typed date), whatever the
+    as-of would have kept."""
+    future = (rows[TIMESTAMP] > now).to_numpy()
+    if not future.any():
+        return
+    found = np.flatnonzero(future)
+    examples = ", ".join(
+        f"{where} {row + first_line}: {rows[TIMESTAMP].iloc[row].isoformat()}"
+        for row in found[:_EXAMPLES]
+    )
+    raise IngestError(
+        f"{path}: {len(found)} row(s) stamped after the time of ingest {_iso(now)} ({examples}); "
+        "rule not_after_now: nothing can be stamped later than now, so the source's clock or "
+        "dates are wrong"
+    )
 
 
 def _to_canonical(raw: pd.DataFrame, path: Path, data: DataConfig, first_line: int) -> pd.DataFrame:
@@ -248,6 +414,17 @@ def _select_window(bars: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, 
         keep &= ts <= _utc(data.end)
     keep |= ts.isna()  # a missing timestamp goes on to validation, which names it
     return bars.loc[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _select_as_of(
+    rows: pd.DataFrame, data: DataConfig, as_of: pd.Timestamp | None
+) -> tuple[pd.DataFrame, int]:
+    """Keep the rows known at ``as_of`` (:func:`known_at`); all of them when it is None."""
+    if as_of is None:
+        return rows, 0
+    keep = known_at(rows, data) <= as_of
+    keep |= rows[TIMESTAMP].isna()  # a missing timestamp goes on to validation, which names it
+    return rows.loc[keep].reset_index(drop=True), int((~keep).sum())
 
 
 def _clean_each_symbol(bars: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, CleaningCounts]:

@@ -363,6 +363,9 @@ def _row(trial: Any) -> TrialRow:
         fold_sharpes=[
             float(np.mean([np.mean(r["seed_sharpes"]) for r in fold.values()])) for fold in folds
         ],
+        fold_sharpes_per_bar=[
+            float(r["agent_moments"][0]) for fold in folds for r in fold.values()
+        ],
         params_md5=str(trial.user_attrs.get("params_md5", "")),
         run_id=str(trial.user_attrs.get("run_id", "")),
     )

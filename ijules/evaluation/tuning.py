@@ -5,8 +5,9 @@ on every walk-forward fold of the development bars with ``tuning.seeds`` trainin
 ``tuning.total_timesteps`` steps, and scores it by the mean out-of-sample Sharpe ratio over the
 folds, after costs. The test window is never touched. After each fold the trial reports its
 running mean and the median rule prunes it when it trails the finished trials. Every trial is
-an MLflow run (stage ``tune``, tagged with the trial's configuration digest), so the walk-forward
-summary's trial count, and the deflated Sharpe ratio it feeds, include every configuration tried.
+an MLflow run (stage ``tune``, tagged with the trial's configuration digest), and the report keeps
+its per-fold Sharpe ratios, which the walk-forward summary enters in the trial ledger
+(:mod:`ijules.evaluation.trials`) that the deflated Sharpe ratio counts.
 
 The study lives in ``tuning.storage`` (a database URL: SQLite locally, PostgreSQL when several
 workers run trials of one study at once) and runs until it holds ``tuning.trials`` finished
@@ -153,14 +154,14 @@ def run_tuning(config: Config, *, features: Path, meta: Path, output: Path) -> T
                 sharpes.append(float(np.mean([sharpe for sharpe, _ in scores])))
                 per_bar.append(float(np.mean([value for _, value in scores])))
                 trial.set_user_attr("fold_sharpes", sharpes)
+                trial.set_user_attr("fold_sharpes_per_bar", per_bar)
                 mlflow.log_metric("tune_fold_sharpe", sharpes[-1], step=k)
                 trial.report(float(np.mean(sharpes)), k)
                 if k < n_folds - 1 and trial.should_prune():
                     mlflow.set_tag("ijules.trial_state", "PRUNED")
                     raise optuna.TrialPruned()
             value = float(np.mean(sharpes))
-            # The walk-forward summary's trial count reads these, as for its own folds.
-            mlflow.log_metrics({"tune_sharpe": value, "wf_sharpe_per_bar": float(np.mean(per_bar))})
+            mlflow.log_metrics({"tune_sharpe": value})
             mlflow.set_tag("ijules.trial_state", "COMPLETE")
             return value
 
@@ -226,6 +227,7 @@ def _report(config: Config, name: str, study: Any, n_folds: int) -> TuningReport
                 params=dict(trial.params),
                 value=trial.value if state == "COMPLETE" else None,
                 fold_sharpes=list(trial.user_attrs.get("fold_sharpes", [])),
+                fold_sharpes_per_bar=list(trial.user_attrs.get("fold_sharpes_per_bar", [])),
                 params_md5=str(trial.user_attrs.get("params_md5", "")),
                 run_id=str(trial.user_attrs.get("run_id", "")),
             )

@@ -14,7 +14,8 @@ Each fold fits its own normalisation on its own training bars, trains with the s
 train stage (``walk_forward.total_timesteps`` steps), and backtests the agent and the rule
 baselines on its test bars with the configured costs and risk engine. A fold passes when the
 agent meets the gate's thresholds there; its Sharpe ratio comes with the PSR and, in the
-summary, the DSR (trials: the distinct configurations trained in this MLflow experiment).
+summary, the DSR (trials: the distinct configurations in the trial ledger,
+:mod:`ijules.evaluation.trials`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from ijules.artifacts import (
     FoldWindow,
     NormStats,
     ResearchSummary,
+    TrialRow,
+    TuningReport,
     WalkForwardSummary,
     fold_file,
 )
@@ -57,6 +60,7 @@ from ijules.evaluation.baselines import BASELINES, PASSIVE, RULES, best_rule, ru
 from ijules.evaluation.config import WalkForwardConfig
 from ijules.evaluation.evaluate import AGENT, backtest_policy, significance
 from ijules.evaluation.thresholds import Benchmarks, threshold_checks
+from ijules.evaluation.trials import Source, TrialRecord, count, record
 from ijules.io import md5_file
 from ijules.tracking import configure, lineage_tags
 from ijules.training.checkpoints import checkpoint_folder, discard, latest
@@ -225,36 +229,39 @@ def _fold_backtest(backtest: Backtest, bars_per_year: float, asset: FloatArray) 
     )
 
 
-def trials(config: Config, research: Path | None = None) -> tuple[int, float | None]:
-    """Configurations tried (distinct parameter digests of train, walk-forward and tuning runs
-    in the experiment, plus the trials of the research study at ``research``, whose best
-    configuration params.yaml holds), and the variance of their per-fold walk-forward per-bar
-    Sharpe ratios (None below 2)."""
-    import mlflow
-
-    experiment_id = configure(config.registry.experiment)
-    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas")
-    digests: dict[str, list[float]] = {config.policy_digest(): []}
-    if len(runs) and "tags.params.md5" in runs and "tags.ijules.stage" in runs:
-        trained = runs[runs["tags.ijules.stage"].isin(["train", "walk_forward", "tune"])]
-        for _, run in trained.iterrows():
-            digest = run.get("tags.params.md5")
-            if isinstance(digest, str):
-                values = digests.setdefault(digest, [])
-                sharpe = run.get("metrics.wf_sharpe_per_bar")
-                if sharpe is not None and np.isfinite(sharpe):
-                    values.append(float(sharpe))
-    # Over every fold of every configuration, not over configurations' means: a DSR is applied
-    # to one fold's Sharpe, whose luck the spread of single folds measures.
-    folds = [value for values in digests.values() for value in values]
-    variance = float(np.var(folds, ddof=1)) if len(folds) >= 2 else None
-    studied = 0
-    if research is not None and research.is_file():
-        study = ResearchSummary.read(research)
-        studied = study.trials
-        if variance is None and study.trial_sharpe_variance > 0:
-            variance = study.trial_sharpe_variance
-    return len(digests) + studied, variance
+def tried(
+    config: Config,
+    results: list[FoldResult],
+    *,
+    ledger: Path,
+    tuning: Path | None = None,
+    research: Path | None = None,
+) -> list[TrialRecord]:
+    """Enter this configuration's folds, the tuning study's trials and the research study's in
+    the trial ledger at ``ledger``; return the whole ledger."""
+    candidates = [
+        TrialRecord(
+            params_md5=config.policy_digest(),
+            source="walk_forward",
+            fold_sharpes_per_bar=[r.agent.significance.sharpe_per_bar for r in results],
+        )
+    ]
+    study = TuningReport.read_if_present(tuning)
+    studied = ResearchSummary.read_if_present(research)
+    sources: list[tuple[Source, list[TrialRow]]] = [
+        ("tune", [] if study is None else study.rows),
+        ("research", [] if studied is None else studied.rows),
+    ]
+    for source, rows in sources:
+        candidates += [
+            TrialRecord(
+                params_md5=row.params_md5,
+                source=source,
+                fold_sharpes_per_bar=row.fold_sharpes_per_bar,
+            )
+            for row in rows
+        ]
+    return record(ledger, candidates)
 
 
 def run_summary(
@@ -262,13 +269,19 @@ def run_summary(
     *,
     folds: Path,
     output: Path,
-    count_trials: bool = True,
+    ledger: Path | None = None,
+    tuning: Path | None = None,
     research: Path | None = None,
 ) -> WalkForwardSummary:
-    """Gather the folds into the walk-forward table, with pass rate, PSR and DSR (the trials
-    counted include the research study's at ``research``, when there is one)."""
+    """Gather the folds into the walk-forward table, with pass rate, PSR and DSR. With
+    ``ledger``, the folds (and the tuning and research studies' trials, when given) enter the
+    trial ledger, whose count and spread the DSR deflates by; without, one trial."""
     results = [FoldResult.read(folds / fold_file(k)) for k in config.walk_forward.fold_ids]
-    n_trials, variance = trials(config, research) if count_trials else (1, None)
+    n_trials, variance = (
+        count(tried(config, results, ledger=ledger, tuning=tuning, research=research))
+        if ledger is not None
+        else (1, None)
+    )
     confidence = config.walk_forward.confidence
     table = []
     for result in results:

@@ -21,12 +21,13 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 class NotifyConfig(Frozen):
-    """Who receives the nightly reports."""
+    """Who receives the nightly reports (the risk team) and the failure alerts (both lists)."""
 
     risk_team: tuple[str, ...] = ("risk-team@example.com",)
+    on_call: tuple[str, ...] = ("on-call@example.com",)
     sender: str = "ijules@localhost"
 
-    @field_validator("risk_team")
+    @field_validator("risk_team", "on_call")
     @classmethod
     def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:

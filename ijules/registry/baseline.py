@@ -4,9 +4,9 @@ A version's training run records the commit its code came from (``ijules.git_rev
 whether anything a checkout of it would not restore had changed (``ijules.git_dirty``) and the
 parameter file it ran with (artifact ``params/``); its review recorded the test metrics on the
 version (tags ``test.sharpe`` ...). Reproducing checks that commit out into a throw-away git
-worktree, writes the recorded parameters there as ``params.yaml`` and runs
-``dvc repro evaluate`` against a throw-away MLflow store (the registry is only read), then
-compares the agent's test figures with the registered ones.
+worktree, writes the recorded parameters there as ``params.yaml`` (and the recorded as-of as
+``as_of.yaml``) and runs ``dvc repro evaluate`` against a throw-away MLflow store (the registry is
+only read), then compares the agent's test figures with the registered ones.
 
 On the machine that trained the version they must be equal (tolerance 0); on another, torch's
 and BLAS's kernels round differently, so a relative ``tolerance`` bounds the difference.
@@ -27,11 +27,12 @@ from typing import Any, NamedTuple
 import yaml
 
 from ijules.artifacts import BaselineReproduction, ReproducedMetric
-from ijules.config import BASE_PHASE, Config, PathsConfig
+from ijules.config import AS_OF_FILE, AS_OF_KEY, BASE_PHASE, Config, PathsConfig
 from ijules.errors import IjulesError, RegistryError
 from ijules.io import md5_file, read_json
 from ijules.registry.register import registered_version
 from ijules.tracking import (
+    AS_OF_TAG,
     DIRTY_TAG,
     PARAMS_ARTIFACT,
     REVISION_TAG,
@@ -58,6 +59,7 @@ class Recorded(NamedTuple):
     phase: str | None
     metrics: dict[str, float]
     features_md5: str | None
+    as_of: str | None = None  # the as-of it trained as of ("null": none); None: not recorded
 
 
 def reproduce(
@@ -83,6 +85,7 @@ def reproduce(
         _check_out(repository, checkout, record.revision)
         project = checkout / prefix
         paths = _write_params(project, record)
+        _write_as_of(project, record)
         _repro(project, scratch / "mlflow", record)
         figures = _agent_figures(project / paths.metrics)
         features = project / paths.features
@@ -148,6 +151,7 @@ def recorded(config: Config, version: str) -> Recorded:
         phase=tags.get("params.phase"),
         metrics={m: float(model_version.tags[f"test.{m}"]) for m in METRICS},
         features_md5=tags.get("dvc.md5.features"),
+        as_of=tags.get(AS_OF_TAG),
     )
 
 
@@ -266,6 +270,16 @@ def _write_params(project: Path, record: Recorded) -> PathsConfig:
     return PathsConfig.model_validate(
         {key: value for key, value in paths.items() if key in PathsConfig.model_fields}
     )
+
+
+def _write_as_of(project: Path, record: Recorded) -> None:
+    """Write the as-of the training recorded as ``project``'s as-of file, so that its ingest
+    stages the same history however the source has grown; a run that recorded none (trained
+    before the as-of existed) keeps the commit's own."""
+    if record.as_of is None:
+        return
+    value = "null" if record.as_of == "null" else f"'{record.as_of}'"
+    (project / AS_OF_FILE).write_text(f"{AS_OF_KEY}: {value}\n", encoding="utf-8")
 
 
 def _repro(project: Path, store: Path, record: Recorded) -> None:

@@ -51,6 +51,7 @@ from ijules.config import Config
 from ijules.errors import RegistryError
 from ijules.io import write_text
 from ijules.registry.register import REVIEW_ARTIFACTS, recorded, registered_version
+from ijules.registry.review import challenge_summary
 from ijules.tracking import git_revision
 
 log = logging.getLogger(__name__)
@@ -345,14 +346,8 @@ def _decision(registration: Registration) -> list[Block]:
             ],
         )
     ]
-    c = registration.challenge
-    if c is not None:
-        blocks.append(
-            f"Against champion v{c.champion} on the same {c.bars} bars: Sharpe ratio "
-            f"{c.candidate_sharpe:.3f} against {c.champion_sharpe:.3f} (margin {c.margin:g}), "
-            f"paired t {c.t_statistic:.2f}, p {c.p_value:.3f} (at most {c.max_p_value:g}): "
-            f"{'better' if c.better else 'not better'}."
-        )
+    if registration.challenge is not None:
+        blocks.append(challenge_summary(registration.challenge))
     return blocks
 
 

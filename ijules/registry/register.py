@@ -6,8 +6,9 @@ what the registry serves) and writes the table to ``reports/registry.json`` and 
 
 - a check fails: tagged ``ijules.status=rejected`` with the reasons; it never reaches approval;
 - every check passes: ``ijules.status=awaiting_approval``, with the alias it would take:
-  ``champion`` when there is none, or when it beats the champion on the same bars by the margin
-  and the paired test (see :func:`ijules.registry.review.challenge`), else ``challenger``.
+  ``champion`` when there is none, or when it beats the champion both on their walk-forward
+  records (by the margin) and on its test window (by the margin and the paired test; see
+  :func:`ijules.registry.review.challenge`), else ``challenger``.
 
 No alias moves here: a person answers the approval (:mod:`ijules.registry.approval`). A version
 already reviewed is not reviewed again: a rerun returns the recorded outcome. Every review is
@@ -49,6 +50,7 @@ from ijules.registry.review import (
     Recomputed,
     backtest_served,
     challenge,
+    challenge_summary,
     download,
     integrity_checks,
     sha256_of,
@@ -216,7 +218,7 @@ def run_register(
     champion = alias_version(client, name, CHAMPION)
     # Against the champion whenever both run: the risk team sees it for a rejected one too.
     compared = (
-        _compare_with_champion(config, name, champion, recomputed, features, meta)
+        _compare_with_champion(config, client, name, champion, recomputed, features, meta, folds)
         if champion is not None and isinstance(recomputed, Recomputed)
         else None
     )
@@ -298,14 +300,7 @@ def _write(result: Registration, output: Path) -> None:
     if result.gate is not None:
         lines.append(table_markdown(result.gate.checks))
     if result.challenge is not None:
-        c = result.challenge
-        lines += [
-            "",
-            f"Against champion v{c.champion} on the same {c.bars} bars: Sharpe "
-            f"{c.candidate_sharpe:.3f} vs {c.champion_sharpe:.3f} (margin {c.margin:g}), paired "
-            f"t {c.t_statistic:.2f}, p {c.p_value:.3f} (at most {c.max_p_value:g}): "
-            f"{'better' if c.better else 'not better'}.",
-        ]
+        lines += ["", challenge_summary(result.challenge)]
     write_text(output.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
@@ -332,13 +327,16 @@ def _require_same_model(
 
 def _compare_with_champion(
     config: Config,
+    client: Any,
     model_name: str,
     champion: Any,
     candidate: Recomputed,
     features: Path,
     meta: Path,
+    folds: WalkForwardSummary | None,
 ) -> Verdict:
-    """Backtest the served champion on this model's test window and challenge it there."""
+    """Challenge the champion: each model's walk-forward record, and the served champion
+    backtested on this model's test window."""
     from ijules.evaluation.evaluate import backtest_policy
     from ijules.training.policy import RecurrentPolicy
 
@@ -370,18 +368,26 @@ def _compare_with_champion(
         float(baseline.sharpe),
         margin=gate.champion_margin,
         max_p_value=gate.champion_max_p_value,
+        candidate_folds=None if folds is None else [row.agent_sharpe for row in folds.table],
+        champion_folds=_walk_forward_record(client, champion.run_id),
     )
-    how = (
-        f"Sharpe {outcome.candidate_sharpe:.3f} vs champion v{before}'s "
-        f"{outcome.champion_sharpe:.3f} on the same bars (margin {outcome.margin:g}), "
-        f"paired p {outcome.p_value:.3f} (at most {outcome.max_p_value:g})"
-    )
+    how = challenge_summary(outcome)
     if outcome.better:
         return Verdict(
-            AWAITING, CHAMPION, [f"beats the champion: {how}"], before, comparison, outcome
+            AWAITING, CHAMPION, [f"beats the champion. {how}"], before, comparison, outcome
         )
-    reason = f"does not beat the champion: {how}"
+    reason = f"does not beat the champion. {how}"
     return Verdict(AWAITING, CHALLENGER, [reason], before, comparison, outcome)
+
+
+def _walk_forward_record(client: Any, run_id: str) -> list[float] | None:
+    """The fold Sharpes of a version's walk-forward, as recorded when it was reviewed."""
+    from ijules.registry.card import logged_facts
+
+    facts = logged_facts(client, run_id)
+    if facts is None or not facts.walk_forward:
+        return None
+    return [fold.agent_sharpe for fold in facts.walk_forward]
 
 
 def _version_for_run(client: Any, name: str, run_id: str, model_uri: str) -> Any:

@@ -266,8 +266,17 @@ def challenge(
     *,
     margin: float,
     max_p_value: float,
+    candidate_folds: Sequence[float] | None,
+    champion_folds: Sequence[float] | None,
 ) -> ChampionChallenge:
-    """The candidate against the champion on the same bars: Sharpe margin and a paired test."""
+    """The candidate against the champion, on two kinds of evidence that must both agree.
+
+    - Walk-forward: each model's own out-of-sample folds, as recorded when it was reviewed. The
+      candidate's mean fold Sharpe must exceed the champion's by ``margin``. Without a record on
+      either side there is nothing to compare, and the candidate is not better.
+    - The candidate's test window, the one stretch out of sample for both final models: the
+      Sharpe margin and a one-sided paired t-test of their per-bar returns.
+    """
     difference = np.asarray(candidate.returns) - np.asarray(champion_returns)
     if np.allclose(difference, 0.0):
         t_statistic, p_value = 0.0, 1.0
@@ -275,6 +284,14 @@ def challenge(
         test = stats.ttest_1samp(difference, 0.0, alternative="greater")
         t_statistic, p_value = float(test.statistic), float(test.pvalue)
     sharpe = float(candidate.metrics.sharpe)
+    on_test = sharpe >= champion_sharpe + margin and p_value <= max_p_value
+    candidate_wf = float(np.mean(candidate_folds)) if candidate_folds else None
+    champion_wf = float(np.mean(champion_folds)) if champion_folds else None
+    on_walk_forward = (
+        candidate_wf is not None
+        and champion_wf is not None
+        and candidate_wf >= champion_wf + margin
+    )
     return ChampionChallenge(
         champion=champion,
         candidate_sharpe=sharpe,
@@ -284,7 +301,31 @@ def challenge(
         p_value=p_value,
         max_p_value=max_p_value,
         bars=len(difference),
-        better=sharpe >= champion_sharpe + margin and p_value <= max_p_value,
+        test_window_better=on_test,
+        candidate_walk_forward_sharpe=candidate_wf,
+        champion_walk_forward_sharpe=champion_wf,
+        walk_forward_folds=(len(candidate_folds or ()), len(champion_folds or ())),
+        walk_forward_better=on_walk_forward,
+        better=on_test and on_walk_forward,
+    )
+
+
+def challenge_summary(c: ChampionChallenge) -> str:
+    """One sentence: both comparisons with the champion, and the verdict."""
+
+    def wf(value: float | None, folds: int) -> str:
+        return "no record" if value is None else f"{value:.3f} over {folds} folds"
+
+    ours, theirs = c.walk_forward_folds
+    candidate = wf(c.candidate_walk_forward_sharpe, ours)
+    champion = wf(c.champion_walk_forward_sharpe, theirs)
+    return (
+        f"Against champion v{c.champion}: walk-forward mean Sharpe {candidate} vs {champion}"
+        f" ({'better' if c.walk_forward_better else 'not better'} by the margin {c.margin:g}); "
+        f"on the same {c.bars} test bars Sharpe {c.candidate_sharpe:.3f} vs "
+        f"{c.champion_sharpe:.3f}, paired t {c.t_statistic:.2f}, p {c.p_value:.3f} (at most "
+        f"{c.max_p_value:g}: {'better' if c.test_window_better else 'not better'}): "
+        f"{'better' if c.better else 'not better'}."
     )
 
 

@@ -141,6 +141,24 @@ def test_nightly_monitors_and_paper_trades_then_mails(dagbag) -> None:
     assert "--force" not in dag.get_task("drift").bash_command
 
 
+def test_a_failed_run_alerts_once_and_every_failed_task_records_why(dagbag) -> None:
+    """The alert is the DAG's callback (once per failed run, not per retry); each task's own
+    failure callback records the cause, and each command is told where to write its error."""
+    from airflow.sdk import BaseNotifier
+
+    for dag in dagbag.dags.values():
+        assert isinstance(dag.on_failure_callback, BaseNotifier), dag.dag_id
+        assert type(dag.on_failure_callback).__name__ == "FailureMail"
+        for task in dag.tasks:
+            assert task.on_failure_callback is not None, task.task_id
+            assert [c.__name__ for c in task.on_failure_callback] == ["record_failure"]
+    for task in bash_tasks(dagbag):
+        assert task.env["IJULES_ERROR_FILE"] == (
+            "var/failures/{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id }}/{{ ti.try_number }}.error"
+        ), task.task_id
+        assert task.append_env is True, task.task_id  # and the worker's environment besides
+
+
 def test_training_goes_to_the_gpu_queue_and_only_training(dagbag) -> None:
     for dag_id in ("ijules_weekly", "ijules_nightly"):
         for task in dagbag.dags[dag_id].tasks:

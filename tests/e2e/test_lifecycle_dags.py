@@ -6,6 +6,8 @@ Great Expectations, Evidently, and Airflow's SMTP connection to a real SMTP serv
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import socket
@@ -13,7 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from email.message import Message
+from email.utils import getaddresses
+from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -22,7 +29,16 @@ from mlflow import MlflowClient
 from ijules.artifacts import MetricsReport, Registration, StressReport, WalkForwardSummary
 from ijules.evaluation.baselines import BASELINES, RULES
 from ijules.registry.audit import verify
-from tests.conftest import OPEN_GATE, REPO, SAMPLES, MailSink, make_project, run, stub_registry
+from tests.conftest import (
+    OPEN_GATE,
+    REPO,
+    SAMPLES,
+    MailSink,
+    free_port,
+    make_project,
+    run,
+    stub_registry,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +134,128 @@ def states(run) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in rows}
 
 
+ALERTED = ["risk-team@example.com", "on-call@example.com"]  # params.yaml's notify lists
+
+
+def recipients(message: Message) -> list[str]:
+    return [address for _, address in getaddresses([message["To"]])]
+
+
+def html_body(message: Message) -> str:
+    part = next(
+        p for p in message.walk() if p.get_content_type() == "text/html" and not p.get_filename()
+    )
+    return str(part.get_payload(decode=True).decode())
+
+
+def unreadable_delivery(project: Path) -> None:
+    """Point ingest at a delivery whose columns are no bars: it fails at once, naming them."""
+    (project / "delivery.csv").write_text("when,price\n2026-01-02T00:00:00Z,1.0\n")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["source"] = "delivery.csv"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# The command's own error line, as the e-mail's HTML shows it.
+MISSING_COLUMNS = escape("delivery.csv: missing column 'timestamp' (for timestamp)")
+
+
+def test_a_failed_run_mails_risk_team_and_on_call_once_after_the_last_try(
+    airflow_db, tmp_path, monkeypatch
+) -> None:
+    """Ingest fails twice (a retry): one e-mail, after the last try, with the command's own
+    error line (not the shell's exit code), the task, the run's logical date and the log."""
+    project = make_project(tmp_path / "project")
+    unreadable_delivery(project)
+    nightly = load_dags(project, monkeypatch)["ijules_nightly"]
+    ingest = nightly.get_task("ingest")
+    ingest.retries, ingest.retry_delay = 1, timedelta(0)  # a retry, at once
+    with MailSink(tmp_path / "mail") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+        failed = nightly.test()
+        messages = sink.messages()
+    task_states = states(failed)
+    assert str(failed.state) == "failed"
+    assert task_states["ingest"] == "failed"
+    assert {task_states[t] for t in ("validate", "features", "drift", "email_risk_team")} == {
+        "upstream_failed"
+    }
+    # Both tries failed with the command's line; only the last try's failure was the task's.
+    tries = project / "var" / "failures" / "ijules_nightly" / failed.run_id / "ingest"
+    assert sorted(path.name for path in tries.iterdir()) == ["1.error", "2.error", "2.json"]
+
+    [message] = messages
+    assert recipients(message) == ALERTED
+    assert message["Subject"].startswith("[ijules] ijules_nightly FAILED at ingest for ")
+    body = html_body(message)
+    assert "ijules_nightly" in body and failed.run_id in body
+    assert failed.logical_date.isoformat() in body
+    assert "<b>ingest</b> (try 2)" in body
+    assert MISSING_COLUMNS in body
+    assert "Bash command failed" not in body
+    log_page = f"/dags/ijules_nightly/runs/{quote(failed.run_id)}/tasks/ingest?try_number=2"
+    assert log_page in body
+
+
+def test_a_failed_weekly_names_the_failed_stage_not_the_watcher(
+    airflow_db, tmp_path, monkeypatch
+) -> None:
+    """The watcher fails the run because ingest failed, and fails last: the e-mail names ingest."""
+    project = make_project(tmp_path / "project")
+    unreadable_delivery(project)
+    with MailSink(tmp_path / "mail") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+        failed = load_dags(project, monkeypatch)["ijules_weekly"].test()
+        messages = sink.messages()
+    task_states = states(failed)
+    assert str(failed.state) == "failed"
+    assert (task_states["ingest"], task_states["watcher"]) == ("failed", "failed")
+    [message] = messages
+    assert recipients(message) == ALERTED
+    assert message["Subject"].startswith("[ijules] ijules_weekly FAILED at ingest for ")
+    body = html_body(message)
+    assert MISSING_COLUMNS in body
+    assert "watcher" not in body
+
+
+def test_a_task_that_fails_before_ijules_speaks_is_reported_with_its_exception_and_log(
+    airflow_db, tmp_path, monkeypatch
+) -> None:
+    """DVC refuses a stage whose source is missing: no ijules error line, so the e-mail gives
+    the task's exception and says the output is in the log."""
+    project = make_project(tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["source"] = "nowhere.csv"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with MailSink(tmp_path / "mail") as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+        failed = load_dags(project, monkeypatch)["ijules_nightly"].test()
+        [message] = sink.messages()
+    assert states(failed)["ingest"] == "failed"
+    body = html_body(message)
+    assert "AirflowException: Bash command failed" in body
+    assert "no ijules error line: the command&#x27;s output is in the log" in body
+    assert f"/dags/ijules_nightly/runs/{quote(failed.run_id)}/tasks/ingest" in body
+
+
+def test_a_failure_mail_that_cannot_be_sent_is_logged_and_the_run_stays_failed(
+    airflow_db, tmp_path, monkeypatch, caplog
+) -> None:
+    project = make_project(tmp_path / "project")
+    unreadable_delivery(project)
+    nobody = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port()}  # nothing listens
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(nobody))
+    with caplog.at_level(logging.ERROR, logger="wiring"):
+        failed = load_dags(project, monkeypatch)["ijules_nightly"].test()
+    assert str(failed.state) == "failed"
+    assert states(failed)["ingest"] == "failed"
+    [record] = [r for r in caplog.records if r.name == "wiring"]
+    assert record.getMessage() == (
+        f"the failure e-mail for ijules_nightly run {failed.run_id} was not sent"
+    )
+    assert isinstance(record.exc_info[1], ConnectionRefusedError)
+
+
 def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monkeypatch) -> None:
     project = make_project(tmp_path / "project")
     tracking = f"sqlite:///{project / 'var' / 'mlflow' / 'mlflow.db'}"
@@ -174,7 +312,8 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     assert "Running stage" not in again.stdout
     assert "Data and pipelines are up to date" in again.stdout
 
-    # Now a dirty delivery: the nightly stops at validation and changes nothing downstream.
+    # Now a dirty delivery: the nightly stops at validation and changes nothing downstream; the
+    # risk team and on-call get one e-mail, naming the run, the task and the broken rules.
     good_bars = (project / "data" / "raw" / "bars.parquet").read_bytes()
     good_features = (project / "data" / "features" / "features.parquet").read_bytes()
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -185,7 +324,7 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     with MailSink(tmp_path / "mail-2") as sink:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
         failed = dags["ijules_nightly"].test()
-        assert sink.messages() == []
+        alerts = sink.messages()
     task_states = states(failed)
     assert str(failed.state) == "failed"
     assert task_states["ingest"] == "success" and task_states["validate"] == "failed"
@@ -193,11 +332,16 @@ def test_weekly_then_nightly_run_the_whole_lifecycle(airflow_db, tmp_path, monke
     assert (project / "data" / "raw" / "bars.parquet").read_bytes() == good_bars
     assert (project / "data" / "features" / "features.parquet").read_bytes() == good_features
     result = yaml.safe_load((project / "reports" / "validation" / "result.json").read_text())
-    assert {f["rule"] for f in result["summary"]["failures"]} == {
-        "unique_timestamps",
-        "increasing_timestamps",
-        "on_grid",
-    }
+    broken = {"unique_timestamps", "increasing_timestamps", "on_grid"}
+    assert {f["rule"] for f in result["summary"]["failures"]} == broken
+    [alert] = alerts  # no drift report: only the failure alert
+    assert recipients(alert) == ALERTED
+    assert alert["Subject"].startswith("[ijules] ijules_nightly FAILED at validate for ")
+    body = html_body(alert)
+    assert "ijules_nightly" in body and failed.logical_date.isoformat() in body
+    assert "<b>validate</b> (try 1)" in body
+    assert all(rule in body for rule in broken), body  # validate's own error line
+    assert f"/dags/ijules_nightly/runs/{quote(failed.run_id)}/tasks/validate" in body
 
 
 def test_the_rollback_dag_reinstates_the_replaced_champion_with_its_reason(

@@ -147,6 +147,20 @@ def test_wrong_source_path_is_one_line_and_leaves_staging_alone(tmp_path) -> Non
     assert not (project / "data" / "staging").exists()
 
 
+def test_a_failing_command_writes_its_error_line_where_ijules_error_file_says(tmp_path) -> None:
+    """Where an Airflow task's failure e-mail finds the cause (the shell only says exit 1)."""
+    project = make_project(tmp_path / "project")
+    argv = [sys.executable, "-m", "ijules", "ingest", "--source", "nowhere/bars.csv"]
+    record = project / "var" / "failures" / "dag" / "run" / "ingest" / "1.error"
+    result = run(argv, project, check=False, IJULES_ERROR_FILE=str(record.relative_to(project)))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: source not found: nowhere/bars.csv"
+    assert record.read_text() == "source not found: nowhere/bars.csv\n"
+    # A command that succeeds writes none.
+    run([sys.executable, "-m", "ijules", "config"], project, IJULES_ERROR_FILE="var/ok.error")
+    assert not (project / "var" / "ok.error").exists()
+
+
 def test_failed_validation_is_one_line_naming_rules_and_keeps_raw(tmp_path) -> None:
     project = make_project(tmp_path / "project", {"data": {"end": None}})
     ijules("ingest", cwd=project, check=True)

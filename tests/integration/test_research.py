@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from ijules.artifacts import RESEARCH_REPORT, RESEARCH_SUMMARY, FeatureSet, ResearchSummary
 from ijules.evaluation.research import run_research
-from ijules.evaluation.walk_forward import trials
+from ijules.evaluation.trials import count
+from ijules.evaluation.walk_forward import tried
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -85,8 +86,11 @@ def test_the_study_pools_instruments_and_reports_each_beside_its_benchmarks(
         assert tags["ijules.stage"] == "research" and tags["ijules.trial_state"] == row.state
         if row.state == "COMPLETE":
             assert len(row.fold_sharpes) == summary.folds
-    before = trials(ws.config)[0]
-    assert trials(ws.config, output / RESEARCH_SUMMARY)[0] == before + 3
+    entered = tried(
+        ws.config, [], ledger=tmp_path / "ledger.jsonl", research=output / RESEARCH_SUMMARY
+    )
+    assert count(entered)[0] == 1 + 3
+    assert {e.source for e in entered[1:]} == {"research"}
 
 
 def test_the_test_windows_never_reach_a_trial(workspace, tmp_path) -> None:

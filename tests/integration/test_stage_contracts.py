@@ -3,9 +3,9 @@
 Every stage of dvc.yaml runs here in-process, with the command line DVC resolves for it, in a
 project copy on a small slice of data, while a recorder notes each configuration field the code
 reads (tests/config_audit.py). So do the commands the DAGs run beside the stages (the review,
-also of a second model against a champion, the summary, the risk team's e-mail), the research
-study (`make research`), a curriculum training tuned to reach its advancement and adaptation
-rules, and a rolling walk-forward fold.
+also of a second model against a champion, the summary, the risk team's e-mail, the failure
+alert), the research study (`make research`), a curriculum training tuned to reach its
+advancement and adaptation rules, and a rolling walk-forward fold.
 
 - A field that nothing reads parses and then does nothing: it must be built or refused by name
   (ijules.config.REFUSED_KEYS).
@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ijules.artifacts import Registration
 from tests.config_audit import ConfigReads, schema_fields
 from tests.conftest import REPO, deep_merge, make_project
 
@@ -137,10 +138,18 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
                  "--seeds", "var/none.json", "--stress", "var/none.json",
                  "--output", "var/second_registry.json"],
             )  # fmt: skip
+            # Both models' walk-forward records reach the challenge (the champion's from its card).
+            challenged = Registration.read(project / "var/second_registry.json").challenge
+            assert challenged is not None and challenged.champion_walk_forward_sharpe is not None
+            assert challenged.candidate_walk_forward_sharpe is not None
             command("summary", ["summary"])
             recorder.reads, recorder.digested = set(), set()
             _email(project)
             reads["email"], digested["email"] = set(recorder.reads), set(recorder.digested)
+            recorder.reads, recorder.digested = set(), set()
+            _failure_email(project)
+            reads["failure_email"] = set(recorder.reads)
+            digested["failure_email"] = set(recorder.digested)
             command("curriculum", ["--phase", "audit_curriculum", "train"])
             command("research", ["--phase", "audit_research", "research"])
             command(
@@ -171,6 +180,20 @@ def _email(project: Path) -> None:
         registration=project / paths.registration,
         paper=project / paths.paper_report,
         interval="2026-11-26",
+    )
+
+
+def _failure_email(project: Path) -> None:
+    """What the DAGs' failure notifier reads: the alert it composes."""
+    from ijules.config import load_config
+    from ijules.monitoring.failure_mail import TaskFailure, build_failure_email
+
+    build_failure_email(
+        load_config(project / "params.yaml"),
+        dag_id="ijules_nightly",
+        run_id="scheduled__2026-11-26T01:00:00+00:00",
+        logical_date="2026-11-26T01:00:00+00:00",
+        failures=[TaskFailure("validate", "validation failed", None)],
     )
 
 

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from ijules.artifacts import TuningReport
 from ijules.errors import ConfigError
+from ijules.evaluation.trials import count
 from ijules.evaluation.tuning import _report, run_tuning, trial_config
-from ijules.evaluation.walk_forward import trials
+from ijules.evaluation.walk_forward import tried
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,6 @@ def tuning(tmp_path, **overrides):
 def test_a_study_scores_trials_on_the_folds_counts_them_and_resumes(workspace, tmp_path) -> None:
     ws = workspace(tuning(tmp_path))
     ws.prepare_data()
-    before = trials(ws.config)[0]
     report = run_tuning(
         ws.config,
         features=ws.path("features"),
@@ -57,9 +57,13 @@ def test_a_study_scores_trials_on_the_folds_counts_them_and_resumes(workspace, t
         if row.state == "COMPLETE":
             assert len(row.fold_sharpes) == report.folds
             assert row.value == pytest.approx(np.mean(row.fold_sharpes))
+            assert len(row.fold_sharpes_per_bar) == report.folds
     assert len({row.params_md5 for row in report.rows}) == 3
-    # Every configuration tried counts in the deflated Sharpe ratio's trials.
-    assert trials(ws.config)[0] == before + 3
+    # Every configuration tried enters the ledger and counts in the DSR's trials.
+    ledger = tmp_path / "ledger.jsonl"
+    entered = tried(ws.config, [], ledger=ledger, tuning=ws.path("tuning"))
+    assert count(entered)[0] == 1 + 3
+    assert [e.source for e in entered] == ["walk_forward", "tune", "tune", "tune"]
     best = max((r for r in report.rows if r.value is not None), key=lambda r: r.value or 0.0)
     assert (report.best_number, report.best_params) == (best.number, best.params)
 
@@ -70,7 +74,8 @@ def test_a_study_scores_trials_on_the_folds_counts_them_and_resumes(workspace, t
         meta=ws.path("feature_meta"),
         output=ws.path("tuning"),
     )
-    assert again == report and trials(ws.config)[0] == before + 3
+    assert again == report
+    assert count(tried(ws.config, [], ledger=ledger, tuning=ws.path("tuning")))[0] == 1 + 3
 
 
 def test_the_test_window_never_reaches_a_trial(workspace, tmp_path) -> None:

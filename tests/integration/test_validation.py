@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from ijules.artifacts import FoldResult, fold_file
+from ijules.errors import ArtifactError
 from ijules.evaluation.baselines import BASELINES, RULES
 from ijules.evaluation.config import StressConfig
 from ijules.evaluation.risk_report import load_daily
 from ijules.evaluation.stress import run_stress
+from ijules.evaluation.trials import read_ledger
 from ijules.evaluation.walk_forward import run_fold, run_summary
 from tests.conftest import REPO
 
@@ -49,26 +51,33 @@ def test_walk_forward_folds_train_on_the_past_and_test_on_what_follows(workspace
         assert flat.total_return == 0.0 and flat.costs == 0.0
         rules = {name: result.baselines.by_name()[name].sharpe for name in RULES}
         assert rules[result.best_rule] == max(rules.values())
+    ledger = ws.root / "reports" / "trials" / "ledger.jsonl"
     summary = run_summary(
-        ws.config, folds=folds, output=ws.root / "reports" / "walk_forward" / "summary.json"
+        ws.config,
+        folds=folds,
+        output=ws.root / "reports" / "walk_forward" / "summary.json",
+        ledger=ledger,
     )
     assert summary.folds == 3 and summary.trials == 1
     assert summary.pass_rate == summary.folds_passed / 3
     for row in summary.table:
         assert row.dsr == pytest.approx(row.psr)  # one trial: nothing to deflate
-    # Trials are configurations, counted from MLflow: a second configuration deflates.
+    (entry,) = read_ledger(ledger)
+    assert entry.params_md5 == ws.config.policy_digest() and entry.source == "walk_forward"
+    assert entry.fold_sharpes_per_bar == [r.agent.significance.sharpe_per_bar for r in results]
+    # Trials are configurations, counted from the ledger: a second configuration deflates.
     other = ws.config.model_copy(update={"seed": 99})
-    run_fold(
-        other,
-        fold_id=0,
-        features=ws.path("features"),
-        meta=ws.path("feature_meta"),
-        output=ws.root / "other" / fold_file(0),
-        checkpoints=ws.root / "var" / "checkpoints",
-    )
-    again = run_summary(ws.config, folds=folds, output=ws.root / "summary-2.json")
-    assert again.trials == 2
+    again = run_summary(other, folds=folds, output=ws.root / "summary-2.json", ledger=ledger)
+    assert again.trials == 2 and again.trial_sharpe_variance is not None
     assert all(row.dsr <= row.psr + 1e-12 for row in again.table)
+    # A rerun adds nothing: the ledger holds each configuration once, its lines unchanged.
+    before = ledger.read_bytes()
+    rerun = run_summary(ws.config, folds=folds, output=ws.root / "summary-3.json", ledger=ledger)
+    assert rerun.trials == 2 and ledger.read_bytes() == before
+    # An edited line is refused by name, not counted.
+    ledger.write_text(before.decode().replace('"walk_forward"', '"lucky"', 1))
+    with pytest.raises(ArtifactError, match=r"ledger.jsonl, line 1: not a trial record"):
+        run_summary(ws.config, folds=folds, output=ws.root / "summary-4.json", ledger=ledger)
 
 
 def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:

@@ -58,6 +58,8 @@ def test_yes_is_not_a_boolean(make_config) -> None:
         ({"data": {"timezone": "Mars/Olympus"}}, "data.timezone"),
         ({"data": {"frequency": "often"}}, "data.frequency"),
         ({"notify": {"risk_team": ["not-an-address"]}}, "notify.risk_team"),
+        ({"notify": {"on_call": []}}, "notify.on_call"),
+        ({"notify": {"on_call": ["pager at bank"]}}, "notify.on_call"),
         (
             {"stress": {"correlation_breakdown_span": [0.6, 0.4]}},
             "stress.correlation_breakdown_span",

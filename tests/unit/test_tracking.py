@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ijules.tracking import DIRTY_TAG, REVISION_TAG, source_tags
+from ijules.tracking import AS_OF_TAG, DIRTY_TAG, REVISION_TAG, source_tags
 
 
 def git(folder: Path, *args: str) -> str:
@@ -45,3 +45,29 @@ def test_only_code_and_data_changes_mark_a_training_dirty(
     assert source_tags(config, None)[DIRTY_TAG] == "true"
     (project / "ijules" / "env.py").write_text("v2\n")
     assert source_tags(config, params) == {REVISION_TAG: head, DIRTY_TAG: "true"}
+
+
+def test_a_new_as_of_is_recorded_and_does_not_mark_a_training_dirty(
+    make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each DAG run writes its as-of into the tracked as_of.yaml: a training after it is clean,
+    and records the as-of, for a reproduction to stage the same history."""
+    config = make_config()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "as_of.yaml").write_text("as_of: null\n")
+    (project / "code.py").write_text("v1\n")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
+    head = git(project, "rev-parse", "HEAD")
+
+    assert source_tags(config, None) == {REVISION_TAG: head, DIRTY_TAG: "false", AS_OF_TAG: "null"}
+    (project / "as_of.yaml").write_text("as_of: '2026-03-01T01:00:00Z'\n")
+    assert source_tags(config, None) == {
+        REVISION_TAG: head,
+        DIRTY_TAG: "false",
+        AS_OF_TAG: "2026-03-01T01:00:00+00:00",
+    }

@@ -10,6 +10,7 @@ from ijules.registry.review import (
     RECOMPUTE_TOLERANCE,
     Recomputed,
     challenge,
+    challenge_summary,
     integrity_checks,
     sha256_of,
     significance_checks,
@@ -162,7 +163,12 @@ def test_the_champion_is_replaced_only_beyond_the_margin_and_the_paired_test(
     rng = np.random.default_rng(2)
     champion = rng.normal(0.0, 0.01, 1500)
 
-    def versus(candidate: np.ndarray, candidate_sharpe: float, champion_sharpe: float):
+    def versus(
+        candidate: np.ndarray,
+        candidate_sharpe: float,
+        champion_sharpe: float,
+        folds: tuple[list[float] | None, list[float] | None] = ([1.5, 2.5], [0.5, 0.5]),
+    ):
         return challenge(
             "1",
             recomputed_from(agent, candidate, sharpe=candidate_sharpe),
@@ -170,16 +176,50 @@ def test_the_champion_is_replaced_only_beyond_the_margin_and_the_paired_test(
             champion_sharpe,
             margin=0.25,
             max_p_value=0.10,
+            candidate_folds=folds[0],
+            champion_folds=folds[1],
         )
 
     clearly = versus(champion + 0.001, 2.0, 0.5)
     assert clearly.better and clearly.p_value < 0.01
+    assert (clearly.candidate_walk_forward_sharpe, clearly.champion_walk_forward_sharpe) == (
+        2.0,
+        0.5,
+    )
     within_margin = versus(champion + 0.001, 0.7, 0.5)  # higher, but by less than the margin
-    assert not within_margin.better
+    assert not within_margin.better and not within_margin.test_window_better
     noisy = versus(champion + rng.normal(0.0, 0.05, 1500), 2.0, 0.5)  # Sharpe up, paired test no
     assert noisy.p_value > 0.10 and not noisy.better
     same = versus(champion.copy(), 0.5, 0.5)
     assert (same.t_statistic, same.p_value, same.better) == (0.0, 1.0, False)
+
+
+def test_the_test_window_alone_does_not_replace_the_champion(metrics_report) -> None:
+    """Clearly better on the test window, but not on the walk-forward folds, or with no
+    walk-forward record to compare: proposed as challenger."""
+    rng = np.random.default_rng(3)
+    champion = rng.normal(0.0, 0.01, 1500)
+    better_here = recomputed_from(metrics_report.agent, champion + 0.001, sharpe=2.0)
+
+    def versus(candidate_folds, champion_folds):
+        return challenge(
+            "1",
+            better_here,
+            champion,
+            0.5,
+            margin=0.25,
+            max_p_value=0.10,
+            candidate_folds=candidate_folds,
+            champion_folds=champion_folds,
+        )
+
+    worse_in_folds = versus([0.4, 0.8], [0.5, 0.6])  # 0.6 < 0.55 + 0.25
+    assert worse_in_folds.test_window_better and not worse_in_folds.walk_forward_better
+    assert not worse_in_folds.better
+    for missing_record in (versus(None, [0.5]), versus([2.0], None), versus([], [0.1])):
+        assert missing_record.test_window_better and not missing_record.better
+    assert "no record" in challenge_summary(versus([2.0], None))
+    assert versus([0.9, 0.7], [0.5, 0.6]).better  # 0.8 >= 0.55 + 0.25
 
 
 def test_table_has_a_row_per_check_and_marks_failures() -> None:
