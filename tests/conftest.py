@@ -244,6 +244,9 @@ def make_project(folder: Path, overrides: dict[str, Any] | None = None) -> Path:
         else:
             shutil.copy2(source, target)
     write_params(folder, deep_merge(TINY, overrides or {}))
+    # A fresh clone's as-of: none, the whole history. The checkout's own as_of.yaml holds the
+    # data-interval end of its last DAG run, which is not the tests' to inherit.
+    (folder / "as_of.yaml").write_text("as_of: null\n")
     run(["git", "init", "-q"], folder)
     run(["git", "add", "-A"], folder)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], folder)
