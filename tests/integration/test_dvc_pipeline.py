@@ -28,6 +28,7 @@ STAGES = (
     "walk_forward_summary",
     "stress",
     "report",
+    "paper",  # with nothing registered yet: no book opens, the report says so
 )
 
 
