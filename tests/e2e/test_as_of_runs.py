@@ -12,8 +12,6 @@ stamped a whole number of weeks later, into 2026.
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +20,8 @@ import pytest
 
 from ijules.artifacts import IngestReport
 from ijules.config import AS_OF_FILE, load_as_of
-from tests.conftest import REPO, SAMPLES, MailSink, make_project
+from tests.conftest import SAMPLES, MailSink, make_project
+from tests.e2e.dag_runs import load_dags, migrate_airflow_db, states
 
 pytestmark = pytest.mark.slow
 
@@ -37,31 +36,7 @@ LATER = datetime(2026, 3, 22, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def airflow_db() -> None:
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
-    )
-
-
-def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
-    from airflow.dag_processing.dagbag import DagBag
-
-    # The tasks read the project (and find `dvc` and `ijules` on PATH) when they run.
-    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
-    monkeypatch.syspath_prepend(str(REPO / "dags"))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags
-
-
-def states(run) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter(
-            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
-        )
-        return {ti.task_id: str(ti.state) for ti in rows}
+    migrate_airflow_db()
 
 
 def sample_bars() -> list[tuple[pd.Timestamp, str]]:

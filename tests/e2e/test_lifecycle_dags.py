@@ -39,6 +39,7 @@ from tests.conftest import (
     run,
     stub_registry,
 )
+from tests.e2e.dag_runs import load_dags, migrate_airflow_db, states
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +50,7 @@ OPEN_REVIEW = {"gate": OPEN_GATE}  # a version a tiny budget can get through rev
 
 @pytest.fixture(scope="module")
 def airflow_db() -> None:
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
-    )
+    migrate_airflow_db()
 
 
 @pytest.fixture(scope="module")
@@ -109,29 +108,6 @@ def answer(api: str, choice: str, reason: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
-
-
-def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
-    from airflow.dag_processing.dagbag import DagBag
-
-    # The tasks read the project (and find `dvc` and `ijules` on PATH) when they run, as a worker
-    # would: `dag.test()` runs them in this process's environment.
-    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
-    monkeypatch.syspath_prepend(str(REPO / "dags"))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags
-
-
-def states(run) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter(
-            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
-        )
-        return {ti.task_id: str(ti.state) for ti in rows}
 
 
 ALERTED = ["risk-team@example.com", "on-call@example.com"]  # params.yaml's notify lists

@@ -9,8 +9,6 @@ SMTP connection to a real SMTP server.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,8 @@ import yaml
 
 from ijules.artifacts import PaperReport
 from ijules.paper.ledger import read_ledger
-from tests.conftest import OPEN_GATE, REPO, MailSink, make_project, run
+from tests.conftest import OPEN_GATE, MailSink, make_project, run
+from tests.e2e.dag_runs import load_dags, migrate_airflow_db, states
 
 pytestmark = pytest.mark.slow
 
@@ -29,30 +28,7 @@ LATER = "2017-10-16T12:00:00Z"  # the bars published after the policies were tra
 
 @pytest.fixture(scope="module")
 def airflow_db() -> None:
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
-    )
-
-
-def load_dags(project: Path, monkeypatch: pytest.MonkeyPatch):
-    from airflow.dag_processing.dagbag import DagBag
-
-    monkeypatch.setenv("IJULES_PROJECT_DIR", str(project))
-    monkeypatch.syspath_prepend(str(REPO / "dags"))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags
-
-
-def states(dag_run) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter(
-            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
-        )
-        return {ti.task_id: str(ti.state) for ti in rows}
+    migrate_airflow_db()
 
 
 def set_params(project: Path, **changes: object) -> None:
