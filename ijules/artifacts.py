@@ -1343,3 +1343,71 @@ class BreakersReport(Artifact):
     series: str
     windows: dict[str, BreakerReplay]
     regime_fits: RegimeFitCounts  # of the regimes the replays ran with
+
+
+# --- health (ijules health) -------------------------------------------------------------------
+
+Severity = Literal["low", "medium", "high"]
+HealthComponentName = Literal["data_drift", "action_drift", "performance", "regime", "risk"]
+HEALTH_COMPONENTS: tuple[HealthComponentName, ...] = get_args(HealthComponentName)
+
+
+class HealthComponent(Record):
+    """One part of the health score: its score in [0, 1] (None: not measured tonight, left out of
+    the score) and, in words, what it measured against what."""
+
+    score: float | None
+    detail: str
+
+
+class HealthAlert(Record):
+    """A condition that fires once: ``new`` the night it appears, not again until it clears."""
+
+    key: str  # the condition: kind, slot and version (e.g. ``performance:champion:v3``)
+    kind: str
+    severity: Severity
+    slot: PaperSlot | None
+    version: str | None
+    message: str
+    recommended_action: str
+    new: bool
+
+
+class HealthActions(Record):
+    """What tonight's health starts: an early retraining, a rollback of the champion."""
+
+    retrain: bool
+    rollback: bool
+    reasons: list[str]
+
+
+class HealthReport(Artifact):
+    """The night's model health (``reports/health/night.json``): the judged model's score and
+    components, the alerts, and the actions they start."""
+
+    written_by = "ijules health"
+
+    data_end: str | None  # the last published bar
+    slot: PaperSlot | None  # the model judged: the champion, else the shadow (None: no model)
+    version: str | None
+    reference: str  # the drift reference window, and whose training window it is
+    score: float | None  # weighted mean of the measured components (None: none measured)
+    components: dict[HealthComponentName, HealthComponent]
+    alerts: list[HealthAlert]
+    cleared: list[str]  # alert keys active last night and not tonight
+    actions: HealthActions
+    drift_share: float | None
+    pnl_usd: dict[str, float]  # each book's cumulative P&L tonight, by slot
+
+
+class HealthDay(Record):
+    """One line of ``reports/health/history.jsonl``: a night's figures, for the 30-day charts.
+    A rerun of a night (same ``data_end``) replaces its line."""
+
+    data_end: str
+    slot: PaperSlot | None
+    version: str | None
+    score: float | None
+    drift_share: float | None
+    pnl_usd: dict[str, float]  # each book's cumulative P&L, by ``slot:v<version>``
+    alerts: list[str]  # the keys active that night

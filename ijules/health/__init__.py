@@ -1,0 +1,1 @@
+"""Model health: the nightly score, its alerts and the actions they start."""

@@ -1,0 +1,1 @@
+"""Operations: weeks of the lifecycle replayed through Airflow, and their timeline."""
