@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from ijules.io import write_text
 from ijules.operations.timeline import (
+    PROMOTIONS,
     ROLLBACK,
     SUCCESS,
     WEEKLY,
@@ -30,7 +31,6 @@ from ijules.operations.timeline import (
 TIMELINE_JSON = "timeline.json"
 TIMELINE_HTML = "timeline.html"
 NOT_MEASURED = "not measured"
-PROMOTIONS = ("promote", "force_promote")
 # How the plots mark a day: colour, line style, what happened.
 _Mark = tuple[str, Literal["-", "--"], str]
 _RETRAINING: _Mark = ("tab:blue", "--", "retraining")
@@ -129,9 +129,11 @@ def _plots(timeline: Timeline) -> str:
         _ROLLBACK: event_days(days, "rollback"),
     }
     for axis in axes:
-        for (colour, style, _), indices in marked.items():
+        # Side by side within the day, so that a retraining and its promotion both show.
+        offsets = (-0.12, 0.0, 0.12)
+        for offset, ((colour, style, _), indices) in zip(offsets, marked.items(), strict=True):
             for index in indices:
-                axis.axvline(index, color=colour, linestyle=style, linewidth=1.0, alpha=0.7)
+                axis.axvline(index + offset, color=colour, linestyle=style, linewidth=1.0)
         axis.grid(alpha=0.3)
     handles = [
         Line2D([], [], color=colour, linestyle=style, label=label)

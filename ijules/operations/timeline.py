@@ -33,6 +33,9 @@ from ijules.tracking import configure
 HEALTH_REPORT = Path("reports/health/night.json")
 NIGHTLY, WEEKLY, ROLLBACK = "ijules_nightly", "ijules_weekly", "ijules_rollback"
 SUCCESS = "success"
+# The registry events that move an alias: a person's approval gives the version the alias its
+# review proposed; a promotion (forced or not) moves the one it names; a rollback, the champion.
+PROMOTIONS: tuple[Action, ...] = ("approve", "promote", "force_promote")
 
 # How a run came about: the DAG's schedule, another run's trigger task (the nightly's health
 # starting an early retraining or a rollback), or a person at the Airflow UI (the plan's desk).
