@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -275,10 +276,19 @@ class Replay:
         began = time.monotonic()
         when = "none" if planned.logical_date is None else planned.logical_date.isoformat()
         log = self.logs / f"day{number + 1:02d}-{dag.dag_id}.log"
+        error = None
         try:
             with self.output_to(log):
                 print(f"=== {dag.dag_id} logical date {when} ({planned.trigger})", flush=True)
-                run = dag.test(logical_date=planned.logical_date, run_conf=conf)
+                try:
+                    run = dag.test(logical_date=planned.logical_date, run_conf=conf)
+                except Exception as raised:  # noqa: BLE001 - recorded, and the days go on
+                    # Airflow itself failed to finish the run (a DAG callback raised inside
+                    # dag.test): the run's tasks are done and in the metadata database; a
+                    # scheduler would carry on with the next run, and so does the replay.
+                    traceback.print_exc()
+                    error = f"{type(raised).__name__}: {raised}"
+                    run = self.latest_run(dag.dag_id)
         finally:
             answer = self.dismiss(approver)
         seconds = time.monotonic() - began
@@ -286,6 +296,8 @@ class Replay:
         if answer:
             with log.open("a") as out:
                 out.write(f"approver: {answer}\n")
+        if error is not None:
+            self.say.write(f"  {dag.dag_id} {run.run_id}: dag.test raised {error}; see {log}\n")
         return ReplayRun(
             dag_id=dag.dag_id,
             run_id=run.run_id,
@@ -293,9 +305,11 @@ class Replay:
             trigger=planned.trigger,
             triggered_by=extra.get("triggered_by"),
             reason=planned.reason,
-            state=str(run.state),
+            # A run Airflow failed to finish is left running in the database: it failed.
+            state=str(run.state) if error is None else "failed",
             seconds=round(seconds, 1),
             tasks=tasks,
+            error=error,
         )
 
     def queued(self, dags: dict[str, Any], after: Any, number: int) -> list[Any]:
@@ -358,6 +372,20 @@ class Replay:
             exit_code=done.returncode,
             said=said[-1] if said else "",
         )
+
+    @staticmethod
+    def latest_run(dag_id: str) -> Any:
+        """The newest run of ``dag_id`` in the metadata database (the one just started)."""
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            run = session.scalars(
+                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())
+            ).first()
+            session.expunge_all()
+        return run
 
     @staticmethod
     def task_states(run: Any) -> dict[str, str]:

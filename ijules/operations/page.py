@@ -179,7 +179,10 @@ def _run_cell(run: ReplayRun, day: str) -> str:
         if run.logical_date.startswith(day)
         else run.logical_date
     )
-    return f"{html.escape(run.dag_id.removeprefix('ijules_'))} {when} ({how}{reason}) {state}"
+    error = f" <span class='failed'>({html.escape(run.error)})</span>" if run.error else ""
+    return (
+        f"{html.escape(run.dag_id.removeprefix('ijules_'))} {when} ({how}{reason}) {state}{error}"
+    )
 
 
 def _desk_cell(command: DeskCommand) -> str:

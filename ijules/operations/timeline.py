@@ -55,6 +55,7 @@ class ReplayRun(Record):
     state: str
     seconds: float
     tasks: dict[str, str]  # every task's final state
+    error: str | None = None  # Airflow's own error, when it failed to finish the run
 
 
 class DeskCommand(Record):
