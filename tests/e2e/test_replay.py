@@ -157,10 +157,8 @@ def test_the_alias_history_is_the_audit_trails_day_by_day_and_the_registrys_at_t
         assert (day.champion, day.challenger) == (aliases["champion"], aliases["challenger"]), day
     from mlflow import MlflowClient
 
-    os.environ["MLFLOW_TRACKING_URI"] = (
-        f"sqlite:///{replayed.project / 'var' / 'mlflow' / 'mlflow.db'}"
-    )
-    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    store = f"sqlite:///{replayed.project / 'var' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     model = client.get_registered_model("ijules-policy")
     assert {alias: str(v) for alias, v in model.aliases.items()} == {
         alias: version for alias, version in aliases.items() if version is not None
