@@ -434,7 +434,8 @@ def retrain_early() -> Any:
     return TriggerDagRunOperator(
         task_id=RETRAIN_TASK,
         trigger_dag_id="ijules_weekly",
-        logical_date="{{ data_interval_end.isoformat() if data_interval_end else '' }}",
+        # A nightly run without a data interval saw every bar up to its start: so does this one.
+        logical_date="{{ (data_interval_end or dag_run.run_after).isoformat() }}",
         conf={"reason": "{{ ti.xcom_pull(task_ids='adapt', key='reason') }}"},
         skip_when_already_exists=True,
         **_triggered("retrain"),
