@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint type bench research phases up down clean
+.PHONY: help setup run test test-fast lint type bench research phases replay up down clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ research: setup  ## The research study behind reports/research (about 25 min on 
 
 phases: setup  ## Run each phase overlay that loads as a DVC experiment, report in reports/phases (5 pipeline runs)
 	bash scripts/phases.sh
+
+replay: setup  ## Replay 3 weeks through the DAGs a day at a time (FROM=, TO= dates): reports/operations/
+	$(BIN)/python scripts/replay.py $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 bench: setup  ## Run the benchmarks (installs their reference environments first)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt

@@ -18,52 +18,16 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from project_copy import ROOT, copy_project
 
-ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = ROOT / "scripts" / "approval_drill.yaml"
 FINISHED = re.compile(r"DagRun Finished: .*state=(\w+)")
-
-
-def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overlay.items():
-        current = merged.get(key)
-        merged[key] = (
-            merge(current, value)
-            if isinstance(current, dict) and isinstance(value, dict)
-            else value
-        )
-    return merged
-
-
-def copy_project(target: Path) -> None:
-    """The working tree's files that git knows (tracked, or new and not ignored)."""
-    if target.exists():
-        shutil.rmtree(target)
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout.split("\0")  # fmt: skip
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    params = yaml.safe_load((target / "params.yaml").read_text())
-    drill = yaml.safe_load(OVERLAY.read_text())
-    (target / "params.yaml").write_text(yaml.safe_dump(merge(params, drill), sort_keys=False))
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "approval drill"]):
-        subprocess.run(
-            ["git", "-c", "user.name=drill", "-c", "user.email=drill@localhost", *args],
-            cwd=target, check=True, capture_output=True,
-        )  # fmt: skip
 
 
 def week(project: Path, api: str, user: str, choice: str, reason: str, log: Path) -> dict[str, Any]:
@@ -101,7 +65,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=ROOT / "var" / "drill")
     args = parser.parse_args()
     project = args.folder / "project"
-    copy_project(project)
+    copy_project(project, yaml.safe_load(OVERLAY.read_text()), "approval drill")
     outcomes = []
     for number, (choice, reason, status) in enumerate(
         [
