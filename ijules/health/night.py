@@ -227,8 +227,10 @@ def _conditions(
     version = None if judged is None else judged.assignment.version
     found: list[Condition] = []
     if drift is not None and drift.dataset_drift:
+        # One condition of the data, whichever model trades: a new version trained on drifted
+        # data is not a new reason to retrain (else every retrain would start the next).
         found.append(
-            Condition("data_drift", "medium", slot, version, parts["data_drift"].detail, RETRAIN)
+            Condition("data_drift", "medium", None, None, parts["data_drift"].detail, RETRAIN)
         )
     if actions_drifted:
         found.append(
