@@ -63,6 +63,22 @@ def project_dir() -> Path:
     return Path(folder)
 
 
+def send_email(email: Any) -> None:
+    """Send a composed message (ijules.monitoring.report_mail.Email) through Airflow's SMTP
+    connection ``smtp_default``: delivery, retries and credentials stay with the orchestrator.
+    Attachments carry their file name as Content-ID, so the HTML can show PNGs inline."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id="smtp_default") as hook:
+        hook.send_email_smtp(
+            to=list(email.to),
+            from_email=email.sender,
+            subject=email.subject,
+            html_content=email.html,
+            files=[str(path) for path in email.attachments],
+        )
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
@@ -143,8 +159,6 @@ class FailureMail(BaseNotifier):
     def _send(self, context: Any, dag_id: str, run_id: str) -> None:
         root = project_dir()
 
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
         from ijules.config import load_config
         from ijules.monitoring.failure_mail import TaskFailure, build_failure_email
 
@@ -173,13 +187,7 @@ class FailureMail(BaseNotifier):
             ],
             reason=context.get("reason"),
         )
-        with SmtpHook(smtp_conn_id="smtp_default") as hook:
-            hook.send_email_smtp(
-                to=list(email.to),
-                from_email=email.sender,
-                subject=email.subject,
-                html_content=email.html,
-            )
+        send_email(email)
         log.info("failure e-mail for %s run %s sent to %s", dag_id, run_id, ", ".join(email.to))
 
 
@@ -369,3 +377,110 @@ def fail_run_if_any_task_failed(*tasks: Any) -> PythonOperator:
     for task in tasks:
         task >> watcher
     return watcher
+
+
+# --- health: what a night's health report starts ----------------------------------------------
+
+RETRAIN_TASK = "retrain_early"
+ROLLBACK_TASK = "rollback_champion"
+
+
+def _health_report() -> Any:
+    from ijules.artifacts import HealthReport
+    from ijules.config import load_config
+
+    root = project_dir()
+    config = load_config(root / "params.yaml")
+    return config, HealthReport.read(root / config.paths.health_report)
+
+
+def _adapt(ti: Any) -> list[str]:
+    """The trigger tasks tonight's health report asks for (none: both are skipped)."""
+    _, report = _health_report()
+    night = report.data_end or "no-bars"
+    ti.xcom_push(key="night", value=night)
+    ti.xcom_push(key="reason", value="health: " + "; ".join(report.actions.reasons))
+    chosen = []
+    if report.actions.retrain:
+        chosen.append(RETRAIN_TASK)
+    if report.actions.rollback:
+        chosen.append(ROLLBACK_TASK)
+    return chosen
+
+
+def adapt_to_health() -> Any:
+    """Branch on the health report's actions: retrain early, roll the champion back, or both.
+
+    Actions come only from alerts new tonight (ijules.health.alerts), and each trigger's run id
+    is the night's last bar: a rerun of the night, or a night with no new bars, starts nothing
+    twice.
+    """
+    from airflow.providers.standard.operators.python import BranchPythonOperator
+
+    return BranchPythonOperator(task_id="adapt", python_callable=_adapt)
+
+
+def _triggered(kind: str) -> dict[str, str]:
+    return {
+        "trigger_run_id": f"health_{kind}__{{{{ ti.xcom_pull(task_ids='adapt', key='night') }}}}",
+    }
+
+
+def retrain_early() -> Any:
+    """Start the weekly retraining now, as of this run's data-interval end (the same bars), with
+    the health report's reasons; it goes through the same review and approval."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    return TriggerDagRunOperator(
+        task_id=RETRAIN_TASK,
+        trigger_dag_id="ijules_weekly",
+        # A nightly run without a data interval saw every bar up to its start: so does this one.
+        logical_date="{{ (data_interval_end or dag_run.run_after).isoformat() }}",
+        conf={"reason": "{{ ti.xcom_pull(task_ids='adapt', key='reason') }}"},
+        skip_when_already_exists=True,
+        **_triggered("retrain"),
+    )
+
+
+def rollback_champion() -> Any:
+    """Start the rollback DAG with the health report's reasons (the audit trail records them)."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    return TriggerDagRunOperator(
+        task_id=ROLLBACK_TASK,
+        trigger_dag_id="ijules_rollback",
+        logical_date=None,
+        conf={"reason": "{{ ti.xcom_pull(task_ids='adapt', key='reason') }}"},
+        skip_when_already_exists=True,
+        **_triggered("rollback"),
+    )
+
+
+# The alerts already mailed at once, per night: a rerun of a night does not mail them again.
+ALERTS_SENT = Path("var") / "alerts"
+
+
+def _mail_urgent_alerts() -> str:
+    from ijules.monitoring.report_mail import build_alert_email
+
+    config, report = _health_report()
+    record = project_dir() / ALERTS_SENT / f"{(report.data_end or 'no-bars').replace(':', '')}.json"
+    sent = set(json.loads(record.read_text(encoding="utf-8"))) if record.is_file() else set()
+    email = build_alert_email(
+        config, health=project_dir() / config.paths.health_report, already_sent=sent
+    )
+    if email is None:
+        return "no new high-severity alert to mail"
+    send_email(email)
+    keys = sent | {a.key for a in report.alerts if a.new and a.severity == "high"}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    partial = record.with_suffix(".tmp")
+    partial.write_text(json.dumps(sorted(keys)), encoding="utf-8")
+    partial.replace(record)
+    return email.subject
+
+
+def mail_urgent_alerts() -> PythonOperator:
+    """E-mail tonight's new high-severity alerts at once, to the risk team and on-call; each
+    once per night (var/alerts/ records what was sent)."""
+    return PythonOperator(task_id="mail_urgent_alerts", python_callable=_mail_urgent_alerts)

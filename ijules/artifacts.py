@@ -1225,6 +1225,9 @@ class DriftSummary(Artifact):
     per_feature: dict[str, FeatureDrift]
     reference: DriftSpan
     current: DriftSpan
+    reference_source: str = (
+        "the train split of the current features"  # or a model's training window
+    )
 
 
 # --- paper trading ----------------------------------------------------------------------------

@@ -321,12 +321,15 @@ def drift(
     snapshot: PathOption = None,
     metrics: PathOption = None,
 ) -> None:
-    """Write an Evidently drift report of the newest bars against the train window."""
+    """Write an Evidently drift report of the newest bars against the trading model's training
+    window (the champion's; with none, the shadow's; with no model, the current train split)."""
+    from ijules.health.reference import drift_reference
     from ijules.monitoring.drift import run_drift
 
     cfg = _config(ctx)
     summary = run_drift(
         cfg,
+        reference_window=drift_reference(cfg),
         features=_path(features, cfg.paths.features),
         meta=_path(meta, cfg.paths.feature_meta),
         html=_path(html, cfg.paths.drift_html),
@@ -373,6 +376,48 @@ def paper(
             f"P&L tonight {book.pnl_usd:+,.2f} USD, cumulative {book.pnl_cumulative_usd:+,.2f} "
             f"USD, drawdown {book.drawdown:.2%}"
         )
+
+
+@app.command()
+def health(
+    ctx: typer.Context,
+    features: PathOption = None,
+    meta: PathOption = None,
+    drift_metrics: PathOption = None,
+    paper_report: PathOption = None,
+    ledgers: PathOption = None,
+    state: PathOption = None,
+    report: PathOption = None,
+    history: PathOption = None,
+    charts: PathOption = None,
+) -> None:
+    """Score the trading model's health tonight; fire its alerts; say what they start.
+
+    The champion's (with none, the shadow's) live paper record against its own review evidence,
+    and the data's drift against its training window. The last line is the report as JSON.
+    """
+    from ijules.health.night import run_health
+
+    cfg = _config(ctx)
+    paths = cfg.paths
+    result = run_health(
+        cfg,
+        features=_path(features, paths.features),
+        meta=_path(meta, paths.feature_meta),
+        drift_metrics=_path(drift_metrics, paths.drift_metrics),
+        paper_report=_path(paper_report, paths.paper_report),
+        ledgers=_path(ledgers, paths.paper_ledgers),
+        state=_path(state, paths.paper_state),
+        report=_path(report, paths.health_report),
+        history=_path(history, paths.health_history),
+        charts=_path(charts, paths.health_charts),
+    )
+    judged = "no model" if result.version is None else f"v{result.version} ({result.slot})"
+    score = "not measured" if result.score is None else f"{result.score:.2f}"
+    typer.echo(f"health of {judged}: {score}")
+    for alert in result.alerts:
+        typer.echo(f"  {'NEW ' if alert.new else ''}{alert.severity}: {alert.key}: {alert.message}")
+    typer.echo(result.actions.model_dump_json())
 
 
 @app.command(name="risk-report")

@@ -37,6 +37,7 @@ from ijules.evaluation.config import (
 )
 from ijules.execution.config import MicrostructureConfig
 from ijules.frozen import Frozen
+from ijules.health.config import HealthConfig
 from ijules.market.config import RegimesConfig
 from ijules.monitoring.config import DriftConfig, NotifyConfig
 from ijules.paper.config import PaperConfig
@@ -133,6 +134,11 @@ class PathsConfig(Frozen):
     paper_ledgers: str = "data/paper/ledgers"  # <slot>.jsonl, append-only
     paper_state: str = "data/paper/state"  # <slot>.json: each book, carried to the next night
     paper_report: str = "reports/paper/night.json"
+    health_report: str = "reports/health/night.json"
+    health_history: str = (
+        "reports/health/history.jsonl"  # a line per night (append; rerun: replace)
+    )
+    health_charts: str = "reports/health/charts"  # the nightly e-mail's inline charts
 
 
 class Config(Frozen):
@@ -167,6 +173,7 @@ class Config(Frozen):
     drift: DriftConfig = DriftConfig()
     notify: NotifyConfig = NotifyConfig()
     paper: PaperConfig = PaperConfig()
+    health: HealthConfig = HealthConfig()
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")

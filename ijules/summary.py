@@ -10,6 +10,7 @@ from pathlib import Path
 from ijules.artifacts import (
     BacktestMetrics,
     DriftSummary,
+    HealthReport,
     IngestReport,
     MetricsReport,
     PaperReport,
@@ -36,8 +37,8 @@ _ROWS: tuple[tuple[str, Callable[[BacktestMetrics], float], str], ...] = (
 
 
 def render_summary(config: Config) -> str:
-    """Describe rows, out-of-sample metrics, the registry decision, drift, paper trading and
-    the e-mail."""
+    """Describe rows, out-of-sample metrics, the registry decision, drift, paper trading,
+    health and the e-mail."""
     paths = config.paths
     lines = ["IntradayJules: last run", ""]
     lines += _data_lines(Path(paths.ingest_report), Path(paths.validation))
@@ -50,6 +51,7 @@ def render_summary(config: Config) -> str:
     lines += _registry_lines(Path(paths.registration), Path(paths.cards))
     lines += _drift_lines(Path(paths.drift_metrics), Path(paths.drift_html))
     lines += _paper_lines(Path(paths.paper_report))
+    lines += _health_lines(Path(paths.health_report))
     lines += _mail_lines(Path(paths.mailbox))
     return "\n".join(lines)
 
@@ -227,6 +229,31 @@ def _paper_lines(path: Path) -> list[str]:
             f"{book.pnl_usd:+,.2f} USD tonight, {book.pnl_cumulative_usd:+,.2f} since it "
             f"started; drawdown {book.drawdown:.2%}"
         )
+    return lines
+
+
+def _health_lines(path: Path) -> list[str]:
+    report = HealthReport.read_if_present(path)
+    if report is None:
+        return []
+    judged = "no model" if report.version is None else f"v{report.version} ({report.slot})"
+    score = "not measured" if report.score is None else f"{report.score:.2f}"
+    fresh = sum(alert.new for alert in report.alerts)
+    started = [
+        what
+        for what, on in (("retrain_early", report.actions.retrain),
+                         ("rollback_champion", report.actions.rollback))
+        if on
+    ]  # fmt: skip
+    lines = [
+        f"health:   {judged}: {score}; {len(report.alerts)} alert(s), {fresh} new; started "
+        f"{', '.join(started) or 'nothing'}"
+    ]
+    lines += [
+        f"{'':10}{'NEW ' if alert.new else ''}{alert.severity}: {alert.key}: "
+        f"{alert.recommended_action}"
+        for alert in report.alerts
+    ]
     return lines
 
 

@@ -248,7 +248,8 @@ def run_evaluate(
     frame = _curve_frame(result)
     write_text(curve, frame.to_csv(index=False))
     write_with(plot, lambda tmp: _plot(frame, tmp))
-    _log_to_run(config, run_id, spec_path, report, [metrics, plot])
+    # The curve too: paper trading's health compares live positions and returns with it.
+    _log_to_run(config, run_id, spec_path, report, [metrics, plot, curve])
     agent, passive = report.agent, report.baselines.passive_buy_and_hold
     rule = report.baselines.by_name()[report.best_rule]
     log.info(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,36 @@ from ijules.io import write_text
 
 log = logging.getLogger(__name__)
 
+# Fewer bars of a model's training window than this in the published table: not a reference.
+MIN_REFERENCE_BARS = 30
+SPLIT_REFERENCE = "the train split of the current features"
+
+
+@dataclass(frozen=True)
+class ReferenceWindow:
+    """The bars drift is measured against: a model's training window, and whose it is."""
+
+    start: str
+    end: str
+    whose: str  # e.g. "v3 (champion)"
+
 
 def run_drift(
-    config: Config, *, features: Path, meta: Path, html: Path, snapshot: Path, metrics: Path
+    config: Config,
+    *,
+    features: Path,
+    meta: Path,
+    html: Path,
+    snapshot: Path,
+    metrics: Path,
+    reference_window: ReferenceWindow | None = None,
 ) -> DriftSummary:
-    """Compare the newest ``drift.window_bars`` bars with the train window; write the reports.
+    """Compare the newest ``drift.window_bars`` bars with the reference; write the reports.
 
-    Writes the Evidently report as ``html`` and ``snapshot`` (JSON), and a summary with the share
-    of drifted features as ``metrics``.
+    The reference is ``reference_window`` (the trading model's training window) when given and
+    the published bars hold it, else the train split of the current features (the summary says
+    which, and why). Writes the Evidently report as ``html`` and ``snapshot`` (JSON), and a
+    summary with the share of drifted features as ``metrics``.
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry
     from evidently import Report
@@ -41,7 +64,7 @@ def run_drift(
     feature_set = FeatureSet.read(meta)
     names = list(feature_set.feature_names)
     table = pd.read_parquet(features)
-    reference = table.loc[table[SPLIT] == "train"]
+    reference, source = _reference(table, reference_window)
     current = table.tail(config.drift.window_bars)
     report = Report(
         [DataDriftPreset(columns=names, drift_share=config.drift.drift_share)], include_tests=True
@@ -55,7 +78,7 @@ def run_drift(
         config.drift.drift_share,
         reference=_span(reference),
         current=_span(current),
-    )
+    ).model_copy(update={"reference_source": source})
     summary.write(metrics)
     log.info(
         "drift: %d of %d features drifted (share %.2f) in the newest %d bars",
@@ -65,6 +88,24 @@ def run_drift(
         len(current),
     )
     return summary
+
+
+def _reference(table: pd.DataFrame, window: ReferenceWindow | None) -> tuple[pd.DataFrame, str]:
+    """The reference rows and where they come from."""
+    split = table.loc[table[SPLIT] == "train"]
+    if window is None:
+        return split, f"{SPLIT_REFERENCE} (no registered model records a training window)"
+    stamps = pd.to_datetime(table[TIMESTAMP], utc=True)
+    start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    rows = table.loc[(stamps >= start) & (stamps <= end)]
+    if len(rows) < MIN_REFERENCE_BARS:
+        return split, (
+            f"{SPLIT_REFERENCE}: {window.whose}'s training window {window.start} to {window.end} "
+            f"holds {len(rows)} published bar(s), fewer than {MIN_REFERENCE_BARS}"
+        )
+    return rows, f"{window.whose}'s training window"
 
 
 def summarise(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ijules.artifacts import (
     DriftSummary,
+    HealthAlert,
+    HealthReport,
     MetricsReport,
     PaperModelNight,
     PaperReport,
@@ -43,13 +45,16 @@ def build_drift_email(
     metrics: Path | None = None,
     registration: Path | None = None,
     paper: Path | None = None,
+    health: Path | None = None,
+    charts: Path | None = None,
     interval: str | None = None,
 ) -> Email:
     """Compose the drift and health e-mail from the reports on disk.
 
-    ``drift_metrics`` and ``drift_html`` must exist; the health sections for validation, the
-    latest evaluation, the registry and the paper-trading night are included when their files
-    exist.
+    ``drift_metrics`` and ``drift_html`` must exist. The message leads with the night's health
+    (score, components, alerts, what they start) and its charts (``charts``: PNGs shown inline,
+    by Content-ID), then the sections for drift, validation, the latest evaluation, the registry
+    and the paper-trading night, each when its file exists.
     """
     for required in (drift_metrics, drift_html):
         if not required.is_file():
@@ -62,13 +67,25 @@ def build_drift_email(
         f"{drift.drifted_features} of {drift.features} features drifted "
         f"({drift.drift_share:.0%})"
     )
+    report = HealthReport.read_if_present(health)
+    pictures = sorted(charts.glob("*.png")) if charts is not None and charts.is_dir() else []
+    if report is not None:
+        score = "not measured" if report.score is None else f"{report.score:.2f}"
+        fresh = sum(alert.new for alert in report.alerts)
+        subject = f"[ijules] health {score}, {fresh} new alert(s); " + subject.removeprefix(
+            "[ijules] "
+        )
     sections = [
         f"<h2>{html.escape(subject)}</h2>",
+        _health_section(report),
+        _charts_section(pictures),
         _drift_section(drift),
         _validation_section(validation),
         _model_section(metrics, registration),
         _paper_section(paper),
-        "<p>Attached: the Evidently drift report (HTML) and its summary (JSON).</p>",
+        "<p>Attached: the Evidently drift report (HTML) and its summary (JSON)"
+        + (", and the charts above" if pictures else "")
+        + ".</p>",
     ]
     body = "<html><body>" + "\n".join(s for s in sections if s) + "</body></html>"
     return Email(
@@ -76,8 +93,110 @@ def build_drift_email(
         sender=config.notify.sender,
         subject=subject,
         html=body,
-        attachments=(drift_html, drift_metrics),
+        attachments=(drift_html, drift_metrics, *pictures),
     )
+
+
+def build_alert_email(
+    config: Config, *, health: Path, already_sent: set[str] | None = None
+) -> Email | None:
+    """The e-mail sent at once for tonight's new high-severity alerts (None: there are none, or
+    all are in ``already_sent``, mailed by an earlier run of the night).
+
+    It goes to the risk team and the on-call list; the rest of the alerts wait for the nightly
+    report.
+    """
+    report = HealthReport.read(health)
+    urgent = [
+        alert
+        for alert in report.alerts
+        if alert.new and alert.severity == "high" and alert.key not in (already_sent or set())
+    ]
+    if not urgent:
+        return None
+    judged = "no model" if report.version is None else f"v{report.version} ({report.slot})"
+    subject = (
+        f"[ijules] ALERT: {len(urgent)} high-severity alert(s) on {judged}, data to "
+        f"{report.data_end}: " + ", ".join(alert.kind for alert in urgent)
+    )
+    body = (
+        f"<html><body><h2>{html.escape(subject)}</h2>"
+        + _alert_table(urgent)
+        + _actions_paragraph(report)
+        + "<p>The nightly report follows with the health score and every alert.</p>"
+        "</body></html>"
+    )
+    recipients = tuple(dict.fromkeys((*config.notify.risk_team, *config.notify.on_call)))
+    return Email(
+        to=recipients, sender=config.notify.sender, subject=subject, html=body, attachments=()
+    )
+
+
+def _health_section(report: HealthReport | None) -> str:
+    if report is None:
+        return "<h3>Model health</h3><p>No health report tonight.</p>"
+    judged = (
+        "no model is registered"
+        if report.version is None
+        else f"v{html.escape(report.version)} ({html.escape(str(report.slot))})"
+    )
+    score = "not measured" if report.score is None else f"<b>{report.score:.2f}</b>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>"
+        f"{'n/a' if part.score is None else f'{part.score:.2f}'}</td>"
+        f"<td>{html.escape(part.detail)}</td></tr>"
+        for name, part in report.components.items()
+    )
+    cleared = (
+        f"<p>Cleared since last night: {html.escape(', '.join(report.cleared))}.</p>"
+        if report.cleared
+        else ""
+    )
+    alerts = _alert_table(report.alerts) if report.alerts else "<p>No alert is active tonight.</p>"
+    return (
+        f"<h3>Health of {judged}: {score}</h3>"
+        f"<p>Data to {html.escape(str(report.data_end))}; a score in [0, 1], the weighted mean of "
+        "the measured components.</p>"
+        "<table border='1' cellpadding='4'><tr><th>component</th><th>score</th><th>measured"
+        f"</th></tr>{rows}</table><h3>Alerts</h3>{alerts}{cleared}" + _actions_paragraph(report)
+    )
+
+
+def _alert_table(alerts: list[HealthAlert]) -> str:
+    rows = "".join(
+        f"<tr><td>{alert.severity}</td><td>{'new' if alert.new else 'ongoing'}</td>"
+        f"<td>{html.escape(alert.key)}</td><td>{html.escape(alert.message)}</td>"
+        f"<td>{html.escape(alert.recommended_action)}</td></tr>"
+        for alert in alerts
+    )
+    return (
+        "<table border='1' cellpadding='4'><tr><th>severity</th><th></th><th>condition</th>"
+        f"<th>what</th><th>recommended action</th></tr>{rows}</table>"
+    )
+
+
+def _actions_paragraph(report: HealthReport) -> str:
+    started = [
+        what
+        for what, on in (
+            ("an early weekly retraining (ijules_weekly)", report.actions.retrain),
+            ("the champion's rollback (ijules_rollback)", report.actions.rollback),
+        )
+        if on
+    ]
+    if not started:
+        return "<p>Tonight's health starts nothing.</p>"
+    return f"<p>Tonight's health starts {html.escape(' and '.join(started))}.</p>"
+
+
+def _charts_section(pictures: list[Path]) -> str:
+    if not pictures:
+        return ""
+    images = "".join(
+        f"<img src='cid:{html.escape(path.name)}' alt='{html.escape(path.stem)}'> "
+        for path in pictures
+    )
+    return f"<h3>The last nights</h3><p>{images}</p>"
 
 
 def _drift_section(drift: DriftSummary) -> str:
@@ -90,8 +209,9 @@ def _drift_section(drift: DriftSummary) -> str:
     current, reference = drift.current, drift.reference
     return (
         "<h3>Feature drift</h3>"
-        f"<p>Newest {current.bars} bars ({current.start} to {current.end}) against the "
-        f"train window ({reference.start} to {reference.end}). Dataset drift is flagged at "
+        f"<p>Newest {current.bars} bars ({current.start} to {current.end}) against "
+        f"{html.escape(drift.reference_source)} ({reference.start} to {reference.end}). "
+        "Dataset drift is flagged at "
         f"{drift.threshold:.0%} of features.</p>"
         "<table border='1' cellpadding='4'><tr><th>feature</th><th>score</th><th>test</th>"
         f"<th>drifted</th></tr>{rows}</table>"

@@ -33,6 +33,7 @@ WRITERS = {
     "report",
     "drift",
     "paper",
+    "health",
     "risk_report",
     "review",
     "promote",
@@ -132,13 +133,27 @@ def test_nightly_monitors_and_paper_trades_then_mails(dagbag) -> None:
     after_features = {
         ("features", "drift"),
         ("features", "paper"),
-        ("drift", "email_risk_team"),
-        ("paper", "email_risk_team"),
+        ("drift", "health"),
+        ("paper", "health"),
+        ("health", "email_risk_team"),
+        ("health", "mail_urgent_alerts"),
+        ("health", "adapt"),
+        ("adapt", "retrain_early"),
+        ("adapt", "rollback_champion"),
     }
     assert edges(dag) == set(itertools.pairwise(chain)) | after_features
-    # The registry decides who trades, which DVC does not see: the stage runs every night.
-    assert dag.get_task("paper").bash_command.endswith("dvc repro --force --single-item paper")
-    assert "--force" not in dag.get_task("drift").bash_command
+    # The registry decides who trades and what drift and health compare with, which DVC does not
+    # see: those stages run every night.
+    for stage in ("drift", "paper", "health"):
+        assert dag.get_task(stage).bash_command.endswith(f"dvc repro --force --single-item {stage}")
+    retrain, rollback = dag.get_task("retrain_early"), dag.get_task("rollback_champion")
+    assert (retrain.trigger_dag_id, rollback.trigger_dag_id) == ("ijules_weekly", "ijules_rollback")
+    # One trigger per night's data, whatever reruns it: the run id is the night's last bar.
+    for trigger in (retrain, rollback):
+        assert trigger.skip_when_already_exists
+        assert "key='night'" in trigger.trigger_run_id
+    # The early retraining sees what this night saw: its as-of is this run's data-interval end.
+    assert "data_interval_end" in retrain.logical_date
 
 
 def test_a_failed_run_alerts_once_and_every_failed_task_records_why(dagbag) -> None:
@@ -246,7 +261,7 @@ def run_bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
             "dvc",
             ["repro", "--single-item", "walk_forward", "walk_forward_summary"],
         ),
-        ("ijules_nightly", "drift", "dvc", ["repro", "--single-item", "drift"]),
+        ("ijules_nightly", "drift", "dvc", ["repro", "--force", "--single-item", "drift"]),
         ("ijules_weekly", "review", "ijules", ["register"]),
     ],
 )

@@ -29,6 +29,7 @@ STAGES = (
     "stress",
     "report",
     "paper",  # with nothing registered yet: no book opens, the report says so
+    "health",  # no model to score: the data's drift only
 )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ijules.artifacts import Registration
+from ijules.artifacts import HEALTH_COMPONENTS, HealthReport, Registration
 from tests.config_audit import ConfigReads, schema_fields
 from tests.conftest import REPO, deep_merge, make_project
 
@@ -97,6 +97,9 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
     (project / "config" / "audit_research.yaml").write_text(
         yaml.safe_dump({"research": RESEARCH}, sort_keys=False)
     )
+    (project / "config" / "audit_health.yaml").write_text(
+        yaml.safe_dump({"health": {"min_live_bars": 12, "min_regime_bars": 6}})
+    )
     (project / "config" / "audit_rolling.yaml").write_text(
         yaml.safe_dump({"walk_forward": {"scheme": "rolling", "train_bars": 400}})
     )
@@ -150,6 +153,19 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
             _failure_email(project)
             reads["failure_email"] = set(recorder.reads)
             digested["failure_email"] = set(recorder.digested)
+            # A day and a half of new bars: the champion's paper book trades them, and health
+            # judges its live record (on a dozen bars) against its review evidence.
+            params = yaml.safe_load((project / "params.yaml").read_text())
+            params["data"]["end"] = "2017-10-16T12:00:00Z"
+            (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            by_stage = dict(stages)
+            for stage in ("ingest", "validate", "features", "drift", "paper"):
+                command(f"{stage} (later)", shlex.split(by_stage[stage])[1:])
+            health_argv = shlex.split(by_stage["health"])[1:]
+            command("health (live)", ["--phase", "audit_health", *health_argv])
+            assert set(read_health(project).components) == set(HEALTH_COMPONENTS)
+            measured = read_health(project).components
+            assert all(part.score is not None for part in measured.values()), measured
             command("curriculum", ["--phase", "audit_curriculum", "train"])
             command("research", ["--phase", "audit_research", "research"])
             command(
@@ -162,6 +178,10 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
         os.environ.clear()
         os.environ.update(saved)
     yield Audit(reads, digested)
+
+
+def read_health(project: Path) -> HealthReport:
+    return HealthReport.read(project / "reports" / "health" / "night.json")
 
 
 def _email(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""The run's summary reads each paper book's night back from its report."""
+"""The run's summary reads each paper book's night and the health back from their reports."""
 
 from __future__ import annotations
 
@@ -48,3 +48,23 @@ def test_the_summary_says_why_nothing_traded(make_config, tmp_path, monkeypatch)
         note=note,
     ).write(Path(config.paths.paper_report))
     assert f"paper:    {note}" in render_summary(config)
+
+
+def test_the_summary_shows_health_its_alerts_and_what_they_started(
+    make_config, tmp_path, monkeypatch
+) -> None:
+    from tests.unit.monitoring.test_report_mail import health_report
+
+    config = make_config()
+    monkeypatch.chdir(tmp_path)
+    assert "health:" not in render_summary(config)
+    report = health_report(tmp_path)
+    target = Path(config.paths.health_report)
+    target.parent.mkdir(parents=True)
+    report.replace(target)
+    text = render_summary(config)
+    assert (
+        "health:   v3 (champion): 0.31; 2 alert(s), 1 new; started retrain_early, rollback_champion"
+    ) in text
+    assert "NEW high: health_breach:champion:v3: roll back the champion" in text
+    assert "medium: data_drift:champion:v3: retrain" in text

@@ -105,3 +105,76 @@ def test_without_a_paper_night_the_email_has_no_paper_section(make_config, drift
     empty = night(tmp_path, [], note="no version of ijules-policy is registered: nothing trades")
     email = build_drift_email(config, drift_metrics=drift[0], drift_html=drift[1], paper=empty)
     assert "<p>no version of ijules-policy is registered: nothing trades</p>" in email.html
+
+
+def health_report(tmp_path: Path, **changes: object) -> Path:
+    from ijules.artifacts import HealthActions, HealthAlert, HealthComponent, HealthReport
+
+    report = HealthReport(
+        data_end="2017-10-16T00:00:00+00:00",
+        slot="champion",
+        version="3",
+        reference="v3 (champion)'s training window",
+        score=0.3125,
+        components={
+            "data_drift": HealthComponent(score=0.75, detail="1 of 4 features drifted"),
+            "performance": HealthComponent(score=None, detail="not measured: 10 live bar(s)"),
+        },
+        alerts=[
+            HealthAlert(
+                key="health_breach:champion:v3", kind="health_breach", severity="high",
+                slot="champion", version="3", message="health score 0.31 below 0.35",
+                recommended_action="roll back the champion", new=True,
+            ),
+            HealthAlert(
+                key="data_drift:champion:v3", kind="data_drift", severity="medium",
+                slot="champion", version="3", message="drifted", recommended_action="retrain",
+                new=False,
+            ),
+        ],
+        cleared=["action_drift:champion:v3"],
+        actions=HealthActions(retrain=True, rollback=True, reasons=["health_breach"]),
+        drift_share=0.25,
+        pnl_usd={"champion": 12.0},
+    ).model_copy(update=changes)  # fmt: skip
+    path = tmp_path / "health.json"
+    report.write(path)
+    return path
+
+
+def test_the_email_leads_with_health_alerts_and_inline_charts(make_config, drift, tmp_path):
+    metrics, html_path = drift
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    for name in ("health.png", "pnl.png"):
+        (charts / name).write_bytes(b"\x89PNG")
+    email = build_drift_email(
+        make_config(), drift_metrics=metrics, drift_html=html_path,
+        paper=night(tmp_path, [book()]), health=health_report(tmp_path), charts=charts,
+    )  # fmt: skip
+    assert email.subject.startswith("[ijules] health 0.31, 1 new alert(s); ")
+    body = email.html
+    order = [
+        "Health of v3 (champion): <b>0.31</b>", "health_breach:champion:v3",
+        "src='cid:health.png'", "<h3>Feature drift</h3>", "<h3>Paper trading</h3>",
+    ]  # fmt: skip
+    assert [body.index(part) for part in order] == sorted(body.index(part) for part in order)
+    assert "<td>high</td><td>new</td>" in body and "<td>medium</td><td>ongoing</td>" in body
+    assert "<td>performance</td><td>n/a</td>" in body
+    assert "Cleared since last night: action_drift:champion:v3" in body
+    assert "early weekly retraining (ijules_weekly) and the champion&#x27;s rollback" in body
+    assert {path.name for path in email.attachments} >= {"health.png", "pnl.png", "drift.html"}
+
+
+def test_only_new_high_alerts_are_mailed_at_once_to_risk_and_on_call(make_config, tmp_path):
+    from ijules.monitoring.report_mail import build_alert_email
+
+    config = make_config()
+    email = build_alert_email(config, health=health_report(tmp_path))
+    assert email is not None
+    assert email.to == ("risk-team@example.com", "on-call@example.com")
+    assert "health_breach" in email.subject and "data_drift" not in email.subject
+    sent = {"health_breach:champion:v3"}
+    assert build_alert_email(config, health=health_report(tmp_path), already_sent=sent) is None
+    quiet = health_report(tmp_path, alerts=[])
+    assert build_alert_email(config, health=quiet) is None
