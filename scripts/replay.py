@@ -317,6 +317,7 @@ class Replay:
             logical_date=None if run.logical_date is None else run.logical_date.isoformat(),
             trigger=planned.trigger,
             triggered_by=extra.get("triggered_by"),
+            queued_as=extra.get("queued_as"),
             reason=planned.reason,
             # A run Airflow failed to finish is left running in the database: it failed.
             state=str(run.state) if error is None else "failed",
@@ -351,7 +352,9 @@ class Replay:
             for dag_id, logical_date, conf, run_id in found:
                 self.say.write(f"  {parent.run_id} queued {dag_id} {run_id}: {conf}\n")
                 planned = Planned(dag_id, logical_date, "triggered", conf.get("reason"))
-                child = self.execute(dags[dag_id], planned, number, triggered_by=parent.run_id)
+                child = self.execute(
+                    dags[dag_id], planned, number, triggered_by=parent.run_id, queued_as=run_id
+                )
                 ran.append(child)
                 parents.append(child)
         return ran
