@@ -6,18 +6,19 @@ It copies the project into ``FOLDER/project`` (the files git knows, as in the wo
 ``scripts/replay.yaml``'s ``params`` laid over params.yaml (a tiny training budget, the review's
 thresholds opened), with its own MLflow store and its own Airflow home and metadata database
 (``FOLDER/airflow``). The sample's bars, stamped ``shift_weeks`` later, arrive in the copy's
-landing folder one delivery a day, so no run sees a later day's bars whatever its as-of. Then,
-for each day: that day's delivery lands; each DAG whose schedule falls on the day runs with
+landing folder one delivery a day, so no run sees a later day's bars whatever its as-of. Then, for
+each day: that day's delivery lands; each DAG whose schedule falls on the day runs with
 ``dag.test(logical_date=...)`` at its scheduled instant (the nightly every day, the weekly on its
 day; for these cron schedules the run's data interval ends at its logical date, the as-of its
-ingest writes), and so does each run the desk plans that day (a person's trigger, with its reason);
-after each run, the runs it created in the metadata database and left queued (the nightly's
-health starting the weekly early, or a rollback) run next, as a scheduler would start them,
-with their logical date and conf. The weekly's approval is answered over the api-server's HITL
-REST API by the plan's approver (``scripts/answer_approval.py``). After each day the timeline is
-written to ``OUTPUT/timeline.json`` and ``OUTPUT/timeline.html`` (atomically).
+ingest writes), and so does what the desk plans that day (a person triggering a rollback or a
+retraining, with its reason, or promoting the challenger with `ijules promote`); after each run,
+the runs it created in the metadata database and left queued (the nightly's health starting the
+weekly early, or a rollback) run next, as a scheduler would start them, with their logical date and
+conf. The weekly's approval is answered over the api-server's HITL REST API by the plan's approver
+(``scripts/answer_approval.py``). After each day the timeline is written to
+``OUTPUT/timeline.json`` and ``OUTPUT/timeline.html`` (atomically).
 
-Usage: python scripts/replay.py [--from 2026-02-28] [--to 2026-03-20] [--plan scripts/replay.yaml]
+Usage: python scripts/replay.py [--from 2026-04-18] [--to 2026-05-08] [--plan scripts/replay.yaml]
 """
 
 from __future__ import annotations
@@ -56,12 +57,22 @@ def parse_day(text: str) -> date:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--from", dest="first_day", type=parse_day, default=None)
-    parser.add_argument("--to", dest="last_day", type=parse_day, default=None)
-    parser.add_argument("--plan", type=Path, default=PLAN)
-    parser.add_argument("--folder", type=Path, default=ROOT / "var" / "replay")
-    parser.add_argument("--output", type=Path, default=ROOT / "reports" / "operations")
+    parser = argparse.ArgumentParser(
+        description="Replay weeks of a sample's history through the DAGs; write the timeline."
+    )
+    parser.add_argument(
+        "--from", dest="first_day", type=parse_day, help="first day (default: the plan's)"
+    )
+    parser.add_argument(
+        "--to", dest="last_day", type=parse_day, help="last day (default: the plan's)"
+    )
+    parser.add_argument("--plan", type=Path, default=PLAN, help="the replay file")
+    parser.add_argument(
+        "--folder", type=Path, default=ROOT / "var" / "replay", help="where the copy runs"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "reports" / "operations", help="the timeline's folder"
+    )
     args = parser.parse_args()
 
     from ijules.operations.plan import load_plan
@@ -104,13 +115,15 @@ class Planned:
     trigger), or a desk command (``dag_id`` None)."""
 
     dag_id: str | None
-    logical_date: datetime
+    logical_date: datetime | None  # None: a run another created without one
     trigger: str  # "schedule", "desk" or "triggered"
     reason: str | None = None
     action: str | None = None  # the desk's action
 
 
 class Replay:
+    """The replay's days, run in the copy: its services, its DAG runs and its timeline."""
+
     def __init__(self, plan: Any, project: Path, folder: Path, output: Path, plan_file: Path):
         self.plan = plan
         self.project = project
@@ -304,6 +317,7 @@ class Replay:
             logical_date=None if run.logical_date is None else run.logical_date.isoformat(),
             trigger=planned.trigger,
             triggered_by=extra.get("triggered_by"),
+            queued_as=extra.get("queued_as"),
             reason=planned.reason,
             # A run Airflow failed to finish is left running in the database: it failed.
             state=str(run.state) if error is None else "failed",
@@ -338,7 +352,9 @@ class Replay:
             for dag_id, logical_date, conf, run_id in found:
                 self.say.write(f"  {parent.run_id} queued {dag_id} {run_id}: {conf}\n")
                 planned = Planned(dag_id, logical_date, "triggered", conf.get("reason"))
-                child = self.execute(dags[dag_id], planned, number, triggered_by=parent.run_id)
+                child = self.execute(
+                    dags[dag_id], planned, number, triggered_by=parent.run_id, queued_as=run_id
+                )
                 ran.append(child)
                 parents.append(child)
         return ran

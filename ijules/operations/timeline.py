@@ -29,8 +29,6 @@ from ijules.registry.audit import Action, verify
 from ijules.registry.register import CHALLENGER, CHAMPION, alias_version
 from ijules.tracking import configure
 
-# Where the nightly health stage writes its report (``ijules health``).
-HEALTH_REPORT = Path("reports/health/night.json")
 NIGHTLY, WEEKLY, ROLLBACK = "ijules_nightly", "ijules_weekly", "ijules_rollback"
 SUCCESS = "success"
 # The registry events that move an alias: a person's approval gives the version the alias its
@@ -51,6 +49,7 @@ class ReplayRun(Record):
     logical_date: str | None  # None: triggered without one (no data interval: the whole history)
     trigger: RunTrigger
     triggered_by: str | None  # the run whose task created it (trigger "triggered")
+    queued_as: str | None = None  # the run id its trigger gave it (dag.test starts it afresh)
     reason: str | None  # the reason it was given (its conf), if any
     state: str
     seconds: float
@@ -171,7 +170,7 @@ def snapshot_day(
         notes.append(f"nightly {nightly.state} (failed: {', '.join(failed) or 'none'})")
     paper = _if_ran(nightly, "paper", PaperReport, project / config.paths.paper_report, notes)
     drift = _if_ran(nightly, "drift", DriftSummary, project / config.paths.drift_metrics, notes)
-    health = _if_ran(nightly, "health", HealthReport, project / HEALTH_REPORT, notes)
+    health = _if_ran(nightly, "health", HealthReport, project / config.paths.health_report, notes)
     champion, challenger = aliases(config)
     entries = verify(project / config.paths.audit)
     events = [

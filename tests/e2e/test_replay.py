@@ -4,8 +4,10 @@ operations timeline agrees with the registry's audit trail and with the paper bo
 The replay runs once for the module: `scripts/replay.yaml`'s three weeks and desk (it promotes
 the challenger on the second Tuesday and rolls the champion back on the Thursday), on a smaller
 budget still: one training seed, one walk-forward fold, one tuning trial, one stress scenario.
-Whether a week's version beats the champion is the review's call on the bars; the desk's
-promotion makes the rollback's outcome certain either way (v2 replaced v1 by then).
+Whether a week's version beats the champion is the review's call on the bars, and whether a
+night's health starts an early retraining or a rollback is health's: the agreement with the
+trail, the registry and the ledgers holds whatever happened, and the exact course of the weeks
+is checked when nothing but the schedule and the desk moved the aliases.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ import pytest
 import yaml
 
 from ijules.operations.page import TIMELINE_HTML, TIMELINE_JSON
-from ijules.operations.timeline import NIGHTLY, ROLLBACK, WEEKLY, Timeline, TimelineDay
+from ijules.operations.timeline import (
+    NIGHTLY,
+    ROLLBACK,
+    WEEKLY,
+    ReplayRun,
+    Timeline,
+)
 from ijules.paper.ledger import read_ledger
 from ijules.registry.audit import AuditEntry, verify
 from tests.conftest import REPO
@@ -157,10 +165,8 @@ def test_the_alias_history_is_the_audit_trails_day_by_day_and_the_registrys_at_t
         assert (day.champion, day.challenger) == (aliases["champion"], aliases["challenger"]), day
     from mlflow import MlflowClient
 
-    os.environ["MLFLOW_TRACKING_URI"] = (
-        f"sqlite:///{replayed.project / 'var' / 'mlflow' / 'mlflow.db'}"
-    )
-    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    store = f"sqlite:///{replayed.project / 'var' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     model = client.get_registered_model("ijules-policy")
     assert {alias: str(v) for alias, v in model.aliases.items()} == {
         alias: version for alias, version in aliases.items() if version is not None
@@ -173,50 +179,85 @@ def desk_reason(action: str) -> str:
     return str(reason)
 
 
-def test_the_weeks_register_promote_and_the_desk_rolls_the_champion_back(
+def actor(run: ReplayRun) -> str:
+    """Who the audit trail names for what ``run``'s tasks did."""
+    return f"airflow:{run.dag_id}:{run.run_id}"
+
+
+def test_each_saturdays_weekly_registers_a_version_the_approver_gives_its_alias(
     replayed: Replayed,
 ) -> None:
     days = {date.fromisoformat(day.day): day for day in replayed.timeline.days}
+    for number, saturday in enumerate(SATURDAYS):
+        [run] = [run for run in days[saturday].runs_of(WEEKLY) if run.trigger == "schedule"]
+        [registered] = [e for e in days[saturday].events_of("register") if e.actor == actor(run)]
+        # The opened review passes it, proposing an alias; the approver gives it that alias.
+        assert registered.alias in ("champion", "challenger"), registered
+        approved = [
+            e for e in days[saturday].events_of("approve") if e.version == registered.version
+        ]
+        assert [(e.alias, e.actor) for e in approved] == [
+            (registered.alias, replayed.timeline.approver)
+        ]
+        if number == 0:  # nothing was registered before: no champion to beat
+            assert (registered.version, registered.alias) == ("1", "champion")
+
+
+def test_what_the_nightly_starts_runs_that_day_for_its_reason_and_leaves_its_mark(
+    replayed: Replayed,
+) -> None:
+    for day in replayed.timeline.days:
+        nightly = {run.run_id for run in day.runs_of(NIGHTLY)}
+        for run in (run for run in day.runs if run.trigger == "triggered"):
+            assert run.triggered_by in nightly, (day.day, run)
+            assert str(run.reason).startswith("health: "), run
+            assert str(run.queued_as).startswith("health_"), run
+            marks = [e for e in day.events if e.actor == actor(run)]
+            if run.dag_id == ROLLBACK and run.state == "success":
+                assert [(e.action, e.reason) for e in marks] == [("rollback", run.reason)]
+            if run.dag_id == WEEKLY and run.state == "success":
+                assert [e.action for e in marks][:1] == ["register"]
+
+
+def test_the_desk_promotes_the_challenger_and_rolls_the_champion_back(
+    replayed: Replayed,
+) -> None:
+    days = {date.fromisoformat(day.day): day for day in replayed.timeline.days}
+    [promotion] = days[PROMOTION_DAY].desk
+    by_desk = [
+        e for e in days[PROMOTION_DAY].events_of("promote") if e.actor == replayed.timeline.approver
+    ]
+    if promotion.command is None:
+        assert (promotion.said, by_desk) == ("no challenger to promote", [])
+    else:
+        assert promotion.exit_code == 0, promotion
+        [moved] = by_desk
+        assert (moved.alias, moved.reason, days[PROMOTION_DAY].champion) == (
+            "champion", desk_reason("promote_challenger"), moved.version
+        )  # fmt: skip
+    [rollback] = [run for run in days[ROLLBACK_DAY].runs_of(ROLLBACK) if run.trigger == "desk"]
+    assert rollback.reason == desk_reason("rollback")
+    rolled = [e for e in days[ROLLBACK_DAY].events_of("rollback") if e.actor == actor(rollback)]
+    if rollback.state == "success":
+        [back] = rolled
+        assert back.reason == desk_reason("rollback")
+    else:  # nothing to roll back to (health had rolled back already): refused, and recorded
+        assert (rollback.tasks["rollback"], rolled) == ("failed", [])
+    triggered = [run for day in days.values() for run in day.runs if run.trigger == "triggered"]
+    if triggered:
+        return
+    # Only the schedule and the desk moved the aliases: v1 the first week, v2 (week two's,
+    # champion by the review or by the desk's promotion) from the Tuesday, v1 again from the
+    # rollback on the Thursday; and the champion's paper book follows the night after: v1 again,
+    # a fresh book, and v2's closed.
     registered = [(day, e.version) for day, d in days.items() for e in d.events_of("register")]
     assert registered == [(saturday, str(n)) for n, saturday in enumerate(SATURDAYS, start=1)]
-    # Each week's version passed the opened review and the approver signed it off: the approval
-    # gave it the alias the review proposed (champion: none yet, or it beat the champion; else
-    # challenger).
-    weekly = [(day, e.version, e.alias) for day, d in days.items() for e in d.events_of("approve")]
-    assert [(day, version) for day, version, _ in weekly] == [
-        (saturday, str(n)) for n, saturday in enumerate(SATURDAYS, start=1)
-    ]
-    assert weekly[0][2] == "champion"
-    # The desk: the challenger to champion on the Tuesday (if week two's version was not
-    # champion already), so by then v2 had replaced v1; the rollback on Thursday brings v1 back.
-    [promotion] = days[PROMOTION_DAY].desk
-    if weekly[1][2] == "challenger":
-        assert (promotion.exit_code, days[PROMOTION_DAY].events_of("promote")[0].version) == (
-            0,
-            "2",
-        )
-    else:
-        assert (promotion.command, promotion.said) == (None, "no challenger to promote")
-    assert days[PROMOTION_DAY].champion == "2"
-    [rollback_run] = days[ROLLBACK_DAY].runs_of(ROLLBACK)
-    assert (rollback_run.trigger, rollback_run.reason, rollback_run.state) == (
-        "desk", desk_reason("rollback"), "success"
-    )  # fmt: skip
-    rolled = [
-        (day, e.version, e.reason) for day, d in days.items() for e in d.events_of("rollback")
-    ]
-    assert rolled == [(ROLLBACK_DAY, "1", desk_reason("rollback"))]
-    assert days[ROLLBACK_DAY].champion == "1"
-    triggered = [run for d in days.values() for run in d.runs if run.trigger == "triggered"]
-    if not triggered:  # only the schedule and the desk moved the aliases
-        for day, record in days.items():
-            if day < SATURDAYS[1]:
-                assert record.champion == "1", day
-            elif PROMOTION_DAY <= day < ROLLBACK_DAY:
-                assert record.champion == "2", day
-            elif ROLLBACK_DAY <= day < SATURDAYS[2]:
-                assert record.champion == "1", day
-    # The champion's paper book follows the night after: v1 again, a fresh book, and v2's closed.
+    assert rollback.state == "success" and rolled[0].version == "1"
+    for day, record in days.items():
+        if day < SATURDAYS[1] or ROLLBACK_DAY <= day < SATURDAYS[2]:
+            assert record.champion == "1", day
+        elif PROMOTION_DAY <= day < ROLLBACK_DAY:
+            assert record.champion == "2", day
     after = days[ROLLBACK_DAY + timedelta(days=1)].books or []
     champion_books = {(b.version, b.outcome, b.started) for b in after if b.slot == "champion"}
     assert champion_books == {("1", "traded", True), ("2", "retired", False)}
@@ -256,11 +297,13 @@ def test_the_page_shows_the_plots_every_day_and_says_what_was_not_measured(
     for day in replayed.timeline.days:
         assert f"<td>{day.day}</td>" in page
     assert html.escape(desk_reason("rollback")) in page
-    assert "rollback v1 &rarr; champion" in page
-    health_ran = [day.health is not None for day in replayed.timeline.days]
-    if not any(health_ran):  # before the nightly DAG has a health task
-        assert page.count("<span class='note'>not measured</span>") >= len(health_ran)
-    else:
-        assert all(health_ran)
-    measured: list[TimelineDay] = [d for d in replayed.timeline.days if d.drift_share is not None]
-    assert len(measured) == len(replayed.timeline.days)
+    for day in replayed.timeline.days:
+        for event in day.events_of("rollback"):
+            assert f"rollback v{event.version} &rarr; champion" in page
+        assert day.drift_share is not None, day.day
+        [nightly] = [run for run in day.runs_of(NIGHTLY) if run.trigger == "schedule"]
+        if "health" in nightly.tasks:  # the night measured health: its report is the day's
+            assert day.health is not None and day.health.data_end == day.data_end, day.day
+        else:  # a nightly DAG without a health task
+            assert day.health is None
+            assert "health: not measured (the nightly DAG has no health task)" in day.notes
