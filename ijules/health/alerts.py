@@ -9,6 +9,8 @@ from ijules.artifacts import HealthActions, HealthAlert, PaperSlot, Severity
 
 RETRAIN = "retrain early on the newest data (the weekly retraining, through the same gate)"
 ROLLBACK = "roll back the champion to the version it replaced"
+# Drift measured with no model registered: no training window to drift from, nothing to adapt.
+FIRST_TRAINING = "none early: no model is registered; the weekly retraining trains the first"
 
 
 @dataclass(frozen=True)

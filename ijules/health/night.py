@@ -30,7 +30,14 @@ from ijules.config import Config
 from ijules.errors import ArtifactError
 from ijules.evaluation.evaluate import regime_labels
 from ijules.health import components
-from ijules.health.alerts import RETRAIN, ROLLBACK, Condition, actions, fire
+from ijules.health.alerts import (
+    FIRST_TRAINING,
+    RETRAIN,
+    ROLLBACK,
+    Condition,
+    actions,
+    fire,
+)
 from ijules.health.charts import draw_charts
 from ijules.health.components import LiveRecord, ReviewWindow
 from ijules.health.reference import Judged, judged_model
@@ -228,9 +235,11 @@ def _conditions(
     found: list[Condition] = []
     if drift is not None and drift.dataset_drift:
         # One condition of the data, whichever model trades: a new version trained on drifted
-        # data is not a new reason to retrain (else every retrain would start the next).
+        # data is not a new reason to retrain (else every retrain would start the next). With no
+        # model the weekly schedule's training is the first, and an early one would only repeat it.
+        action = RETRAIN if judged is not None else FIRST_TRAINING
         found.append(
-            Condition("data_drift", "medium", None, None, parts["data_drift"].detail, RETRAIN)
+            Condition("data_drift", "medium", None, None, parts["data_drift"].detail, action)
         )
     if actions_drifted:
         found.append(

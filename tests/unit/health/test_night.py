@@ -51,13 +51,15 @@ def test_drift_alerts_once_until_it_clears_and_a_rerun_gives_the_same(
     key = "data_drift:-:v-"
     monday = health(config, tmp_path, "2017-10-16T00:00:00+00:00", drifted=True)
     assert [(a.key, a.new) for a in monday.alerts] == [(key, True)]
-    assert monday.actions.retrain and not monday.actions.rollback
+    # No model: the drift is reported, and the weekly schedule trains the first one.
+    assert not monday.actions.retrain and not monday.actions.rollback
+    assert monday.alerts[0].recommended_action.startswith("none early: no model is registered")
     assert monday.score is None and monday.version is None  # no model to score
     assert monday.drift_share == 0.75
 
     tuesday = health(config, tmp_path, "2017-10-17T00:00:00+00:00", drifted=True)
     assert [(a.key, a.new) for a in tuesday.alerts] == [(key, False)]
-    assert not tuesday.actions.retrain  # ongoing: it started its retraining on Monday
+    assert not tuesday.actions.retrain
 
     rerun = health(config, tmp_path, "2017-10-17T00:00:00+00:00", drifted=True)
     assert rerun == tuesday
@@ -94,3 +96,29 @@ def test_a_line_that_is_not_a_night_stops_the_stage_naming_it(
     history.write_text(history.read_text() + "{not json}\n")
     with pytest.raises(Exception, match=r"history.jsonl, line 2: not a health day"):
         health(config, tmp_path, "2017-10-17T00:00:00+00:00", drifted=False)
+
+
+def test_drift_starts_a_retraining_only_when_a_model_has_a_window_to_drift_from(
+    make_config, tmp_path
+) -> None:
+    from ijules.health import components
+    from ijules.health.alerts import FIRST_TRAINING, RETRAIN, actions, fire
+    from ijules.health.night import _conditions
+    from ijules.health.reference import Judged
+    from ijules.paper.served import Assignment
+
+    config = make_config()
+    drift = DriftSummary.read(night(tmp_path, "2017-10-16", drifted=True)["drift_metrics"])
+    parts = {"data_drift": components.data_drift(drift)}
+    champion = Judged(
+        assignment=Assignment(
+            slot="champion", version="3", alias="champion", status="passed", approved=True,
+            allocation=0.9, capital_usd=90_000.0, weights_sha256=None, run_id="r3",
+        ),
+        facts=None,
+        curve=None,
+    )  # fmt: skip
+    for judged, action, retrain in ((champion, RETRAIN, True), (None, FIRST_TRAINING, False)):
+        found = _conditions(config, judged, drift, None, None, False, False, [], parts)
+        assert [(c.kind, c.recommended_action) for c in found] == [("data_drift", action)]
+        assert actions(fire(found, set())).retrain is retrain
