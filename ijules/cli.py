@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from ijules.config import AS_OF_FILE, AS_OF_KEY, Config, load_as_of, load_config, parse_as_of
@@ -804,11 +803,15 @@ def main() -> None:
         _record_error(str(err))
         typer.echo(f"error: {err}", err=True)
         raise SystemExit(1) from None
-    except click.ClickException as err:
+    except typer.TyperException as err:  # a usage error (Typer's own click raises these)
         _record_error(err.format_message())
-        err.show()
+        show = getattr(err, "show", None)  # usage and the error, as click prints them
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"Error: {err.format_message()}", err=True)
         raise SystemExit(err.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         _record_error("aborted")
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None

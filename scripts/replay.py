@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -151,7 +152,7 @@ class Replay:
             f"{len(backlog)} deliveries landed before day one; logs in {self.logs}\n"
         )
         self.migrate()
-        with self.api_server() as api, self.mail_sink():
+        with self.warm_commands(), self.api_server() as api, self.mail_sink():
             self.api = api
             dags = self.load_dags()
             timeline = TimelineWriter(config, self.plan, self.output, self.project)
@@ -181,6 +182,23 @@ class Replay:
                 [sys.executable, "-m", "airflow", "db", "migrate"],
                 check=True, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    @contextmanager
+    def warm_commands(self) -> Iterator[None]:
+        """Every `ijules` command the tasks start, forked from one warm process (ijules/launch.py):
+        the same commands, without each paying seconds to import its libraries."""
+        from ijules.launch import WARM_SOCKET_ENV, warm_process
+
+        # A short folder: a Unix socket's path is limited to about 100 bytes.
+        with (
+            tempfile.TemporaryDirectory(prefix="ijules-warm-") as short,
+            warm_process(Path(short), self.logs / "warm-ijules.log") as path,
+        ):
+            os.environ[WARM_SOCKET_ENV] = str(path)
+            try:
+                yield
+            finally:
+                del os.environ[WARM_SOCKET_ENV]
 
     @contextmanager
     def api_server(self) -> Iterator[str]:
