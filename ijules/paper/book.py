@@ -52,7 +52,7 @@ class BookState(Artifact):
     allocation: float
     capital_usd: float
     weights_sha256: str | None
-    anchor: str | None  # the bar the version started at: its test window's last bar
+    anchor: str | None  # the bar the book opened at (the desk's last night, or test window end)
     bars_per_year: float | None  # the version's tested figures, pinned
     bars_per_day: float | None
     ledger_rows: int
@@ -109,7 +109,8 @@ def bar_index(market: MarketData, when: str, what: str) -> int:
 
 
 def anchor_at(market: MarketData, test_end: str) -> str:
-    """The bar a new book starts at: the last bar at or before its model's test window's end."""
+    """The bar a new book starts at: the last bar at or before ``test_end`` (the later of its
+    model's test window's end and the desk's last night)."""
     stamp = np.datetime64(pd.Timestamp(test_end).tz_convert("UTC").tz_localize(None), "ns")
     index = int(np.searchsorted(market.timestamps, stamp, side="right")) - 1
     if index < 0:

@@ -5,8 +5,10 @@ version; its served weights are verified, then its book trades the new bars
 (:func:`ijules.paper.book.trade_night`), its ledger gets the rows, a run per book and night goes
 to MLflow (experiment ``<registry.experiment>-paper``, tagged with the version and alias), and
 its state is written last: the state is the commit. A version new under its slot starts a fresh
-book (flat, new LSTM state) at its test window's last bar, and the version it replaced is retired
-there, its positions closed at its last mark; both are ledger rows.
+book (flat, new LSTM state) where the desk's last night ended (the latest bar any book stood at),
+or at its test window's last bar if that is later: it trades the bars that arrive from then on,
+never bars the desk has already traded past. The version it replaced is retired at its own last
+mark, its positions closed there; both are ledger rows.
 
 Nothing here reads the clock: the night's bars follow from the published bars, the books' states
 and the registry. A rerun after a night that succeeded trades nothing and writes nothing new;
@@ -79,6 +81,7 @@ def run_paper(
         folder.mkdir(parents=True, exist_ok=True)  # DVC's outputs, even before a book opens
     nights: list[PaperModelNight] = []
     refused: list[str] = []
+    reached = _last_night(state)
     for slot in PAPER_SLOTS:
         path = state / f"{slot}.json"
         before = BookState.read_if_present(path)
@@ -87,7 +90,7 @@ def run_paper(
             continue  # an empty slot that held nothing
         ledger = ledgers / f"{slot}.jsonl"
         try:
-            night = _book_night(config, history, slot, before, assignment, ledger, path)
+            night = _book_night(config, history, slot, before, assignment, ledger, path, reached)
         except IjulesError as error:  # this model cannot trade tonight; the others can
             log.error("paper %s: %s", slot, error)
             refused.append(f"{slot}: {error}")
@@ -119,6 +122,7 @@ def _book_night(
     assignment: Assignment | None,
     ledger: Path,
     path: Path,
+    reached: str | None,
 ) -> BookNight:
     # The checksum first: a refused model leaves its book, ledger and MLflow untouched.
     policy = served_policy(config, assignment) if assignment is not None else None
@@ -142,7 +146,7 @@ def _book_night(
         return _commit(config, emptied, rows, committed, entry, ledger, path)
     started = book is None
     if book is None:
-        book = _fresh_book(history, assignment, committed)
+        book = _fresh_book(history, assignment, committed, reached)
         rows.append(_start_row(book))
     else:  # the registry's word on the version now (a forced promotion approved later, ...)
         book = book.model_copy(
@@ -175,9 +179,23 @@ def _commit(
     return night
 
 
-def _fresh_book(history: MarketData, assignment: Assignment, committed: int) -> BookState:
-    """A new version's book: flat, at its test window's last bar, with the figures it was
-    tested with (bars per year as evaluated; bars per day measured on its test window)."""
+def _last_night(state: Path) -> str | None:
+    """The latest bar any book stood at before tonight: where the desk's last night ended."""
+    stood = [
+        pd.Timestamp(book.standing_at)
+        for slot in PAPER_SLOTS
+        if (book := BookState.read_if_present(state / f"{slot}.json")) is not None
+        and book.standing_at is not None
+    ]
+    return None if not stood else max(stood).isoformat()
+
+
+def _fresh_book(
+    history: MarketData, assignment: Assignment, committed: int, reached: str | None
+) -> BookState:
+    """A new version's book: flat, from the later of the desk's last night and its test
+    window's last bar, with the figures it was tested with (bars per year as evaluated; bars
+    per day measured on its test window)."""
     window = tested_window(assignment)
     stamps = pd.DatetimeIndex(history.timestamps)
     start, end = (_naive(window.start), _naive(window.end))
@@ -196,11 +214,17 @@ def _fresh_book(history: MarketData, assignment: Assignment, committed: int) -> 
         allocation=assignment.allocation,
         capital_usd=assignment.capital_usd,
         weights_sha256=assignment.weights_sha256,
-        anchor=anchor_at(history, window.end),
+        anchor=anchor_at(history, _later(window.end, reached)),
         bars_per_year=window.bars_per_year,
         bars_per_day=measured_bars_per_day(tested),
         ledger_rows=committed,
     )
+
+
+def _later(test_end: str, reached: str | None) -> str:
+    if reached is None or pd.Timestamp(reached) <= pd.Timestamp(test_end):
+        return test_end
+    return reached
 
 
 def _naive(when: str) -> pd.Timestamp:
@@ -219,8 +243,8 @@ def _start_row(book: BookState) -> LedgerEntry:
         approved=book.approved,
         equity_usd=book.capital_usd,
         units_held=(),
-        note=f"v{book.version} starts {share}: a fresh book, flat, new LSTM state, after its "
-        "test window",
+        note=f"v{book.version} starts {share}: a fresh book, flat, new LSTM state, from the "
+        "desk's last night or its test window's end, whichever is later",
     )
 
 

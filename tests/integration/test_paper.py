@@ -244,8 +244,13 @@ def test_without_a_champion_the_latest_version_trades_in_shadow(desk, tmp_path) 
     assert by_slot["champion"].started and by_slot["champion"].version == "1"
     retired = read_ledger(tmp_path / "books" / "ledgers" / "shadow.jsonl")[-1]
     assert retired.kind == "retire" and retired.time == "2017-10-16T00:00:00+00:00"
+    # The champion's book opens where the desk's last night ended, not at v1's test window's
+    # end (2017-10-15): it trades the 36 new bars, none the shadow book already traded past.
     started = read_ledger(tmp_path / "books" / "ledgers" / "champion.jsonl")
-    assert started[0].kind == "start" and started[0].time == "2017-10-15T00:00:00+00:00"
+    assert started[0].kind == "start" and started[0].time == "2017-10-16T00:00:00+00:00"
+    assert (by_slot["champion"].first_bar, by_slot["champion"].bars) == (
+        "2017-10-16T00:00:00+00:00", 36,
+    )  # fmt: skip
     assert BookState.read(tmp_path / "books" / "state" / "shadow.json").version is None
 
     # The champion alias is withdrawn: the champion's book retires and the emptied shadow slot
@@ -255,9 +260,12 @@ def test_without_a_champion_the_latest_version_trades_in_shadow(desk, tmp_path) 
     by_slot = {book.slot: book for book in third.models}
     assert (by_slot["champion"].outcome, by_slot["champion"].retired) == ("retired", "1")
     assert by_slot["shadow"].started and by_slot["shadow"].version == "2"
-    assert by_slot["shadow"].bars == 60
+    # Reopened on the same night's bars: it stands where the champion's book stood, nothing new.
+    assert (by_slot["shadow"].outcome, by_slot["shadow"].bars) == ("no new bars", 0)
     kinds = [row.kind for row in read_ledger(tmp_path / "books" / "ledgers" / "shadow.jsonl")]
-    assert kinds == ["start", *["bar"] * 24, "retire", "start", *["bar"] * 60]
+    assert kinds == ["start", *["bar"] * 24, "retire", "start"]
+    reopened = read_ledger(tmp_path / "books" / "ledgers" / "shadow.jsonl")[-1]
+    assert reopened.time == by_slot["champion"].standing_at
 
 
 def test_a_model_whose_served_weights_fail_their_checksum_does_not_trade(desk, tmp_path) -> None:
