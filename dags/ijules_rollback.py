@@ -26,10 +26,15 @@ from wiring import DEFAULT_ARGS, FailureMail, ijules_command
     on_failure_callback=FailureMail(),  # once per failed run: risk team and on-call
     doc_md=__doc__,
     params={
+        # Required, yet with a default: Airflow builds a failed run's callback context from
+        # the DAG's params alone, and a param with no default fails that, so the failure e-mail
+        # would never go out. A run without a reason is refused by `ijules rollback`.
         "reason": Param(
-            type="string",
+            None,
+            type=["null", "string"],
             minLength=3,
-            description="Why the champion is rolled back (written to the audit trail).",
+            description="Why the champion is rolled back (written to the audit trail). "
+            "Required: a run without one fails, and nothing moves.",
         )
     },
 )
@@ -38,7 +43,7 @@ def ijules_rollback() -> None:
         'rollback --reason "$IJULES_ROLLBACK_REASON"',
         task_id="rollback",
         pool="default_pool",
-        env={"IJULES_ROLLBACK_REASON": "{{ params.reason }}"},
+        env={"IJULES_ROLLBACK_REASON": "{{ params.reason or '' }}"},
         retries=0,  # a refused rollback (nothing to roll back to) is not transient
     )
 

@@ -99,9 +99,11 @@ def rollback(
     """
     from mlflow import MlflowClient
 
+    name = config.registry.model_name
+    if not reason.strip():
+        raise RegistryError(f"{name}: a rollback needs a reason, for the audit trail")
     configure(config.registry.experiment)
     client = MlflowClient()
-    name = config.registry.model_name
     current = _current(client, name, CHAMPION)
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back")

@@ -75,12 +75,15 @@ def test_rollback_is_manual_needs_a_reason_and_never_waits_for_the_workspace(dag
     dag = dagbag.dags["ijules_rollback"]
     assert type(dag.timetable).__name__ == "NullTimetable"  # manual only
     reason = dag.params.get_param("reason")
-    assert reason.schema["type"] == "string" and reason.schema["minLength"] >= 3
+    # A string of 3 or more, or none (the default, so that a failed run's callback context can
+    # be built): `ijules rollback` refuses a run without one (tests/e2e, the refused rollback).
+    assert reason.schema["type"] == ["null", "string"] and reason.schema["minLength"] >= 3
+    assert reason.value is None
     (task,) = dag.tasks
     assert task.pool != "ijules_dvc_workspace" and task.retries == 0
     # The reason reaches the command through the environment, never spliced into the shell line.
     assert "params.reason" not in task.bash_command
-    assert task.env["IJULES_ROLLBACK_REASON"] == "{{ params.reason }}"
+    assert task.env["IJULES_ROLLBACK_REASON"] == "{{ params.reason or '' }}"  # none: empty
     assert task.env["IJULES_ACTOR"].startswith("airflow:")
 
 

@@ -348,6 +348,40 @@ def test_the_rollback_dag_reinstates_the_replaced_champion_with_its_reason(
     assert not (project / "hacked").exists()
 
 
+def test_a_refused_rollback_fails_its_run_and_mails_the_refusal_once(
+    airflow_db, tmp_path, monkeypatch
+) -> None:
+    """A run with no reason, then a champion that replaced no version: each rollback is
+    refused, the alias stays, and the risk team and on-call get one failure e-mail with the
+    refusal's line."""
+    from ijules.config import load_config
+
+    project = make_project(tmp_path / "project")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'var' / 'mlflow.db'}")
+    config = load_config(project / "params.yaml")
+    name = config.registry.model_name
+    client = stub_registry(config, {"1": "champion"})
+    client.set_registered_model_alias(name, "champion", "1")
+    dags = load_dags(project, monkeypatch)
+    refusals = {
+        None: f"{name}: a rollback needs a reason, for the audit trail",
+        "the desk's loss comfort": f"{name} champion v1 replaced no earlier version",
+    }
+    for reason, refusal in refusals.items():
+        with MailSink(tmp_path / f"mail-{reason is None}") as sink:
+            monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.airflow_connection())
+            conf = {} if reason is None else {"reason": reason}
+            run = dags["ijules_rollback"].test(run_conf=conf)
+            alerts = sink.messages()
+        assert str(run.state) == "failed", states(run)
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+        [alert] = alerts
+        assert recipients(alert) == ALERTED
+        assert alert["Subject"].startswith("[ijules] ijules_rollback FAILED at rollback for ")
+        assert escape(refusal) in html_body(alert)
+    assert all(entry.action != "rollback" for entry in verify(project / config.paths.audit))
+
+
 def test_a_person_approves_then_rejects_through_the_rest_api(
     airflow_db, approvals_api, tmp_path, monkeypatch
 ) -> None:
