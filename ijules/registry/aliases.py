@@ -83,6 +83,9 @@ def promote(
     if alias == CHAMPION and previous is not None and previous != version:
         client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
     client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION and _current(client, name, CHALLENGER) == version:
+        # Promoted from challenger: it leaves that slot (one version, one paper book).
+        client.delete_registered_model_alias(name, CHALLENGER)
     mirror(client, entry)
     log.info("%s@%s -> v%s (was %s) by %s: %s", name, alias, version, previous, entry.actor, reason)
     return previous

@@ -219,6 +219,8 @@ def test_review_then_approval_moves_aliases_and_nothing_else_does(workspace) -> 
     assert alias(client, expected) == "4"
     if expected == "challenger":  # an approved challenger may be promoted by hand
         promote(ws.config, "4", "champion", reason="desk decision", force=False, audit=trail)
+    # Either way v4 is champion and holds no other alias: it trades in one book.
+    assert (alias(client, "champion"), alias(client, "challenger")) == ("4", None)
     assert client.get_model_version(NAME, "4").tags["ijules.previous_champion"] == "1"
     again = register(ws, "m4", "reports/m4.json")  # a rerun reviews nothing new
     assert (again.version, again.status) == (
