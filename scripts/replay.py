@@ -15,7 +15,9 @@ retraining, with its reason, or promoting the challenger with `ijules promote`);
 the runs it created in the metadata database and left queued (the nightly's health starting the
 weekly early, or a rollback) run next, as a scheduler would start them, with their logical date and
 conf. The weekly's approval is answered over the api-server's HITL REST API by the plan's approver
-(``scripts/answer_approval.py``). After each day the timeline is written to
+(``scripts/answer_approval.py``). The tasks' `ijules` commands are forked from one warm process
+(ijules/launch.py): the same commands, without each importing its libraries again (a night took
+46 s cold, 19 s warm, on two cores). After each day the timeline is written to
 ``OUTPUT/timeline.json`` and ``OUTPUT/timeline.html`` (atomically).
 
 Usage: python scripts/replay.py [--from 2026-04-18] [--to 2026-05-08] [--plan scripts/replay.yaml]
