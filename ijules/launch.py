@@ -10,8 +10,9 @@ line, the working folder, the umask, the environment and its own standard stream
 process forks a child that runs the command as a cold process would (the same code, streams,
 environment, threads waited for, exit handlers and exit status). This process relays SIGTERM,
 SIGINT and SIGHUP to the child and exits as the child did, once it has exited. With no warm
-process listening there, the command runs cold. The replay (scripts/replay.py) runs its weeks
-of DAG runs this way.
+process listening there, the command runs cold. The code that runs is the warm process's, as
+imported when it started: start it from the environment (and the checkout) its commands would
+have. The replay (scripts/replay.py) runs its weeks of DAG runs this way.
 
 Only the standard library is imported here until the command runs: that is the point.
 """

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -139,6 +138,7 @@ class Replay:
 
     def run(self) -> int:
         from ijules.config import load_config
+        from ijules.operations.approvals import approvals_api
         from ijules.operations.landing import deliver, deliver_backlog, shifted_sample
 
         started = time.monotonic()
@@ -154,7 +154,11 @@ class Replay:
             f"{len(backlog)} deliveries landed before day one; logs in {self.logs}\n"
         )
         self.migrate()
-        with self.warm_commands(), self.api_server() as api, self.mail_sink():
+        with (
+            self.warm_commands(),
+            approvals_api(self.plan.approver, self.logs / "api-server.log", API_WAIT_S) as api,
+            self.mail_sink(),
+        ):
             self.api = api
             dags = self.load_dags()
             timeline = TimelineWriter(config, self.plan, self.output, self.project)
@@ -201,40 +205,6 @@ class Replay:
                 yield
             finally:
                 del os.environ[WARM_SOCKET_ENV]
-
-    @contextmanager
-    def api_server(self) -> Iterator[str]:
-        """The api-server the approver answers through, on the replay's metadata database, with
-        one named user (simple auth manager; its password generated into AIRFLOW_HOME)."""
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {
-            **os.environ,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.plan.approver}:admin",
-            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
-        }
-        log = (self.logs / "api-server.log").open("w")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + API_WAIT_S
-            while True:
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the api-server did not start; see {log.name}")
-                time.sleep(1)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
-            log.close()
 
     @contextmanager
     def mail_sink(self) -> Iterator[None]:

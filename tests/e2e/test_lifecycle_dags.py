@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
@@ -56,35 +52,10 @@ def airflow_db() -> None:
 @pytest.fixture(scope="module")
 def approvals_api(airflow_db, tmp_path_factory) -> Iterator[str]:
     """An api-server on the tests' metadata database, with one named user who may answer."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{APPROVER}:admin",
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
-    }
-    log = (tmp_path_factory.mktemp("api") / "api-server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(120):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert server.poll() is None, f"the api-server exited; see {log.name}"
-            time.sleep(1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-        log.close()
+    from ijules.operations.approvals import approvals_api as api_server
+
+    with api_server(APPROVER, tmp_path_factory.mktemp("api") / "api-server.log", 120) as url:
+        yield url
 
 
 def answered(approver: subprocess.Popen[str], project: Path) -> str:
