@@ -23,6 +23,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # mkstemp makes it 0600; the artifact gets the mode a plain write would give it, so that the
+    # other users of a shared project (a worker, the api-server, a person) can read it.
+    os.fchmod(fd, _new_file_mode())
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -30,6 +33,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_file_mode() -> int:
+    """0o666 less the process's umask (read from /proc where it can be, so as not to set it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_text(target: Path, text: str) -> None:
