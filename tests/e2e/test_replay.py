@@ -157,8 +157,9 @@ def test_the_alias_history_is_the_audit_trails_day_by_day_and_the_registrys_at_t
     for day in replayed.timeline.days:
         while entry is not None and entry.seq <= day.audit_head:
             if entry.action in ("approve", "promote", "force_promote", "rollback"):
-                # An approval to champion takes the challenger alias off the version it moves.
-                if entry.action == "approve" and aliases["challenger"] == entry.version:
+                # A version made champion (approved or promoted) leaves the challenger alias.
+                moved_to_champion = entry.alias == "champion" and entry.action != "rollback"
+                if moved_to_champion and aliases["challenger"] == entry.version:
                     aliases["challenger"] = None
                 aliases[str(entry.alias)] = entry.version
             entry = next(pending, None)
