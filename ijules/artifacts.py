@@ -863,8 +863,24 @@ class ScenarioResult(Record):
     risk_managed_long: StressedBaseline
 
 
+def scenario_file(scenario: str) -> str:
+    """The name of stress scenario ``scenario``'s result file."""
+    return f"{scenario}.json"
+
+
+class ScenarioReport(Artifact):
+    """One stress scenario run on the model (``reports/stress/scenarios/<scenario>.json``)."""
+
+    written_by = "ijules stress-scenario"
+
+    model: ModelRef
+    window: Window
+    result: ScenarioResult
+
+
 class StressReport(Artifact):
-    """Every stress scenario run on the model (``reports/stress.json``)."""
+    """Every stress scenario run on the model (``reports/stress.json``), gathered from the
+    scenarios' own reports."""
 
     written_by = "ijules stress"
 

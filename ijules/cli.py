@@ -554,22 +554,47 @@ def walk_forward(
     )
 
 
-@app.command()
-def stress(
+@app.command(name="stress-scenario")
+def stress_scenario(
     ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="Scenario name (stress.scenarios).")],
     features: PathOption = None,
     meta: PathOption = None,
     model_dir: PathOption = None,
     output: PathOption = None,
 ) -> None:
-    """Backtest the policy under the stress scenarios and judge its survival."""
+    """Backtest the policy under one stress scenario and judge its survival."""
+    from ijules.artifacts import scenario_file
+    from ijules.evaluation.stress import run_scenario
+
+    cfg = _config(ctx)
+    report = run_scenario(
+        cfg,
+        scenario=scenario,  # type: ignore[arg-type]  # checked against stress.scenarios
+        features=_path(features, cfg.paths.features),
+        meta=_path(meta, cfg.paths.feature_meta),
+        model_dir=_path(model_dir, cfg.paths.model_dir),
+        output=_path(output, str(Path(cfg.paths.stress_scenarios) / scenario_file(scenario))),
+    )
+    result = report.result
+    verdict = "survived" if result.survived else "FAILED " + ", ".join(result.checks.unmet)
+    typer.echo(f"stress {scenario}: {verdict} (agent max drawdown {result.max_drawdown:.2%})")
+
+
+@app.command()
+def stress(
+    ctx: typer.Context,
+    scenarios: PathOption = None,
+    model_dir: PathOption = None,
+    output: PathOption = None,
+) -> None:
+    """Gather the stress scenarios' results on the current model; judge survival of them all."""
     from ijules.evaluation.stress import run_stress
 
     cfg = _config(ctx)
     result = run_stress(
         cfg,
-        features=_path(features, cfg.paths.features),
-        meta=_path(meta, cfg.paths.feature_meta),
+        scenarios=_path(scenarios, cfg.paths.stress_scenarios),
         model_dir=_path(model_dir, cfg.paths.model_dir),
         output=_path(output, cfg.paths.stress),
     )

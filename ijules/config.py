@@ -127,6 +127,7 @@ class PathsConfig(Frozen):
     walk_forward_folds: str = "reports/walk_forward/folds"
     walk_forward: str = "reports/walk_forward/summary.json"
     trials: str = "reports/trials/ledger.jsonl"  # every configuration tried (git, DVC: persist)
+    stress_scenarios: str = "reports/stress/scenarios"  # <scenario>.json, one per stage item
     stress: str = "reports/stress.json"
     performance_report: str = "reports/performance_report.yaml"
     performance_html: str = "reports/performance_report.html"

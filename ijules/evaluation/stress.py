@@ -52,19 +52,21 @@ from ijules.artifacts import (
     ModelRef,
     PerformanceMetrics,
     PolicyRecord,
+    ScenarioReport,
     ScenarioResult,
     StressedAgent,
     StressedBaseline,
     StressReport,
     SurvivalChecks,
     Window,
+    scenario_file,
 )
 from ijules.config import Config
 from ijules.data.features import BAR_COLUMNS, SPLIT, feature_table
 from ijules.data.schema import TIMESTAMP
 from ijules.env.backtest import Backtest, baseline_env, constant, run_backtest
 from ijules.env.market_data import MarketData, from_feature_table
-from ijules.errors import ConfigError, IngestError
+from ijules.errors import ArtifactError, ConfigError, IngestError
 from ijules.evaluation.config import StressName
 from ijules.evaluation.risk_report import load_daily
 from ijules.sim import codes
@@ -319,10 +321,21 @@ def stress_policy(
     )
 
 
-def run_stress(
-    config: Config, *, features: Path, meta: Path, model_dir: Path, output: Path
-) -> StressReport:
-    """Run every configured scenario on the test window; write ``output``."""
+def run_scenario(
+    config: Config,
+    *,
+    scenario: StressName,
+    features: Path,
+    meta: Path,
+    model_dir: Path,
+    output: Path,
+) -> ScenarioReport:
+    """Run one configured scenario on the test window; write ``output``."""
+    if scenario not in config.stress.scenarios:
+        raise ConfigError(
+            f"stress scenario {scenario!r} is not in stress.scenarios "
+            f"({', '.join(config.stress.scenarios)})"
+        )
     feature_set = FeatureSet.read(meta)
     if len(feature_set.symbols) > 1:
         raise ConfigError(
@@ -332,20 +345,44 @@ def run_stress(
         )
     table = pd.read_parquet(features)
     policy = RecurrentPolicy.load(model_dir)
-    daily = daily_returns(config)
+    result = stress_policy(config, policy, table, feature_set, scenario, daily_returns(config))
+    log.info(
+        "stress %s: %s (agent max drawdown %.2f%%, risk-managed long %.2f%%)",
+        scenario,
+        "survived" if result.survived else f"FAILED {', '.join(result.checks.unmet)}",
+        100 * result.max_drawdown,
+        100 * result.risk_managed_long.max_drawdown,
+    )
+    report = ScenarioReport(model=_model(model_dir), window="test", result=result)
+    report.write(output)
+    return report
+
+
+def run_stress(config: Config, *, scenarios: Path, model_dir: Path, output: Path) -> StressReport:
+    """Gather every configured scenario's report from ``scenarios`` into ``output``.
+
+    Each must be there and have been run on the current model: a missing one, or one run on
+    another model, is no evidence about this one, and nothing is written.
+    """
+    model = _model(model_dir)
     results = []
     for scenario in config.stress.scenarios:
-        result = stress_policy(config, policy, table, feature_set, scenario, daily)
-        log.info(
-            "stress %s: %s (agent max drawdown %.2f%%, risk-managed long %.2f%%)",
-            scenario,
-            "survived" if result.survived else f"FAILED {', '.join(result.checks.unmet)}",
-            100 * result.max_drawdown,
-            100 * result.risk_managed_long.max_drawdown,
-        )
-        results.append(result)
+        path = scenarios / scenario_file(scenario)
+        if not path.is_file():
+            raise ArtifactError(
+                f"{path} not found: stress scenario {scenario!r} has not run "
+                f"(`ijules stress-scenario --scenario {scenario}`, the stage stress_scenario@...)"
+            )
+        report = ScenarioReport.read(path)
+        if report.model.run_id != model.run_id or report.result.scenario != scenario:
+            raise ArtifactError(
+                f"{path} holds scenario {report.result.scenario!r} run on model "
+                f"{report.model.run_id}, not {scenario!r} on the current model {model.run_id}: "
+                f"rerun `ijules stress-scenario --scenario {scenario}`"
+            )
+        results.append(report.result)
     payload = StressReport(
-        model=ModelRef(run_id=PolicyRecord.read(model_dir / POLICY_SPEC).mlflow.run_id),
+        model=model,
         window="test",
         survived=sum(r.survived for r in results),
         scenarios_run=len(results),
@@ -354,3 +391,7 @@ def run_stress(
     )
     payload.write(output)
     return payload
+
+
+def _model(model_dir: Path) -> ModelRef:
+    return ModelRef(run_id=PolicyRecord.read(model_dir / POLICY_SPEC).mlflow.run_id)

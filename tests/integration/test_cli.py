@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ijules.artifacts import ValidationResult
 from ijules.cli import app
+from ijules.evaluation.config import StressConfig
 from tests.conftest import SAMPLES, make_project, run
 
 COMMANDS = (
@@ -23,6 +24,7 @@ COMMANDS = (
     "seeds",
     "walk-forward-fold",
     "walk-forward",
+    "stress-scenario",
     "stress",
     "report",
     "register",
@@ -74,7 +76,11 @@ def test_stages_run_in_order_from_the_command_line(tmp_path, monkeypatch) -> Non
     for fold in ("0", "1", "2"):
         assert f"fold {fold}: agent Sharpe" in invoke("walk-forward-fold", "--fold", fold)
     assert "of 3 folds passed" in invoke("walk-forward")
-    assert "stress: survived" in invoke("stress")
+    scenarios = StressConfig().scenarios
+    for name in scenarios:
+        assert f"stress {name}: " in invoke("stress-scenario", "--scenario", name)
+    gathered = invoke("stress")
+    assert "stress: survived" in gathered and f"of {len(scenarios)} scenarios" in gathered
     assert "performance report:" in invoke("report")
     assert "ijules-policy v1:" in invoke("register")
     audited = invoke("audit")

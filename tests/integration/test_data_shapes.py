@@ -21,7 +21,7 @@ from ijules.data.validate import run_validate
 from ijules.env.market_data import MarketData, load_windows
 from ijules.errors import ConfigError, DataValidationError
 from ijules.evaluation.baselines import BASELINES, PASSIVE, rule_baselines
-from ijules.evaluation.stress import run_stress
+from ijules.evaluation.stress import run_scenario
 from ijules.evaluation.walk_forward import run_fold
 from ijules.execution.costs import DAILY_VOLUME_USD
 from tests.conftest import ES_TRADES, SAMPLES, SP500_CLOSE_ONLY, TINY, deep_merge
@@ -104,14 +104,15 @@ def test_two_instruments_from_one_folder_trade_on_a_common_clock(
 
     # Stress scenarios reshape one instrument's bars: refused by name, nothing written.
     with pytest.raises(ConfigError, match=r"holds 2 \(BTCUSD, EURUSD\)"):
-        run_stress(
+        run_scenario(
             config,
+            scenario=config.stress.scenarios[0],
             features=tmp_path / "features.parquet",
             meta=tmp_path / "m.json",
             model_dir=tmp_path / "no-model",
-            output=tmp_path / "stress.json",
+            output=tmp_path / "scenario.json",
         )
-    assert not (tmp_path / "stress.json").exists()
+    assert not (tmp_path / "scenario.json").exists()
 
 
 def test_e_mini_trades_become_minute_bars_on_the_cme_calendar(make_config, tmp_path) -> None:

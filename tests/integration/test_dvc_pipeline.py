@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from ijules.artifacts import POLICY_SPEC, POLICY_ZIP, PolicyRecord
+from ijules.evaluation.config import StressConfig
 from tests.conftest import SAMPLES, make_project, run
 
 pytestmark = pytest.mark.slow
@@ -26,6 +27,7 @@ STAGES = (
     "walk_forward@1",
     "walk_forward@2",
     "walk_forward_summary",
+    *(f"stress_scenario@{name}" for name in StressConfig().scenarios),
     "stress",
     "report",
     "paper",  # with nothing registered yet: no book opens, the report says so

@@ -14,7 +14,7 @@ from ijules.errors import ArtifactError
 from ijules.evaluation.baselines import BASELINES, RULES
 from ijules.evaluation.config import StressConfig
 from ijules.evaluation.risk_report import load_daily
-from ijules.evaluation.stress import run_stress
+from ijules.evaluation.stress import run_scenario, run_stress
 from ijules.evaluation.trials import read_ledger
 from ijules.evaluation.walk_forward import run_fold, run_summary
 from tests.conftest import REPO
@@ -85,16 +85,39 @@ def test_every_stress_scenario_runs_and_is_judged(workspace) -> None:
     ws.prepare_data()
     ws.train()
     evaluation = ws.evaluate()
+    scenarios = ws.root / "reports" / "stress" / "scenarios"
+    for name in ws.config.stress.scenarios:
+        run_scenario(
+            ws.config,
+            scenario=name,
+            features=ws.path("features"),
+            meta=ws.path("feature_meta"),
+            model_dir=ws.root / "models",
+            output=scenarios / f"{name}.json",
+        )
     result = run_stress(
         ws.config,
-        features=ws.path("features"),
-        meta=ws.path("feature_meta"),
+        scenarios=scenarios,
         model_dir=ws.root / "models",
         output=ws.root / "reports" / "stress.json",
     )
     by_name = {s.scenario: s for s in result.scenarios}
     assert set(by_name) == set(StressConfig().scenarios)
     assert result.model.run_id == evaluation.model.run_id
+    # Gathering refuses a missing scenario, and one run on another model, naming the file;
+    # the last report stays as it was.
+    written = (ws.root / "reports" / "stress.json").read_bytes()
+    crash = scenarios / "market_crash_2008.json"
+    kept = crash.read_text()
+    crash.unlink()
+    with pytest.raises(ArtifactError, match=r"market_crash_2008\.json not found"):
+        run_stress(ws.config, scenarios=scenarios, model_dir=ws.root / "models",
+                   output=ws.root / "reports" / "stress.json")  # fmt: skip
+    crash.write_text(kept.replace(evaluation.model.run_id, "another-model"))
+    with pytest.raises(ArtifactError, match="run on model another-model"):
+        run_stress(ws.config, scenarios=scenarios, model_dir=ws.root / "models",
+                   output=ws.root / "reports" / "stress.json")  # fmt: skip
+    assert (ws.root / "reports" / "stress.json").read_bytes() == written
     for scenario in by_name.values():
         assert scenario.bars > 24
         assert set(scenario.checks.model_dump()) == {
