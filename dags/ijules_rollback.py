@@ -4,7 +4,7 @@ Trigger it from the Airflow UI (or `airflow dags trigger ijules_rollback --conf 
 with the reason the audit trail will record. It runs `ijules rollback`, which reinstates only the
 version the champion replaced, and only if that version's gate passed, and writes the rollback to
 the audit trail (actor: this DAG run) before the alias moves. It takes the default pool, not the
-DVC workspace's slot: a rollback never waits behind a training run.
+DVC workspace's slots: a rollback never waits behind a training run.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shlex
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,14 @@ _MISSING_PROJECT = f"{PROJECT_ENV} must name the project folder on this worker"
 # Bash expands this when the task runs; `:?` stops the command with the message if it is unset.
 _IN_PROJECT = f'cd "${{{PROJECT_ENV}:?{_MISSING_PROJECT}}}" && '
 
-# Tasks that write to the DVC workspace hold its only slot, so two runs never interleave there.
+# The DVC workspace is a pool used as a readers-writer lock: a task that may change what others
+# read (the data, the model, the registry) takes every slot, so nothing else runs there beside
+# it; a mapped fold or stress scenario, or the risk report, reads only what no task of a running
+# DAG changes under it and writes only its own output, so those take one slot each and run side
+# by side (DVC serialises their dvc.lock updates: `--wait-for-lock`). Every deployment creates
+# the pool with WORKSPACE_SLOTS slots (scripts/services.sh, run-lifecycle.sh, cluster.py).
 WORKSPACE_POOL = "ijules_dvc_workspace"
+WORKSPACE_SLOTS = 4
 GPU_QUEUE = "gpu"
 
 log = logging.getLogger(__name__)
@@ -46,8 +53,10 @@ FAILURES = Path("var") / "failures"
 # `ijules` writes a failing command's one-line error to the file this names (ijules/cli.py);
 # relative to the project, where every task runs its command (DVC runs stages there too).
 ERROR_FILE_ENV = "IJULES_ERROR_FILE"
+# A mapped task's instances each get a folder: `walk_forward_fold[2]`.
+_TASK_FOLDER = "{{ ti.task_id }}{% if ti.map_index >= 0 %}[{{ ti.map_index }}]{% endif %}"
 _ERROR_FILE = str(
-    FAILURES / "{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id }}/{{ ti.try_number }}.error"
+    FAILURES / "{{ dag.dag_id }}/{{ run_id }}" / _TASK_FOLDER / "{{ ti.try_number }}.error"
 )
 WATCHER = "watcher"
 
@@ -91,7 +100,8 @@ def record_failure(context: Any) -> None:
     so the command's own line (IJULES_ERROR_FILE) comes first, the exception when there is none.
     """
     ti = context["ti"]
-    folder = project_dir() / FAILURES / ti.dag_id / ti.run_id / ti.task_id
+    name = task_name(ti)
+    folder = project_dir() / FAILURES / ti.dag_id / ti.run_id / name
     said = folder / f"{ti.try_number}.error"
     exception = context.get("exception")
     if said.is_file():
@@ -103,12 +113,19 @@ def record_failure(context: Any) -> None:
         if isinstance(context.get("task"), BashOperator):
             # The shell failed before (or without) an ijules command saying why: dvc, say.
             error += " (no ijules error line: the command's output is in the log)"
-    record = {"task_id": ti.task_id, "try_number": ti.try_number, "error": error, "log": ti.log_url}
+    record = {"task_id": name, "try_number": ti.try_number, "error": error, "log": ti.log_url}
     folder.mkdir(parents=True, exist_ok=True)
     # Written whole and renamed into place: the notifier never reads half a record.
     partial = folder / f".{ti.try_number}.json.tmp"
     partial.write_text(json.dumps(record), encoding="utf-8")
     partial.replace(folder / f"{ti.try_number}.json")
+
+
+def task_name(ti: Any) -> str:
+    """The task's id, with its map index for an instance of a mapped task (`walk_forward_fold[2]`),
+    as its failure record and e-mail name it."""
+    index = getattr(ti, "map_index", -1)
+    return ti.task_id if index is None or index < 0 else f"{ti.task_id}[{index}]"
 
 
 def recorded_failures(root: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -166,9 +183,9 @@ class FailureMail(BaseNotifier):
         # The task Airflow names as the cause; one that died before it could record (its worker
         # was lost) is in no record.
         last = context.get("ti")
-        if last is not None and last.task_id not in {r["task_id"] for r in recorded}:
+        if last is not None and task_name(last) not in {r["task_id"] for r in recorded}:
             recorded.append(
-                {"task_id": last.task_id, "try_number": last.try_number, "error": None,
+                {"task_id": task_name(last), "try_number": last.try_number, "error": None,
                  "log": last.log_url}
             )  # fmt: skip
         # The watcher fails only because another task did: name that one.
@@ -202,23 +219,70 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def dvc_stage(
-    *stages: str, task_id: str | None = None, force: bool = False, **kwargs: Any
+    *stages: str,
+    task_id: str | None = None,
+    force: bool = False,
+    shared: bool = False,
+    **kwargs: Any,
 ) -> BashOperator:
     """A task that brings DVC stages up to date (a no-op when nothing they depend on changed).
 
     A ``foreach`` stage's name stands for all of its items. ``force`` runs them every time: for
     a stage that depends on something DVC does not track (the registry), and is idempotent.
+    ``shared``: the stage only reads what no task changes while it runs and writes its own
+    output, so it takes one slot of the workspace, beside other shared tasks (WORKSPACE_POOL).
     """
     flags = "--force --single-item" if force else "--single-item"
+    dvc = "dvc --wait-for-lock" if shared else "dvc"
     return BashOperator(
         task_id=task_id or stages[0],
-        bash_command=f"{_IN_PROJECT}dvc repro {flags} {shlex.join(stages)}",
+        bash_command=f"{_IN_PROJECT}{dvc} repro {flags} {shlex.join(stages)}",
         pool=WORKSPACE_POOL,
+        pool_slots=1 if shared else WORKSPACE_SLOTS,
         do_xcom_push=False,
         env={ERROR_FILE_ENV: _ERROR_FILE},
         append_env=True,
         **kwargs,
     )
+
+
+def _stage_items(stage: str) -> list[str]:
+    """The items of a ``foreach`` stage (``walk_forward@0``, ...) as DVC resolves the project's
+    dvc.yaml and params on this worker, now: the parameters decide how many folds there are."""
+    listed = subprocess.run(
+        ["dvc", "stage", "list", "--name-only"],
+        cwd=project_dir(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    items = [name for name in listed.stdout.split() if name.startswith(f"{stage}@")]
+    if not items:
+        raise RuntimeError(f"dvc.yaml has no items of the foreach stage {stage!r}")
+    return items
+
+
+def _repro_item(item: str) -> str:
+    return f"{_IN_PROJECT}dvc --wait-for-lock repro --single-item {shlex.quote(item)}"
+
+
+def mapped_stage(stage: str, task_id: str, **kwargs: Any) -> tuple[PythonOperator, Any]:
+    """The items of a ``foreach`` stage as a dynamically mapped task: one task instance per item,
+    each with its own retries and worker, side by side in the workspace (one slot each).
+
+    Returns the task that lists the items (CPU, no workspace slot) and the mapped task.
+    """
+    items = PythonOperator(
+        task_id=f"list_{task_id}s", python_callable=_stage_items, op_args=[stage]
+    )
+    mapped = BashOperator.partial(
+        task_id=task_id,
+        pool=WORKSPACE_POOL,
+        pool_slots=1,
+        do_xcom_push=False,
+        env={ERROR_FILE_ENV: _ERROR_FILE},
+        append_env=True,
+        map_index_template="{{ task.bash_command.split()[-1] }}",
+        **kwargs,
+    ).expand(bash_command=items.output.map(_repro_item))
+    return items, mapped
 
 
 # The run's as-of file and its key (ijules.config.AS_OF_FILE and AS_OF_KEY; a DAG file imports no
@@ -254,6 +318,7 @@ def ingest_as_of_interval(**kwargs: Any) -> BashOperator:
         env={"IJULES_AS_OF": AS_OF_VALUE, ERROR_FILE_ENV: _ERROR_FILE},
         append_env=True,
         pool=WORKSPACE_POOL,
+        pool_slots=WORKSPACE_SLOTS,
         do_xcom_push=False,
         **kwargs,
     )
@@ -276,6 +341,7 @@ def ijules_command(
         task_id=task_id,
         bash_command=f"{_IN_PROJECT}ijules {command}",
         pool=pool,
+        pool_slots=WORKSPACE_SLOTS if pool == WORKSPACE_POOL else 1,
         # Who acts, in the registry's audit trail: this DAG run.
         env={
             "IJULES_ACTOR": "airflow:{{ dag.dag_id }}:{{ run_id }}",
@@ -326,10 +392,22 @@ class RecordedApproval(ApprovalOperator):
         return super().execute_complete(context, event)
 
 
+# Who may answer the approval: the users (ids) IJULES_APPROVERS lists, comma-separated; a
+# deployment with several roles names its risk officers here, so that a quant who may trigger and
+# rerun cannot approve a model. Unset (local development, all admins): whoever may edit the DAG.
+APPROVERS_ENV = "IJULES_APPROVERS"
+
+
+def approvers() -> list[dict[str, str]] | None:
+    names = [n.strip() for n in os.environ.get(APPROVERS_ENV, "").split(",") if n.strip()]
+    return [{"id": name, "name": name} for name in names] or None
+
+
 def approval(subject: str) -> ApprovalOperator:
     """A person approves or rejects the reviewed version; the review table is the body.
 
     Reject skips the promotion; a reason is asked for either way (the audit trail records it).
+    Only the users IJULES_APPROVERS names may answer, when it names any.
     """
     return RecordedApproval(
         task_id="approval",
@@ -345,6 +423,7 @@ def approval(subject: str) -> ApprovalOperator:
             )
         },
         response_timeout=APPROVAL_TIMEOUT,
+        assigned_users=approvers(),  # type: ignore[arg-type]
     )
 
 

@@ -25,7 +25,7 @@ started=$(date +%s)
 
 echo "== Airflow metadata database ($AIRFLOW_HOME)"
 airflow db migrate >var/log/airflow-migrate.log 2>&1
-airflow pools set ijules_dvc_workspace 1 "DVC workspace: one writer at a time" >/dev/null
+airflow pools set ijules_dvc_workspace 4 "DVC workspace: a writer takes all 4 slots, a shared reader 1 (dags/wiring.py)" >/dev/null
 
 echo "== api-server for approvals (log: var/log/airflow-api.log)"
 api=$(bash scripts/services.sh approvals-up)  # fails (and so does this script) if the port is taken

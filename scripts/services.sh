@@ -65,7 +65,7 @@ case "${1:-}" in
       --default-artifact-root "file://$PWD/var/mlflow/artifacts" \
       --host 127.0.0.1 --port "${IJULES_MLFLOW_PORT:-5000}" --workers 1
     airflow db migrate >var/log/airflow-migrate.log 2>&1
-    airflow pools set ijules_dvc_workspace 1 "DVC workspace: one writer at a time" >/dev/null
+    airflow pools set ijules_dvc_workspace 4 "DVC workspace: a writer takes all 4 slots, a shared reader 1 (dags/wiring.py)" >/dev/null
     start airflow 8080 120 airflow standalone
     echo "Airflow UI: http://127.0.0.1:8080   MLflow UI: http://127.0.0.1:${IJULES_MLFLOW_PORT:-5000}   mail: var/mail/new/"
     ;;

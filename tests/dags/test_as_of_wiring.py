@@ -37,7 +37,7 @@ def run_ingest_task(dagbag, dag_id: str, context: dict, tmp_path: Path) -> tuple
     task = dag.get_task("ingest")
     jinja = dag.get_template_env()
     # What the failure record's path is rendered from (wiring's IJULES_ERROR_FILE).
-    ti = SimpleNamespace(task_id="ingest", try_number=1)
+    ti = SimpleNamespace(task_id="ingest", try_number=1, map_index=-1)
     context = {"dag": dag, "run_id": "test_run", "ti": ti, **context}
     command = task.render_template(task.bash_command, context, jinja_env=jinja)
     env = task.render_template(task.env, context, jinja_env=jinja)

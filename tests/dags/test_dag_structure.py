@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ WRITERS = {
     "seeds",
     "tune",
     "walk_forward",
+    "walk_forward_fold",
+    "stress_scenario",
     "stress",
     "report",
     "drift",
@@ -39,7 +42,11 @@ WRITERS = {
     "promote",
     "record_rejection",
 }
-TRAINERS = {"train", "walk_forward", "seeds", "tune"}  # the tasks a GPU worker should take
+# The tasks a GPU worker should take: the walk-forward folds, not their summary (CPU work).
+TRAINERS = {"train", "walk_forward_fold", "seeds", "tune"}
+# Workspace tasks that read only what no running task changes and write only their own output.
+SHARED = {"walk_forward_fold", "stress_scenario", "risk_report"}
+DVC_REPRO = re.compile(r"\bdvc (--wait-for-lock )?repro\b")
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +106,9 @@ def test_weekly_retrains_reviews_then_waits_for_a_person(dagbag) -> None:
         "evaluate",
         "seeds",
         "tune",
+        "list_walk_forward_folds",
+        "walk_forward_fold",
         "walk_forward",
-        "stress",
-        "risk_report",
         "report",
         "review",
         "review_passed",
@@ -109,10 +116,22 @@ def test_weekly_retrains_reviews_then_waits_for_a_person(dagbag) -> None:
         "promote",
         "record_rejection",
     ]
+    # The stress scenarios need the model only; the risk report not even that.
+    beside = {
+        ("train", "list_stress_scenarios"),
+        ("list_stress_scenarios", "stress_scenario"),
+        ("stress_scenario", "stress"),
+        ("stress", "report"),
+        ("validate", "risk_report"),
+        ("risk_report", "report"),
+    }
     watcher = "watcher"
-    assert edges(dag) - {(task, watcher) for task in chain} == set(itertools.pairwise(chain))
+    tasks = [*chain, "list_stress_scenarios", "stress_scenario", "stress", "risk_report"]
+    assert (
+        edges(dag) - {(task, watcher) for task in tasks} == set(itertools.pairwise(chain)) | beside
+    )
     # Any failure fails the run, though its last task may be skipped by its trigger rule.
-    assert dag.get_task(watcher).upstream_task_ids == set(chain)
+    assert dag.get_task(watcher).upstream_task_ids == set(tasks)
     assert dag.get_task(watcher).trigger_rule == "one_failed"
     approval = dag.get_task("approval")
     assert isinstance(approval, ApprovalOperator)
@@ -172,7 +191,8 @@ def test_a_failed_run_alerts_once_and_every_failed_task_records_why(dagbag) -> N
             assert [c.__name__ for c in task.on_failure_callback] == ["record_failure"]
     for task in bash_tasks(dagbag):
         assert task.env["IJULES_ERROR_FILE"] == (
-            "var/failures/{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id }}/{{ ti.try_number }}.error"
+            "var/failures/{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id }}"
+            "{% if ti.map_index >= 0 %}[{{ ti.map_index }}]{% endif %}/{{ ti.try_number }}.error"
         ), task.task_id
         assert task.append_env is True, task.task_id  # and the worker's environment besides
 
@@ -183,11 +203,57 @@ def test_training_goes_to_the_gpu_queue_and_only_training(dagbag) -> None:
             assert (task.queue == "gpu") == (task.task_id in TRAINERS), task.task_id
 
 
-def test_workspace_writers_share_a_one_slot_pool(dagbag) -> None:
+def test_the_workspace_pool_is_a_readers_writer_lock(dagbag) -> None:
+    """A writer takes every slot of the workspace pool, so nothing runs beside it; a shared task
+    (a fold, the risk report) takes one, beside the others; every deployment makes the pool."""
+    import wiring
+
+    slots = wiring.WORKSPACE_SLOTS
+    assert slots > 1
     for dag_id in ("ijules_weekly", "ijules_nightly"):
         for task in dagbag.dags[dag_id].tasks:
             if task.task_id in WRITERS:
                 assert task.pool == "ijules_dvc_workspace", task.task_id
+                expected = 1 if task.task_id in SHARED else slots
+                assert task.pool_slots == expected, task.task_id
+    made = f"pools set ijules_dvc_workspace {slots} "
+    for script in ("scripts/services.sh", "scripts/run-lifecycle.sh", "docker/compose.yaml"):
+        assert made in (REPO / script).read_text(), script
+    cluster = (REPO / "scripts" / "cluster.py").read_text()
+    assert (
+        f"WORKSPACE_SLOTS = {slots}\n" in cluster
+        and 'WORKSPACE_POOL = "ijules_dvc_workspace"' in cluster
+    )
+
+
+def test_folds_and_scenarios_are_mapped_one_task_per_dvc_item(dagbag, tmp_path) -> None:
+    """The fold task and the stress scenario task are mapped over their foreach stage's items as
+    DVC lists them in the project (so the parameters decide how many), each one `dvc repro` of
+    one item, waiting for DVC's lock rather than failing when a sibling holds it."""
+    import wiring
+
+    dag = dagbag.dags["ijules_weekly"]
+    folds = dag.get_task("walk_forward_fold")
+    assert type(folds).__name__ == "MappedOperator"
+    assert folds.partial_kwargs["pool_slots"] == 1 and folds.queue == "gpu"
+    project = REPO
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IJULES_PROJECT_DIR", str(project))
+        items = wiring._stage_items("walk_forward")
+    fold_ids = yaml.safe_load((REPO / "params.yaml").read_text())["walk_forward"]["fold_ids"]
+    assert items == [f"walk_forward@{i}" for i in fold_ids]
+    command = wiring._repro_item(items[0])
+    assert command.endswith("dvc --wait-for-lock repro --single-item walk_forward@0")
+    scenarios = dag.get_task("stress_scenario")
+    assert scenarios.partial_kwargs["pool_slots"] == 1 and scenarios.queue == "default"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IJULES_PROJECT_DIR", str(project))
+        names = wiring._stage_items("stress_scenario")
+    configured = yaml.safe_load((REPO / "params.yaml").read_text())["stress"]["scenarios"]
+    assert names == [f"stress_scenario@{name}" for name in configured]
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(RuntimeError, match="no_such"):
+        patch.setenv("IJULES_PROJECT_DIR", str(project))
+        wiring._stage_items("no_such")
 
 
 def test_data_checks_are_not_retried(dagbag) -> None:
@@ -210,7 +276,7 @@ def test_dvc_tasks_name_real_pipeline_stages(dagbag) -> None:
     for dag in dagbag.dags.values():
         for task in dag.tasks:
             command = getattr(task, "bash_command", "")
-            if "dvc repro" in command:
+            if DVC_REPRO.search(command):
                 named = command.split("--single-item")[1].split()
                 assert named and set(named) <= stages, task.task_id
 
@@ -227,7 +293,7 @@ def test_tasks_carry_nothing_from_the_machine_that_parsed_them(dagbag) -> None:
 
 def test_bash_tasks_resolve_tools_and_project_on_the_worker(dagbag) -> None:
     tasks = bash_tasks(dagbag)
-    assert {task.task_id for task in tasks} >= WRITERS
+    assert {task.task_id for task in tasks} >= WRITERS - {"walk_forward_fold", "stress_scenario"}
     for task in tasks:
         command = task.bash_command
         assert str(BIN) not in command and str(REPO) not in command, task.task_id
@@ -235,7 +301,7 @@ def test_bash_tasks_resolve_tools_and_project_on_the_worker(dagbag) -> None:
         assert task.cwd is None, task.task_id
         assert not task.env or "PATH" not in task.env, task.task_id
         # `dvc` and `ijules` by name, found on the worker's PATH.
-        assert "dvc repro" in command or "ijules " in command, task.task_id
+        assert DVC_REPRO.search(command) or "ijules " in command, task.task_id
 
 
 def fake_tool(folder: Path, name: str) -> Path:
@@ -262,7 +328,13 @@ def run_bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
             "ijules_weekly",
             "walk_forward",
             "dvc",
-            ["repro", "--single-item", "walk_forward", "walk_forward_summary"],
+            ["repro", "--single-item", "walk_forward_summary"],
+        ),
+        (
+            "ijules_weekly",
+            "risk_report",
+            "dvc",
+            ["--wait-for-lock", "repro", "--single-item", "risk"],
         ),
         ("ijules_nightly", "drift", "dvc", ["repro", "--force", "--single-item", "drift"]),
         ("ijules_weekly", "review", "ijules", ["register"]),
