@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint type bench research phases replay up down clean
+.PHONY: help setup system-deps run test test-fast lint type bench research phases replay up down up-cluster down-cluster clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,10 +36,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)  ## Create .venv and install the lock (torch first)
 
+system-deps:  ## Install Debian's redis-server, PostgreSQL 15 and Chromium where missing (root)
+	bash scripts/system-deps.sh
+
 run: setup  ## Run the whole lifecycle once through Airflow (weekly, then nightly) and summarise it
 	bash scripts/run-lifecycle.sh
 
-test: setup  ## Run the test suite (unit, integration, DAG and end-to-end)
+test: setup system-deps  ## Run the test suite (unit, integration, DAG, end-to-end, the cluster and the UIs)
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## Run the tests not marked slow
@@ -76,6 +79,14 @@ up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail s
 
 down:  ## Stop what `make up` started
 	bash scripts/services.sh down
+
+up-cluster: setup system-deps  ## The Celery deployment natively: PostgreSQL, Redis, Airflow, 2 workers, MLflow with auth (var/cluster)
+	$(BIN)/python scripts/cluster.py up $(if $(GPU_WORKERS),--gpu-workers $(GPU_WORKERS))
+	@$(BIN)/python scripts/cluster.py env | grep -E 'MLFLOW_TRACKING_URI|EXECUTION_API' | sed 's/^export /  /'
+	@echo "  users and passwords: var/cluster/airflow-passwords.json; secrets: var/cluster/secrets.env"
+
+down-cluster:  ## Stop what `make up-cluster` started (its data stays in var/cluster)
+	$(BIN)/python scripts/cluster.py down
 
 clean:  ## Remove local state (Airflow, MLflow, DVC remote and run-cache, mail), so `make run` rebuilds it all; keep .venv
 	bash scripts/services.sh down
