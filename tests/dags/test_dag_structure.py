@@ -197,6 +197,39 @@ def test_a_failed_run_alerts_once_and_every_failed_task_records_why(dagbag) -> N
         assert task.append_env is True, task.task_id  # and the worker's environment besides
 
 
+def test_a_mapped_tasks_failure_is_recorded_where_its_command_wrote_why(
+    dagbag, tmp_path, monkeypatch
+) -> None:
+    """Each instance of a mapped task has its own record (`walk_forward_fold[2]`), in the folder
+    its command was told to write its error line to: the failure e-mail names the fold and why."""
+    from types import SimpleNamespace
+
+    import wiring
+
+    dag = dagbag.dags["ijules_weekly"]
+    ti = SimpleNamespace(
+        task_id="walk_forward_fold", map_index=2, try_number=1, dag_id=dag.dag_id,
+        run_id="manual__1", log_url="http://airflow/log",
+    )  # fmt: skip
+    error_file = dag.get_task("walk_forward_fold").partial_kwargs["env"]["IJULES_ERROR_FILE"]
+    rendered = dag.get_task("stress").render_template(
+        error_file, {"dag": dag, "run_id": ti.run_id, "ti": ti}, jinja_env=dag.get_template_env()
+    )
+    assert rendered == "var/failures/ijules_weekly/manual__1/walk_forward_fold[2]/1.error"
+    said = tmp_path / rendered
+    said.parent.mkdir(parents=True)
+    said.write_text("error: fold 2 diverged\n")
+    monkeypatch.setenv("IJULES_PROJECT_DIR", str(tmp_path))
+    wiring.record_failure({"ti": ti, "exception": RuntimeError("bash exited 1")})
+    unmapped = SimpleNamespace(**{**vars(ti), "task_id": "stress", "map_index": -1})
+    wiring.record_failure({"ti": unmapped, "exception": RuntimeError("bash exited 1")})
+    records = wiring.recorded_failures(tmp_path, dag.dag_id, ti.run_id)
+    assert {r["task_id"]: r["error"] for r in records} == {
+        "walk_forward_fold[2]": "error: fold 2 diverged",
+        "stress": "RuntimeError: bash exited 1",
+    }
+
+
 def test_training_goes_to_the_gpu_queue_and_only_training(dagbag) -> None:
     for dag_id in ("ijules_weekly", "ijules_nightly"):
         for task in dagbag.dags[dag_id].tasks:
