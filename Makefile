@@ -73,6 +73,7 @@ bench: setup  ## Run the benchmarks (installs their reference environments first
 	$(BIN)/python benchmarks/training_throughput.py
 	$(BIN)/python benchmarks/training_speed.py
 	$(BIN)/python benchmarks/rollback_latency.py
+	$(BIN)/python benchmarks/mapped_folds.py
 
 up: setup  ## Start the Airflow UI (:8080), the MLflow UI (:5000) and the mail sink in the background
 	bash scripts/services.sh up
