@@ -180,6 +180,7 @@ WORKSPACE_POOL = "ijules_dvc_workspace"
 WORKSPACE_SLOTS = 4
 POOL_DESCRIPTION = "DVC workspace: a writer takes all 4 slots, a shared reader 1 (dags/wiring.py)"
 MLFLOW_ADMIN = "admin"
+DAG_IDS = ("ijules_nightly", "ijules_rollback", "ijules_weekly")  # `up` waits for them
 CELERY_EXECUTOR = "airflow.providers.celery.executors.celery_executor.CeleryExecutor"
 
 
@@ -375,6 +376,25 @@ class Cluster:
                 instance = name if replica == 1 else f"{name}-{replica}"
                 extra = {"IJULES_WORKER_NAME": instance} if SERVICES[name].queues else {}
                 self.start(name, s, {**self.airflow_env(), **extra}, instance=instance)
+        self.wait_for_dags()
+
+    def wait_for_dags(self, wait_s: float = WAIT_S) -> None:
+        """Until the DAG processor has parsed the project's DAGs into the metadata database, with
+        no import error: only then can anyone trigger a run."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                listed = {dag["dag_id"] for dag in self.api("admin", "GET", "/dags").json()["dags"]}
+                errors = self.api("admin", "GET", "/importErrors").json()["total_entries"]
+            except (OSError, KeyError, ValueError):  # the api-server is still starting
+                listed, errors = set(), 0
+            if errors:
+                raise SystemExit(f"the DAGs have {errors} import error(s); see the UI or logs")
+            if listed >= set(DAG_IDS):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the DAG processor did not load {DAG_IDS} within {wait_s:.0f} s")
+            time.sleep(2)
 
     def init_postgres(self, s: dict[str, str]) -> None:
         pgdata = Path(s["pgdata"])
